@@ -1,0 +1,1 @@
+"""Metrics: per-example scorers (`@metric`) and corpus-level summaries (`@summary`)."""

@@ -1,0 +1,1 @@
+"""DSPy programs, one task per module, each registered with `@workbench.registry.program`."""

@@ -1,0 +1,91 @@
+"""A labelled example pool a program retrieves from at inference time.
+
+Small LMs need demos that look like the query and, for many labels, a short candidate
+list. The pool stores its examples as plain JSON in the program's DSPy state and rebuilds
+its TF-IDF index and label ranker on first use, so a reloaded program predicts the same.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+from dspy.predict.parameter import Parameter
+
+from workbench.textclf import LabelRanker, NearestNeighbours
+
+
+class ExamplePool(Parameter):
+    """Examples (`{input_field: ..., label_field: ...}` dicts) plus how many demos per query."""
+
+    def __init__(self, input_field: str = "text", label_field: str = "label",
+                 examples: list[dict[str, Any]] | None = None, k: int = 0):
+        self.input_field = input_field
+        self.label_field = label_field
+        self.examples = list(examples or [])
+        self.k = k
+        self._lock = threading.Lock()
+        self._index: NearestNeighbours | None = None
+        self._ranker: LabelRanker | None = None
+        self._labels: np.ndarray | None = None
+
+    # DSPy state: plain data only.
+    def dump_state(self, json_mode: bool = True) -> dict[str, Any]:
+        return {"input_field": self.input_field, "label_field": self.label_field, "k": self.k,
+                "examples": [dict(e) for e in self.examples]}
+
+    def load_state(self, state: dict[str, Any]) -> ExamplePool:
+        self.input_field = state["input_field"]
+        self.label_field = state["label_field"]
+        self.k = int(state["k"])
+        self.examples = [dict(e) for e in state["examples"]]
+        self.reset_index()
+        return self
+
+    def reset(self) -> None:
+        """DSPy's reset_copy() clears learned state; a pool keeps its examples (they are data)."""
+
+    def reset_index(self) -> None:
+        with self._lock:
+            self._index = self._ranker = self._labels = None
+
+    def fill(self, examples: list[dict[str, Any]], k: int | None = None) -> None:
+        self.examples = [{self.input_field: e[self.input_field], self.label_field: e[self.label_field]}
+                         for e in examples]
+        if k is not None:
+            self.k = k
+        self.reset_index()
+
+    def __deepcopy__(self, memo):
+        # Optimizers deep-copy programs often; the fitted index is shared, not copied.
+        twin = ExamplePool(self.input_field, self.label_field, self.examples, self.k)
+        twin._index, twin._ranker, twin._labels = self._index, self._ranker, self._labels
+        return twin
+
+    def _texts(self) -> list[str]:
+        return [str(e[self.input_field]) for e in self.examples]
+
+    def index(self) -> NearestNeighbours:
+        with self._lock:
+            if self._index is None:
+                self._index = NearestNeighbours(self._texts())
+                self._labels = np.array([e[self.label_field] for e in self.examples], dtype=object)
+            return self._index
+
+    def ranker(self) -> LabelRanker:
+        with self._lock:
+            if self._ranker is None:
+                self._ranker = LabelRanker(self._texts(), [e[self.label_field] for e in self.examples])
+            return self._ranker
+
+    def nearest(self, text: str, k: int, labels: list[str] | None = None) -> list[dict[str, Any]]:
+        """The k pool examples most like `text` (optionally only those with a label in
+        `labels`), least similar first so the closest demo sits next to the query."""
+        index = self.index()
+        allowed = np.isin(self._labels, labels) if labels is not None else None
+        picked = index.nearest(text, k, allowed)
+        return [dict(self.examples[i]) for i in reversed(picked)]
+
+    def top_labels(self, text: str, n: int) -> list[str]:
+        return self.ranker().top(text, n)

@@ -1,0 +1,92 @@
+"""Routing: classify a message into one label of a set that comes from the data.
+
+The LM always makes the final decision, and its output is constrained to valid labels
+(a `Literal` output field, decoded under a grammar by the embedded LM). Two cheap helpers
+make a small LM usable: `candidates` narrows the labels the LM may choose from to the top
+n of a TF-IDF classifier, and the pool's `k` (set by the retrieval_demos optimizer) picks
+the k most similar training examples as demos for every query.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import dspy
+
+from programs.pool import ExamplePool
+from workbench.data import TaskData
+from workbench.registry import program
+
+DEFAULT_INSTRUCTIONS = "Classify the user's message into exactly one of the allowed labels."
+
+
+def route_signature(labels: list[str], instructions: str = DEFAULT_INSTRUCTIONS) -> type[dspy.Signature]:
+    return dspy.Signature(
+        {
+            "text": (str, dspy.InputField(desc="the user's message")),
+            "label": (Literal[tuple(labels)], dspy.OutputField(desc="the label that fits the message best")),
+        },
+        instructions,
+    )
+
+
+class Router(dspy.Module):
+    """text -> label, with optional candidate narrowing and per-query retrieved demos."""
+
+    def __init__(self, labels: list[str], *, candidates: int = 0, instructions: str = DEFAULT_INSTRUCTIONS,
+                 pool: ExamplePool | None = None):
+        super().__init__()
+        if candidates < 0 or candidates > len(labels):
+            raise ValueError(f"candidates must be between 0 and the number of labels ({len(labels)})")
+        self.labels = list(labels)
+        self.candidates = candidates
+        self.predict = dspy.Predict(route_signature(self.labels, instructions))
+        self.demo_pool = pool or ExamplePool()
+        self._signatures: dict[tuple[str, ...], type[dspy.Signature]] = {}
+
+    def _signature_for(self, allowed: list[str]) -> type[dspy.Signature]:
+        """The predictor's current signature (instructions may be optimized) with the label
+        type narrowed to `allowed`."""
+        base = self.predict.signature
+        key = (base.instructions, *allowed)
+        if key not in self._signatures:
+            field = base.output_fields["label"]
+            self._signatures[key] = base.with_updated_fields("label", type_=Literal[tuple(allowed)],
+                                                             desc=field.json_schema_extra.get("desc"))
+        return self._signatures[key]
+
+    def warm_up(self) -> None:
+        """Fit the pool's index and ranker now, so the first query does not pay for them."""
+        if self.demo_pool.examples and self.demo_pool.k:
+            self.demo_pool.index()
+        if self.demo_pool.examples and self.candidates:
+            self.demo_pool.ranker()
+
+    def allowed_labels(self, text: str) -> list[str]:
+        if self.candidates and self.demo_pool.examples:
+            return self.demo_pool.top_labels(text, self.candidates)
+        return self.labels
+
+    def forward(self, text: str) -> dspy.Prediction:
+        allowed = self.allowed_labels(text)
+        kwargs = {}
+        if len(allowed) != len(self.labels):
+            kwargs["signature"] = self._signature_for(allowed)
+        if self.demo_pool.k and self.demo_pool.examples:
+            narrowed = allowed if len(allowed) != len(self.labels) else None
+            kwargs["demos"] = [dspy.Example(**d) for d in self.demo_pool.nearest(text, self.demo_pool.k, narrowed)]
+        prediction = self.predict(text=text, **kwargs)
+        prediction.candidates = allowed if len(allowed) != len(self.labels) else []
+        return prediction
+
+
+@program("router")
+def router(data: TaskData, *, candidates: int = 0, instructions: str = DEFAULT_INSTRUCTIONS) -> Router:
+    """A router over `data.labels`; its pool holds the train split (for candidates and demos)."""
+    if not data.labels:
+        raise ValueError(f"dataset {data.name} has no label set; the router needs one")
+    train = data.splits["train"]
+    pool = ExamplePool(data.input_fields[0], data.label_field,
+                       [{data.input_fields[0]: t, data.label_field: y}
+                        for t, y in zip(train[data.input_fields[0]], train[data.label_field])])
+    return Router(data.labels, candidates=candidates, instructions=instructions, pool=pool)

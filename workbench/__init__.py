@@ -1,0 +1,26 @@
+"""dspy-workbench: declarative DSPy programs, compiled by optimizers, tracked in MLflow.
+
+The Python API the CLI and notebooks share:
+    spec = workbench.load_spec("experiments/routing_clinc150.yaml", ["dataset.test=50"])
+    outcome = workbench.run(spec)
+"""
+
+from workbench.errors import UserError
+from workbench.spec import Spec, load_spec
+
+__version__ = "0.1.0"
+__all__ = ["Spec", "UserError", "load_spec", "run", "prepare", "__version__"]
+
+
+def run(spec, **kwargs):
+    """Compile and evaluate a spec in one tracked run (see workbench.runner.run)."""
+    from workbench.runner import run as _run
+
+    return _run(spec, **kwargs)
+
+
+def prepare(spec):
+    """Load data and build the program without running anything (see workbench.runner.prepare)."""
+    from workbench.runner import prepare as _prepare
+
+    return _prepare(spec)

@@ -1,0 +1,67 @@
+"""The `workbench` command: thin argument parsing over the Python API.
+
+User errors print one line and exit 2; Ctrl-C exits 130 (the run is marked KILLED).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from workbench.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other bad input
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def _add_spec_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="experiment spec (YAML), e.g. experiments/routing_clinc150.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override a spec value, e.g. --set dataset.test=50 (repeatable)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output; print one result line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="workbench", description="Compile, evaluate, track and compare DSPy programs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="compile and evaluate a spec, tracked in MLflow")
+    _add_spec_args(run)
+    ev = sub.add_parser("eval", help="evaluate a saved program (DSPy JSON state) with a spec")
+    _add_spec_args(ev)
+    ev.add_argument("--program", required=True, help="program.json saved by a run")
+    runs = sub.add_parser("runs", help="list recent runs with their scores")
+    runs.add_argument("--experiment", help="only this experiment")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--tracking-uri", default=os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+    ls = sub.add_parser("list", help="registered programs, metrics, summaries, datasets and optimizers")
+    ls.add_argument("kind", nargs="?", choices=["programs", "metrics", "summaries", "datasets", "optimizers"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command in ("run", "eval"):
+            from workbench.commands import run_command
+
+            return run_command(args)
+        if args.command == "runs":
+            from workbench.commands import runs_command
+
+            return runs_command(args)
+        from workbench.commands import list_command
+
+        return list_command(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the run was marked KILLED", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

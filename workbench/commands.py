@@ -1,0 +1,119 @@
+"""What each CLI subcommand does, on top of the Python API (runner, tracking, registry)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from workbench.console import Reporter
+
+
+def _quiet_libraries() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("dspy", "mlflow", "LiteLLM", "httpx", "datasets", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _ci(low: float, high: float) -> str:
+    return f"[{low:.3f}, {high:.3f}]"
+
+
+def print_outcome(reporter: Reporter, spec, outcome) -> None:
+    result = outcome.result
+    n = result.n
+    label = f"{spec.program.name} + {spec.optimizer.name if outcome.compile_seconds or spec.optimizer.name == 'none' else 'loaded'} (LM)"
+    rows = [[label, f"{result.score:.3f}", _ci(*result.ci), str(n), f"{result.failures} ({result.parse_failures} parse)",
+             f"{result.seconds / max(n, 1):.3f}", str(result.usage.calls)]]
+    for baseline in outcome.baselines:
+        rows.append([f"{baseline.name} (classical baseline)", f"{baseline.score:.3f}", _ci(*baseline.ci), str(n), "0",
+                     f"{baseline.seconds / max(n, 1):.4f}", "0"])
+    caption = (f"compile: {outcome.compile_seconds:.1f} s, {outcome.compile_lm_calls} LM calls · "
+               f"eval tokens: {result.usage.input_tokens} prompt / {result.usage.output_tokens} completion")
+    extra = ", ".join(f"{k} {v:.3f}" for k, v in outcome.summary_metrics.items())
+    if extra:
+        caption += f" · {extra}"
+    reporter.table(f"{spec.name}: {spec.metric.name} on {spec.eval.split}",
+                   ["system", spec.metric.name, "95% CI", "n", "failures", "s/example", "LM calls"], rows, caption)
+    if result.failures:
+        reporter.warn(f"{result.failures} of {n} predictions failed and scored 0 "
+                      f"({result.error_counts}); most common: {result.most_common_error()}")
+    best = max(outcome.baselines, key=lambda b: b.score, default=None)
+    if best is not None and best.score > result.score and not reporter.quiet:
+        reporter.line(f"note: the classical baseline {best.name} beats the LM program here "
+                      f"({best.score:.3f} vs {result.score:.3f}).")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    _quiet_libraries()
+    from workbench.runner import run
+    from workbench.spec import load_spec
+
+    reporter = Reporter(quiet=args.quiet)
+    spec = load_spec(args.spec, args.overrides)
+    outcome = run(spec, reporter=reporter, program_path=getattr(args, "program", None))
+    print_outcome(reporter, spec, outcome)
+    result = outcome.result
+    if args.quiet:
+        reporter.line(f"run_id={outcome.run_id} score={result.score:.4f} ci_low={result.ci[0]:.4f} "
+                      f"ci_high={result.ci[1]:.4f} n={result.n} failures={result.failures}")
+    elif outcome.run_id:
+        reporter.line(f"MLflow run {outcome.run_id} (experiment {spec.tracking.experiment or spec.name}); "
+                      f"browse: mlflow ui --backend-store-uri {spec.tracking.uri}")
+        if outcome.program_path:
+            reporter.line(f"compiled program: {outcome.program_path}")
+    return 0
+
+
+def runs_command(args: argparse.Namespace) -> int:
+    _quiet_libraries()
+    from workbench.errors import UserError
+    from workbench.tracking import RUN_KIND_TAG
+
+    uri = args.tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        print(f"no runs yet: {uri} does not exist (start one with `workbench run SPEC`)")
+        return 0
+    if args.limit < 1:
+        raise UserError("must be at least 1", field="--limit")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiments = client.search_experiments()
+    if args.experiment:
+        experiments = [e for e in experiments if e.name == args.experiment]
+        if not experiments:
+            raise UserError(f"no experiment named {args.experiment!r}", field="--experiment")
+    names = {e.experiment_id: e.name for e in experiments}
+    runs = client.search_runs(list(names), order_by=["attributes.start_time DESC"], max_results=args.limit) if names else []
+    reporter = Reporter()
+    rows = []
+    for r in runs:
+        m, t = r.data.metrics, r.data.tags
+        score = f"{m['score']:.3f}" if "score" in m else "-"
+        ci = _ci(m["score_ci_low"], m["score_ci_high"]) if "score_ci_low" in m else ""
+        started = __import__("datetime").datetime.fromtimestamp(r.info.start_time / 1000).strftime("%Y-%m-%d %H:%M")
+        rows.append([r.info.run_id[:12], started, names[r.info.experiment_id], r.info.run_name or "", r.info.status,
+                     t.get(RUN_KIND_TAG, ""), t.get("workbench.optimizer", ""), score, ci,
+                     str(int(m["n_examples"])) if "n_examples" in m else ""])
+    if not rows:
+        print("no runs yet")
+        return 0
+    reporter.table("recent runs", ["run", "started", "experiment", "name", "status", "kind", "optimizer", "score",
+                                   "95% CI", "n"], rows)
+    return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    from workbench import registry
+
+    kinds = [args.kind] if args.kind else ["programs", "metrics", "summaries", "datasets", "optimizers"]
+    for kind in kinds:
+        reg = getattr(registry, kind)
+        print(f"{kind}:")
+        for name in reg.names():
+            doc = (reg.get(name).__doc__ or "").strip().splitlines()
+            print(f"  {name:34s} {doc[0] if doc else ''}")
+    return 0

@@ -1,0 +1,92 @@
+"""Terminal output: progress bars with live score, ETA and LM calls, and result tables.
+
+`Reporter(quiet=True)` prints nothing while working (for scripts); the CLI then prints a
+single result line. Everything goes to stderr except result tables and that line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
+    TimeRemainingColumn
+from rich.table import Table
+
+
+class Reporter:
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        # Scripts and CI are not terminals: use a wide fixed width instead of 80 columns.
+        self.out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+        self.err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(message)
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"[yellow]warning:[/yellow] {message}")
+
+    @contextlib.contextmanager
+    def phase(self, title: str, lm_calls: Callable[[], int]) -> Iterator[None]:
+        """A spinner for work without a known length (compiling), showing LM calls so far."""
+        if self.quiet:
+            yield
+            return
+        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[calls]} LM calls"),
+                            TimeElapsedColumn(), console=self.err, transient=False)
+        task = progress.add_task(title, total=None, calls=0)
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.wait(0.5):
+                progress.update(task, calls=lm_calls())
+
+        thread = threading.Thread(target=poll, daemon=True)
+        with progress:
+            thread.start()
+            try:
+                yield
+            finally:
+                stop.set()
+                thread.join()
+                progress.update(task, calls=lm_calls(), total=1, completed=1)
+
+    @contextlib.contextmanager
+    def progress(self, title: str, total: int) -> Iterator[Callable[[int, float, int], None]]:
+        """A bar for evaluation; the callback takes (done, mean score, LM calls)."""
+        if self.quiet:
+            yield lambda *_: None
+            return
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("score {task.fields[score]:.3f}"), TextColumn("{task.fields[calls]} LM calls"),
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=self.err)
+        task = progress.add_task(title, total=total, score=0.0, calls=0)
+        last = [0.0]
+
+        def update(done: int, score: float, calls: int) -> None:
+            now = time.monotonic()
+            if now - last[0] > 0.1 or done == total:
+                last[0] = now
+                progress.update(task, completed=done, score=score, calls=calls)
+
+        with progress:
+            yield update
+
+    def table(self, title: str, columns: list[str], rows: list[list[str]], caption: str = "") -> None:
+        if self.quiet:
+            return
+        table = Table(title=title, caption=caption or None, title_justify="left")
+        for i, column in enumerate(columns):
+            table.add_column(column, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        self.out.print(table)
+
+    def line(self, text: str) -> None:
+        self.out.print(text, soft_wrap=True)

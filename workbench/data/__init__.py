@@ -1,0 +1,71 @@
+"""Dataset loaders: each registered loader returns a `TaskData` of Hugging Face splits.
+
+Vendored files live in the project's top-level `datasets/` folder (no Python there, so it
+never shadows the `datasets` library); the loaders live here and find files by path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets as hf
+import dspy
+
+from workbench.errors import UserError
+from workbench.paths import datasets_dir
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class TaskData:
+    """A dataset view ready for a task: splits, which columns are inputs, the label set."""
+
+    name: str
+    splits: hf.DatasetDict
+    input_fields: tuple[str, ...]
+    label_field: str
+    labels: list[str] = field(default_factory=list)
+    fingerprint: str = ""
+
+    def examples(self, split: str) -> list[dspy.Example]:
+        """Rows of a split as dspy.Examples; `id` stays on the example but is not an input."""
+        rows = self.splits[split]
+        return [dspy.Example(**row).with_inputs(*self.input_fields) for row in rows]
+
+
+def data_file(folder: str, name: str, *, field: str = "dataset.name") -> Path:
+    path = datasets_dir() / folder / name
+    if not path.is_file():
+        raise UserError("dataset file is missing (re-clone, or restore it from ../shared/data)", file=str(path), field=field)
+    return path
+
+
+def fingerprint_files(*paths: Path, extra: str = "") -> str:
+    digest = hashlib.sha256(extra.encode())
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def sample(data: TaskData, *, train: int | None, dev: int | None, test: int | None, seed: int,
+           source: str = "<spec>") -> TaskData:
+    """Seeded subsets of each split; asking for more items than a split has is an error."""
+    wanted = {"train": train, "validation": dev, "test": test}
+    names = {"train": "dataset.train", "validation": "dataset.dev", "test": "dataset.test"}
+    out = {}
+    for split, size in wanted.items():
+        rows = data.splits[split]
+        if len(rows) == 0:
+            raise UserError(f"split {split!r} of {data.name} is empty", file=source, field=names[split])
+        if size is not None and size > len(rows):
+            raise UserError(f"asks for {size} items but {data.name} {split} has {len(rows)}",
+                            file=source, field=names[split])
+        if size is not None and size < len(rows):
+            rows = rows.shuffle(seed=seed).select(range(size))
+        out[split] = rows
+    return TaskData(data.name, hf.DatasetDict(out), data.input_fields, data.label_field, data.labels,
+                    data.fingerprint)

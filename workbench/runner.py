@@ -1,0 +1,244 @@
+"""Spec -> data splits -> program -> compile -> evaluate -> MLflow run.
+
+`prepare()` does every check a user can fail (names, parameters, data files, split sizes,
+the LM) before anything is written; `run()` then compiles and evaluates inside one MLflow
+run, logging params, metrics, the per-example table, the program's JSON state and its
+rendered prompts. `workbench eval` is `run()` with a saved program instead of compiling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dspy
+
+from workbench import registry
+from workbench.baselines import BASELINES, BaselineScore
+from workbench.console import Reporter
+from workbench.data import TaskData, sample
+from workbench.errors import UserError
+from workbench.evaluate import EvalResult, evaluate, score_of
+from workbench.lm import build_lm
+from workbench.lm.adapters import build_adapter
+from workbench.optimize import CompileContext
+from workbench.prompts import last_call_messages, render_call, render_program
+from workbench.spec import Spec
+from workbench.tracking import RUN_KIND_TAG, tracked_run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    spec: Spec
+    data: TaskData
+    program: dspy.Module
+    trainset: list[dspy.Example]
+    valset: list[dspy.Example]
+    evalset: list[dspy.Example]
+
+
+@dataclass
+class RunOutcome:
+    run_id: str | None
+    result: EvalResult
+    baselines: list[BaselineScore] = field(default_factory=list)
+    compile_seconds: float = 0.0
+    compile_lm_calls: int = 0
+    program_path: Path | None = None
+    summary_metrics: dict[str, float] = field(default_factory=dict)
+    program: dspy.Module | None = None
+
+
+def build_program(spec: Spec, data: TaskData) -> dspy.Module:
+    factory = registry.programs.get(spec.program.name, file=spec.source, field="program.name")
+    try:
+        return factory(data, **spec.program.params)
+    except (TypeError, ValueError) as exc:
+        raise UserError(str(exc), file=spec.source, field="program.params") from None
+
+
+def load_program_state(program: dspy.Module, path: str | Path) -> None:
+    """Load DSPy JSON state (never pickle) into a program built from the same spec."""
+    path = Path(path)
+    if path.suffix != ".json":
+        raise UserError("a saved program must be DSPy JSON state (.json); pickles are never loaded", file=str(path))
+    if not path.is_file():
+        raise UserError("program file not found", file=str(path))
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        program.load_state(state)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"not valid JSON: {exc}", file=str(path)) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(f"state does not fit this spec's program: {type(exc).__name__}: {exc}", file=str(path)) from None
+
+
+def prepare(spec: Spec) -> Prepared:
+    loader = registry.datasets.get(spec.dataset.name, file=spec.source, field="dataset.name")
+    d = spec.dataset
+    data = sample(loader(), train=d.train, dev=d.dev, test=d.test, seed=d.seed, source=spec.source)
+    program = build_program(spec, data)
+    split = "test" if spec.eval.split == "test" else "validation"
+    return Prepared(spec, data, program, data.examples("train"), data.examples("validation"), data.examples(split))
+
+
+def _metric_fns(spec: Spec):
+    fn = registry.metrics.get(spec.metric.name, file=spec.source, field="metric.name")
+
+    def scored(example, prediction, trace=None, *args, **kwargs):
+        return score_of(fn(example, prediction, trace))
+
+    def with_feedback(example, prediction, trace=None, pred_name=None, pred_trace=None):
+        value = fn(example, prediction, trace)
+        if isinstance(value, dspy.Prediction):
+            return value
+        return dspy.Prediction(score=float(value), feedback=f"score {float(value):.2f}")
+
+    return fn, scored, with_feedback
+
+
+def _tags(spec: Spec, prepared: Prepared, lm: dspy.LM, kind: str) -> dict[str, str]:
+    eval_ids = ",".join(str(e.get("id", "")) for e in prepared.evalset)
+    return {
+        RUN_KIND_TAG: kind,
+        "workbench.spec": spec.name,
+        "workbench.task": spec.task,
+        "workbench.program": spec.program.name,
+        "workbench.optimizer": spec.optimizer.name if kind == "run" else "loaded",
+        "workbench.metric": spec.metric.name,
+        "workbench.dataset": prepared.data.name,
+        "workbench.dataset_fingerprint": prepared.data.fingerprint,
+        "workbench.eval_split": spec.eval.split,
+        "workbench.eval_fingerprint": hashlib.sha256(eval_ids.encode()).hexdigest()[:16],
+        "workbench.lm": lm.model,
+    }
+
+
+def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, reporter: Reporter):
+    spec = prepared.spec
+    _, scored, with_feedback = _metric_fns(spec)
+    factory = registry.optimizers.get(spec.optimizer.name, file=spec.source, field="optimizer.name")
+    ctx = CompileContext(student=prepared.program, trainset=prepared.trainset, valset=prepared.valset,
+                         metric=scored, feedback_metric=with_feedback, lm=lm, reflection_lm=reflection_lm,
+                         seed=spec.dataset.seed, threads=spec.eval.threads, source=spec.source)
+    usage = lm.engine.usage
+    before = usage.snapshot()
+    start = time.perf_counter()
+    trials = spec.optimizer.name not in ("none", "retrieval_demos", "LabeledFewShot")
+    with reporter.phase(f"compiling with {spec.optimizer.name}", lambda: usage.since(before).calls), \
+            _autolog_trials(trials):
+        compiled = factory(ctx, **spec.optimizer.params)
+    return compiled, time.perf_counter() - start, usage.since(before).calls
+
+
+class _autolog_trials:
+    """Optimizers that evaluate candidates log each evaluation as a nested MLflow run."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __enter__(self):
+        if self.enabled:
+            import mlflow.dspy
+
+            mlflow.dspy.autolog(log_traces=False, log_traces_from_eval=False, log_compiles=True, log_evals=True,
+                                silent=True)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            import mlflow.dspy
+
+            mlflow.dspy.autolog(disable=True, silent=True)
+
+
+def _log_results(tracked, prepared: Prepared, outcome: RunOutcome, program: dspy.Module, lm: dspy.LM) -> None:
+    spec = prepared.spec
+    result = outcome.result
+    metrics = {**result.metrics(), "compile_seconds": outcome.compile_seconds,
+               "compile_lm_calls": float(outcome.compile_lm_calls), **outcome.summary_metrics}
+    for baseline in outcome.baselines:
+        metrics[f"baseline.{baseline.name}.score"] = baseline.score
+    tracked.log_metrics(metrics)
+    tracked.log_table(result.table, "predictions.json")
+    state = program.dump_state()
+    tracked.log_dict(state, "program.json")
+    tracked.log_text(render_program(program), "prompts.md")
+    if prepared.evalset:
+        program(**prepared.evalset[0].inputs())  # answered from the cache: records the exact messages
+        tracked.log_text(render_call(last_call_messages(lm), title=f"Call for example {prepared.evalset[0].get('id')}"),
+                         "prompt_example.md")
+    tracked.log_text(json.dumps(spec.model_dump(mode="json"), indent=2), "spec.json")
+    outcome.program_path = tracked.artifact_path("program.json")
+
+
+def _summaries(spec: Spec, prepared: Prepared, result: EvalResult, tracked) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for name in spec.metric.summaries:
+        out = registry.summaries.get(name)(result.table, prepared.data.labels)
+        metrics.update(out.get("metrics", {}))
+        if tracked is None:
+            continue
+        for path, frame in out.get("tables", {}).items():
+            tracked.log_csv(frame, path)
+        for path, figure in out.get("figures", {}).items():
+            tracked.log_figure(figure, path)
+    return metrics
+
+
+def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Path | None = None) -> RunOutcome:
+    """Compile (or load) and evaluate the spec's program in one tracked run."""
+    reporter = reporter or Reporter(quiet=True)
+    prepared = prepare(spec)
+    if program_path is not None:
+        load_program_state(prepared.program, program_path)
+    lm = build_lm(spec.lm, source=spec.source)
+    reflection_lm = build_lm(spec.optimizer.reflection_lm, source=spec.source) if spec.optimizer.reflection_lm else None
+    dspy.configure(lm=lm, adapter=build_adapter(spec.lm.adapter))
+    kind = "run" if program_path is None else "eval"
+    reporter.info(f"{spec.name}: {len(prepared.trainset)} train / {len(prepared.valset)} dev / "
+                  f"{len(prepared.evalset)} {spec.eval.split} · LM {lm.model}")
+    tracking = spec.tracking
+    if not tracking.enabled:
+        return _execute(prepared, lm, reflection_lm, reporter, None, program_path)
+    run_name = tracking.run_name or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    with tracked_run(tracking, experiment=tracking.experiment or spec.name, run_name=run_name,
+                     tags=_tags(spec, prepared, lm, kind)) as tracked:
+        tracked.log_params(spec.flat())
+        if program_path is not None:
+            tracked.set_tags({"workbench.loaded_program": str(program_path)})
+        outcome = _execute(prepared, lm, reflection_lm, reporter, tracked, program_path)
+        outcome.run_id = tracked.run_id
+        return outcome
+
+
+def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked, program_path) -> RunOutcome:
+    spec = prepared.spec
+    if program_path is None:
+        program, compile_seconds, compile_calls = _compile(prepared, lm, reflection_lm, reporter)
+    else:
+        program, compile_seconds, compile_calls = prepared.program, 0.0, 0
+    _, scored, _ = _metric_fns(spec)
+    if hasattr(program, "warm_up"):
+        with reporter.phase("building retrieval index", lambda: 0):
+            program.warm_up()
+    with reporter.progress(f"evaluating on {spec.eval.split}", len(prepared.evalset)) as update:
+        result = evaluate(program, prepared.evalset, scored, output_field=prepared.data.label_field,
+                          usage=lm.engine.usage, threads=spec.eval.threads, max_failures=spec.eval.max_failures,
+                          on_progress=update)
+    baselines = []
+    if spec.task in BASELINES and prepared.evalset:
+        texts = [e[prepared.data.input_fields[0]] for e in prepared.evalset]
+        golds = [e[prepared.data.label_field] for e in prepared.evalset]
+        baselines = BASELINES[spec.task](prepared.data, texts, golds)
+    outcome = RunOutcome(None, result, baselines, compile_seconds, compile_calls, program=program)
+    outcome.summary_metrics = _summaries(spec, prepared, result, tracked)
+    if tracked is not None:
+        _log_results(tracked, prepared, outcome, program, lm)
+    return outcome

@@ -1,0 +1,223 @@
+"""Experiment specs: YAML files validated by Pydantic.
+
+`load_spec(path, overrides)` reads a spec, applies `--set key.path=value` overrides, and
+returns a validated `Spec`. Every problem a user can cause becomes one `UserError` line
+naming the file and the dotted field; nothing is started before a spec validates.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from workbench import registry
+from workbench.errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatasetSpec(_Strict):
+    """Which registered dataset, and how many items of each split to sample (None = all)."""
+
+    name: str
+    train: int | None = Field(default=None, ge=1)
+    dev: int | None = Field(default=200, ge=1)
+    test: int | None = Field(default=None, ge=1)
+    seed: int = 0
+
+
+class ProgramSpec(_Strict):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class MetricSpec(_Strict):
+    """The per-example metric that scores and drives optimizers, plus corpus summaries."""
+
+    name: str = "accuracy"
+    summaries: list[str] = Field(default_factory=list)
+
+
+class LMSpec(_Strict):
+    """An LM: the embedded GGUF model (default) or any OpenAI-compatible endpoint."""
+
+    backend: Literal["embedded", "openai"] = "embedded"
+    model: str = "smollm2-135m-instruct"
+    api_base: str | None = None
+    api_key_env: str | None = None
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=256, ge=1)
+    n_ctx: int = Field(default=4096, ge=256)
+    timeout_s: float = Field(default=120.0, gt=0)
+    num_retries: int = Field(default=0, ge=0)
+    cache: bool = True
+    response_schema: bool | None = None
+    adapter: Literal["compact_json", "json", "chat"] = "compact_json"
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _endpoint_fields(self) -> LMSpec:
+        if self.backend == "openai" and not self.api_base:
+            raise ValueError("backend 'openai' needs api_base (e.g. http://127.0.0.1:8000/v1)")
+        if self.backend == "embedded" and (self.api_base or self.api_key_env):
+            raise ValueError("api_base/api_key_env only apply to backend 'openai'")
+        return self
+
+
+class OptimizerSpec(_Strict):
+    name: str = "none"
+    params: dict[str, Any] = Field(default_factory=dict)
+    reflection_lm: LMSpec | None = None
+
+
+class EvalSpec(_Strict):
+    split: Literal["test", "dev"] = "test"
+    threads: int = Field(default=1, ge=1, le=64)
+    max_failures: int | None = Field(default=None, ge=0)
+
+
+class TrackingSpec(_Strict):
+    enabled: bool = True
+    uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_root: str = "mlruns/artifacts"
+    experiment: str | None = None
+    run_name: str | None = None
+
+
+class Spec(_Strict):
+    name: str
+    description: str = ""
+    task: str = "routing"
+    dataset: DatasetSpec
+    program: ProgramSpec
+    metric: MetricSpec = Field(default_factory=MetricSpec)
+    lm: LMSpec = Field(default_factory=LMSpec)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+
+    # Where the spec came from, for error messages; not part of the YAML.
+    source: str = Field(default="<spec>", exclude=True)
+
+    def flat(self) -> dict[str, str]:
+        """The spec as flat `a.b.c -> str` pairs with stable keys, for MLflow params."""
+        return dict(sorted(_flatten(self.model_dump(mode="json", exclude={"source"})).items()))
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: "null" if value is None else str(value)}
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise UserError(f"expected key.path=value, got {text!r}", field="--set")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise UserError(f"empty key in {text!r}", field="--set")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set `key.path=value` pairs (values parsed as YAML scalars) into a raw spec dict."""
+    for text in overrides:
+        parts, value = _parse_override(text)
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise UserError(f"{'.'.join(parts)}: {part!r} is not a mapping", field="--set")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def _describe(error: dict[str, Any]) -> tuple[str, str]:
+    field = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-after"))
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return field, "unknown key"
+    if kind == "missing":
+        return field, "required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error":
+        message = f"{message} (got {got!r})"
+    return field, message
+
+
+def validate(data: Any, source: str) -> Spec:
+    if not isinstance(data, dict):
+        raise UserError("a spec must be a YAML mapping at the top level", file=source)
+    try:
+        spec = Spec.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        errors = exc.errors()
+        field, message = _describe(errors[0])
+        more = f" (+{len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise UserError(message + more, file=source, field=field) from None
+    check_names(spec)
+    return spec
+
+
+def check_names(spec: Spec) -> None:
+    """Resolve every registry name and parameter now, so a typo never starts a run."""
+    src = spec.source
+    program = registry.programs.get(spec.program.name, file=src, field="program.name")
+    _check_params(program, spec.program.params, src, "program.params", skip=("data",))
+    registry.metrics.get(spec.metric.name, file=src, field="metric.name")
+    for i, name in enumerate(spec.metric.summaries):
+        registry.summaries.get(name, file=src, field=f"metric.summaries.{i}")
+    registry.datasets.get(spec.dataset.name, file=src, field="dataset.name")
+    optimizer = registry.optimizers.get(spec.optimizer.name, file=src, field="optimizer.name")
+    _check_params(optimizer, spec.optimizer.params, src, "optimizer.params", skip=("ctx",))
+
+
+def _check_params(factory: Any, params: dict[str, Any], source: str, field: str, skip: tuple[str, ...]) -> None:
+    signature = inspect.signature(factory)
+    accepted = getattr(factory, "accepted_params", None) or {
+        n for n, p in signature.parameters.items() if n not in skip and p.kind is p.KEYWORD_ONLY}
+    takes_any = not hasattr(factory, "accepted_params") and any(
+        p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    for key in params:
+        if key not in accepted and not takes_any:
+            known = ", ".join(sorted(accepted)) or "none"
+            raise UserError(f"unknown parameter (accepted: {known})", file=source, field=f"{field}.{key}")
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise UserError("spec file not found", file=source)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "YAML"
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise UserError(f"malformed YAML: {problem}", file=source, field=where) from None
+    except UnicodeDecodeError:
+        raise UserError("not UTF-8 text", file=source) from None
+    if data is None:
+        raise UserError("the spec is empty", file=source)
+    if isinstance(data, dict) and overrides:
+        data = apply_overrides(data, overrides)
+    return validate(data, source)

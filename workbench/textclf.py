@@ -1,0 +1,73 @@
+"""Cheap text models: TF-IDF nearest neighbours and a TF-IDF logistic-regression ranker.
+
+They choose demos and candidate labels for small LMs, and they are the classical
+baselines printed beside every LM result. Both are deterministic functions of their
+training texts, so a saved program stores texts and labels (plain JSON) and rebuilds them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+
+def _vectorizer() -> TfidfVectorizer:
+    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, lowercase=True)
+
+
+class NearestNeighbours:
+    """Cosine similarity over TF-IDF vectors of the training texts."""
+
+    def __init__(self, texts: list[str]):
+        if not texts:
+            raise ValueError("NearestNeighbours needs at least one text")
+        self.vectorizer = _vectorizer()
+        self.matrix = self.vectorizer.fit_transform(texts)
+
+    def scores(self, queries: list[str]) -> np.ndarray:
+        return (self.vectorizer.transform(queries) @ self.matrix.T).toarray()
+
+    def nearest(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[int]:
+        """Indices of the k most similar texts, most similar first; `allowed` masks candidates."""
+        sims = self.scores([query])[0]
+        if allowed is not None:
+            sims = np.where(allowed, sims, -np.inf)
+        k = min(k, int(np.isfinite(sims).sum()))
+        top = np.argpartition(-sims, k - 1)[:k] if k else np.array([], dtype=int)
+        return [int(i) for i in top[np.lexsort((top, -sims[top]))]]
+
+
+class LabelRanker:
+    """TF-IDF + logistic regression; ranks labels for a text (top-n candidates)."""
+
+    def __init__(self, texts: list[str], labels: list[str], C: float = 10.0):
+        self.vectorizer = _vectorizer()
+        features = self.vectorizer.fit_transform(texts)
+        self.model = LogisticRegression(C=C, max_iter=2000)
+        self.model.fit(features, labels)
+        self.classes = [str(c) for c in self.model.classes_]
+
+    def probabilities(self, queries: list[str]) -> np.ndarray:
+        return self.model.predict_proba(self.vectorizer.transform(queries))
+
+    def top(self, query: str, n: int) -> list[str]:
+        probs = self.probabilities([query])[0]
+        order = np.argsort(-probs, kind="stable")[:n]
+        return [self.classes[i] for i in order]
+
+    def predict(self, queries: list[str]) -> list[str]:
+        probs = self.probabilities(queries)
+        return [self.classes[i] for i in probs.argmax(axis=1)]
+
+
+def one_nn_predict(train_texts: list[str], train_labels: list[str], queries: list[str]) -> list[str]:
+    index = NearestNeighbours(train_texts)
+    best = index.scores(queries).argmax(axis=1)
+    return [train_labels[i] for i in best]
+
+
+def majority_label(labels: list[str]) -> str:
+    return Counter(labels).most_common(1)[0][0]

@@ -1,0 +1,190 @@
+"""MLflow tracking: one run per experiment run, never left RUNNING.
+
+The store defaults to `sqlite:///mlruns/mlflow.db` with artifacts under `mlruns/artifacts`.
+Experiments are created with the `custom_model_development` kind so the MLflow UI opens
+on runs, metric charts and the compare view. `TrackedRun` ends its run FINISHED, FAILED
+on an exception, or KILLED on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workbench.errors import UserError
+from workbench.paths import project_root
+from workbench.spec import TrackingSpec
+
+EXPERIMENT_KIND = "custom_model_development"
+RUN_KIND_TAG = "workbench.kind"
+
+
+def resolve_uri(uri: str) -> str:
+    """Make a relative sqlite path absolute (against the current directory) and create its folder."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path = Path(uri.removeprefix("sqlite:///")).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    if uri.startswith("sqlite:////"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def configure(tracking: TrackingSpec):
+    """Point MLflow at the spec's store; returns an MlflowClient."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    warnings.filterwarnings("ignore", module="mlflow")
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    uri = resolve_uri(tracking.uri)
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri)
+
+
+def get_or_create_experiment(client, name: str, artifact_root: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = (Path(artifact_root).resolve() / name).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location, tags={"mlflow.experimentKind": EXPERIMENT_KIND})
+    except MlflowException:  # another process created it first
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=5)
+        commit = out.stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=project_root(),
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return f"{commit}{'-dirty' if dirty else ''}" if commit else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so the run ends KILLED like on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    try:
+        previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(_Terminated()))
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class TrackedRun:
+    """A started MLflow run plus helpers that log the workbench's artifacts."""
+
+    def __init__(self, client, run_id: str):
+        self.client = client
+        self.run_id = run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k[:250], str(v)[:6000]) for k, v in params.items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[start:start + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None and v == v]
+        for start in range(0, len(items), 500):
+            self.client.log_batch(self.run_id, metrics=items[start:start + 500])
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+
+    def log_text(self, text: str, path: str) -> None:
+        self.client.log_text(self.run_id, text, path)
+
+    def log_dict(self, data: Any, path: str) -> None:
+        self.client.log_text(self.run_id, json.dumps(data, indent=2, default=str), path)
+
+    def log_file(self, local: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(local), folder)
+
+    def log_table(self, frame: pd.DataFrame, path: str) -> None:
+        self.client.log_table(self.run_id, data=frame, artifact_file=path)
+
+    def log_csv(self, frame: pd.DataFrame, path: str) -> None:
+        self.client.log_text(self.run_id, frame.to_csv(), path)
+
+    def log_figure(self, figure, path: str) -> None:
+        import matplotlib.pyplot as plt
+
+        self.client.log_figure(self.run_id, figure, path)
+        plt.close(figure)
+
+    def artifact_path(self, path: str) -> Path | None:
+        """The local path of an artifact when the store is on this disk."""
+        uri = self.client.get_run(self.run_id).info.artifact_uri
+        if uri.startswith("file://"):
+            return Path(uri.removeprefix("file://")) / path
+        return None
+
+
+@contextlib.contextmanager
+def tracked_run(tracking: TrackingSpec, *, experiment: str, run_name: str, tags: dict[str, str],
+                parent_run_id: str | None = None):
+    """Start a run; end it FINISHED, FAILED (exception) or KILLED (Ctrl-C, SIGTERM)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client = configure(tracking)
+        experiment_id = get_or_create_experiment(client, experiment, tracking.artifact_root)
+        all_tags = {"mlflow.runName": run_name, "mlflow.source.git.commit": git_commit(), **tags}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
+    except MlflowException as exc:
+        raise UserError(f"cannot open the MLflow store: {str(exc).splitlines()[0]}", field="tracking.uri") from None
+    run_id = run.info.run_id
+    status = "FAILED"
+    try:
+        # An active fluent run lets MLflow's DSPy autologging nest optimizer trials under it.
+        with _sigterm_as_interrupt(), mlflow.start_run(run_id=run_id, nested=bool(parent_run_id)):
+            yield TrackedRun(client, run_id)
+            status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            while mlflow.active_run() is not None:
+                mlflow.end_run(status)
+        client.set_terminated(run_id, status)
+
+
+def scratch_dir() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="workbench-")
