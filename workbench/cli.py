@@ -58,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from workbench.runner import CompileError
+
+        if not isinstance(exc, CompileError):
+            raise
+        print(f"error: compile failed: {exc} (the MLflow run is marked FAILED)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: the run was marked KILLED", file=sys.stderr)
         return 130

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import dspy
+from dspy.utils.exceptions import AdapterParseError, LMError
 
 from workbench import registry
 from workbench.baselines import BASELINES, BaselineScore
@@ -32,6 +33,10 @@ from workbench.spec import Spec
 from workbench.tracking import RUN_KIND_TAG, tracked_run
 
 log = logging.getLogger(__name__)
+
+
+class CompileError(RuntimeError):
+    """The optimizer could not finish (its LM calls failed); the run is marked FAILED."""
 
 
 @dataclass
@@ -125,16 +130,24 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
     spec = prepared.spec
     _, scored, with_feedback = _metric_fns(spec)
     factory = registry.optimizers.get(spec.optimizer.name, file=spec.source, field="optimizer.name")
+    prompt_lm = lm.copy(max_tokens=max(spec.optimizer.prompt_max_tokens, spec.lm.max_tokens))
     ctx = CompileContext(student=prepared.program, trainset=prepared.trainset, valset=prepared.valset,
-                         metric=scored, feedback_metric=with_feedback, lm=lm, reflection_lm=reflection_lm,
-                         seed=spec.dataset.seed, threads=spec.eval.threads, source=spec.source)
+                         metric=scored, feedback_metric=with_feedback, lm=lm, prompt_lm=prompt_lm,
+                         reflection_lm=reflection_lm or prompt_lm, seed=spec.dataset.seed,
+                         threads=spec.eval.threads, source=spec.source)
     usage = lm.engine.usage
     before = usage.snapshot()
     start = time.perf_counter()
     trials = spec.optimizer.name not in ("none", "retrieval_demos", "LabeledFewShot")
     with reporter.phase(f"compiling with {spec.optimizer.name}", lambda: usage.since(before).calls), \
             _autolog_trials(trials):
-        compiled = factory(ctx, **spec.optimizer.params)
+        try:
+            compiled = factory(ctx, **spec.optimizer.params)
+        except (AdapterParseError, LMError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CompileError(f"{spec.optimizer.name} stopped: the LM failed during compile "
+                               f"({type(exc).__name__}: {first[:200]}); try a larger "
+                               "optimizer.prompt_max_tokens or a stronger LM") from exc
     return compiled, time.perf_counter() - start, usage.since(before).calls
 
 

@@ -57,7 +57,10 @@ class LMSpec(_Strict):
     timeout_s: float = Field(default=120.0, gt=0)
     num_retries: int = Field(default=0, ge=0)
     cache: bool = True
-    response_schema: bool | None = None
+    # What the endpoint understands (a capability declaration; ignored by the embedded LM):
+    # openai_json_schema (OpenAI, vLLM, llama.cpp server), json_object_schema (llama-cpp-python
+    # server), json_object (any JSON, no schema), none (plain text).
+    response_format: Literal["openai_json_schema", "json_object_schema", "json_object", "none"] = "openai_json_schema"
     adapter: Literal["compact_json", "json", "chat"] = "compact_json"
     seed: int = 0
 
@@ -73,7 +76,11 @@ class LMSpec(_Strict):
 class OptimizerSpec(_Strict):
     name: str = "none"
     params: dict[str, Any] = Field(default_factory=dict)
+    # GEPA's reflection LM; by default the task LM with prompt_max_tokens.
     reflection_lm: LMSpec | None = None
+    # Optimizers that write instructions (COPRO, MIPROv2, SIMBA, GEPA) need longer outputs
+    # than a label: their prompt model is the task LM with this max_tokens.
+    prompt_max_tokens: int = Field(default=512, ge=16)
 
 
 class EvalSpec(_Strict):

@@ -38,7 +38,7 @@ def build_backend(spec: LMSpec, *, source: str = "<spec>") -> Backend:
     if spec.api_key_env and spec.api_key_env not in os.environ:
         raise UserError(f"environment variable {spec.api_key_env} is not set", file=source, field="lm.api_key_env")
     return OpenAICompatBackend(spec.model, spec.api_base or "", api_key_env=spec.api_key_env,
-                               response_schema=True if spec.response_schema is None else spec.response_schema,
+                               response_format=spec.response_format,
                                timeout_s=spec.timeout_s, seed=spec.seed)
 
 

@@ -1,8 +1,9 @@
 """Any OpenAI-compatible chat endpoint (llama.cpp server, vLLM, OpenAI) as a DSPy engine.
 
-Capabilities are declared by the spec (`lm.response_schema`), not guessed from a model
-catalogue that does not know a local server: when true the output schema is sent as an
-OpenAI `json_schema` response format (llama.cpp's server and vLLM turn it into a grammar).
+Capabilities are declared by the spec (`lm.response_format`), not guessed from a model
+catalogue that does not know a local server. The declaration also picks the wire dialect:
+OpenAI's `json_schema` (OpenAI, vLLM, llama.cpp's server) or `json_object` + `schema`
+(llama-cpp-python's server); either way the server decodes under the output schema.
 Keys are read from the environment variable the spec names; they are never logged.
 """
 
@@ -21,12 +22,15 @@ class OpenAICompatBackend(Backend):
     """POST /chat/completions to `api_base`, one attempt per call (DSPy owns retries)."""
 
     def __init__(self, model: str, api_base: str, *, api_key_env: str | None = None,
-                 response_schema: bool = True, timeout_s: float = 120.0, seed: int = 0) -> None:
+                 response_format: str = "openai_json_schema", timeout_s: float = 120.0, seed: int = 0) -> None:
         super().__init__(f"openai-compat/{model}@{api_base.rstrip('/')}")
         self.model = model
         self.api_base = api_base.rstrip("/")
         self.api_key_env = api_key_env
-        self.supports_response_schema = response_schema
+        self.response_format = response_format
+        self.supports_response_schema = response_format in ("openai_json_schema", "json_object_schema")
+        if response_format == "none":
+            self.supported_params = Backend.supported_params - {"response_format"}
         self.timeout_s = timeout_s
         self.seed = seed
         headers = {"Content-Type": "application/json"}
@@ -37,7 +41,7 @@ class OpenAICompatBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "backend": "openai", "model": self.model, "api_base": self.api_base,
-                "api_key_env": self.api_key_env or "", "response_schema": self.supports_response_schema}
+                "api_key_env": self.api_key_env or "", "response_format": self.response_format}
 
     def close(self) -> None:
         self._client.close()
@@ -52,10 +56,12 @@ class OpenAICompatBackend(Backend):
         }
         if config.stop:
             body["stop"] = list(config.stop)
-        if schema:
+        if schema and self.response_format == "openai_json_schema":
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": "output", "schema": schema, "strict": True}}
-        elif schema is not None:
+        elif schema and self.response_format == "json_object_schema":
+            body["response_format"] = {"type": "json_object", "schema": schema}
+        elif schema is not None and self.response_format != "none":
             body["response_format"] = {"type": "json_object"}
         return body
 

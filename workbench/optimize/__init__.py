@@ -18,7 +18,8 @@ class CompileContext:
     metric: Callable[..., Any]          # returns a float (wrapped for DSPy)
     feedback_metric: Callable[..., Any]  # returns dspy.Prediction(score, feedback) for GEPA
     lm: dspy.LM
-    reflection_lm: dspy.LM | None
+    prompt_lm: dspy.LM                   # for writing instructions: the task LM with more max_tokens
+    reflection_lm: dspy.LM               # GEPA's; prompt_lm unless the spec names one
     seed: int
     threads: int
     source: str = "<spec>"

@@ -62,20 +62,19 @@ _register("BootstrapFewShotWithRandomSearch", lambda ctx, cls, p: _compile(
     ctx, cls, p, init={"metric": ctx.metric, "num_threads": ctx.threads},
     compile_args={"trainset": ctx.trainset, "valset": ctx.valset}))
 _register("MIPROv2", lambda ctx, cls, p: _compile(
-    ctx, cls, {"seed": ctx.seed, **p}, init={"metric": ctx.metric, "num_threads": ctx.threads},
+    ctx, cls, {"seed": ctx.seed, **p}, init={"metric": ctx.metric, "num_threads": ctx.threads,
+                                            "prompt_model": ctx.prompt_lm, "task_model": ctx.lm},
     compile_args={"trainset": ctx.trainset, "valset": ctx.valset, "requires_permission_to_run": False}))
 _register("COPRO", lambda ctx, cls, p: _compile(
-    ctx, cls, p, init={"metric": ctx.metric},
+    ctx, cls, p, init={"metric": ctx.metric, "prompt_model": ctx.prompt_lm},
     compile_args={"trainset": ctx.trainset, "eval_kwargs": {"num_threads": ctx.threads, "display_progress": False}}))
 _register("SIMBA", lambda ctx, cls, p: _compile(
     ctx, cls, {"seed": ctx.seed, "bsize": min(32, len(ctx.trainset)), **p},
-    init={"metric": ctx.metric, "num_threads": ctx.threads}, compile_args={"trainset": ctx.trainset}))
+    init={"metric": ctx.metric, "num_threads": ctx.threads, "prompt_model": ctx.prompt_lm},
+    compile_args={"trainset": ctx.trainset}))
 
 
 def _gepa(ctx: CompileContext, cls: type, params: dict[str, Any]) -> dspy.Module:
-    if ctx.reflection_lm is None:
-        raise UserError("GEPA needs a reflection LM: set optimizer.reflection_lm (e.g. backend: embedded)",
-                        file=ctx.source, field="optimizer.reflection_lm")
     if not any(k in params for k in ("auto", "max_full_evals", "max_metric_calls")):
         params = {"auto": "light", **params}
     return _compile(ctx, cls, params, init={"metric": ctx.feedback_metric, "reflection_lm": ctx.reflection_lm,

@@ -1,0 +1,123 @@
+"""Shared fixtures: the real embedded LM, a temp MLflow store, CLI runners, a local server.
+
+The LM response cache is pointed at a fresh folder for the whole session, so tests reach
+the real model instead of answers cached by earlier runs on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "experiments" / "routing_clinc150.yaml"
+_SESSION_CACHE = tempfile.mkdtemp(prefix="workbench-test-cache-")
+os.environ["WORKBENCH_CACHE"] = _SESSION_CACHE
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class Store:
+    """A temporary MLflow store; `overrides` point a spec at it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.db = root / "mlflow.db"
+        self.uri = f"sqlite:///{self.db}"
+        self.overrides = [f"tracking.uri={self.uri}", f"tracking.artifact_root={root / 'artifacts'}"]
+
+    def runs(self) -> list[dict]:
+        """Rows of the runs table (no MLflow import needed): run_uuid, status, name."""
+        if not self.db.exists():
+            return []
+        with sqlite3.connect(self.db) as conn:
+            try:
+                rows = conn.execute("select run_uuid, status, name from runs").fetchall()
+            except sqlite3.OperationalError:
+                return []
+        return [{"run_id": r[0], "status": r[1], "name": r[2]} for r in rows]
+
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(self.uri)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "mlruns")
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`workbench ARGS` as a real subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], cwd=cwd or ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write_spec(path: Path, **changes) -> Path:
+    """The default spec with top-level sections replaced or merged (dicts merge one level)."""
+    data = yaml.safe_load(SPEC.read_text())
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def embedded_backend():
+    from workbench.lm.embedded import EmbeddedBackend
+
+    return EmbeddedBackend()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """A real OpenAI-compatible server (`python -m llama_cpp.server`) on loopback."""
+    from workbench.lm.embedded import resolve_model_path
+
+    port = free_port()
+    model = resolve_model_path("smollm2-135m-instruct")
+    log = open(Path(_SESSION_CACHE) / "llama_server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/v1"
+    import httpx
+
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama_cpp.server exited: see {log.name}")
+        try:
+            if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("llama_cpp.server did not start within 120 s")
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
