@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from workbench.errors import UserError
+from workbench.errors import RunFailed, UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,12 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        from workbench.runner import CompileError
-
-        if not isinstance(exc, CompileError):
-            raise
-        print(f"error: compile failed: {exc} (the MLflow run is marked FAILED)", file=sys.stderr)
+    except RunFailed as exc:
+        print(f"error: run failed: {exc} (the MLflow run is marked FAILED)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: the run was marked KILLED", file=sys.stderr)

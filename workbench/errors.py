@@ -19,3 +19,11 @@ class UserError(Exception):
     def __str__(self) -> str:
         where = ": ".join(part for part in (self.file, self.field) if part)
         return f"{where}: {self.message}" if where else self.message
+
+
+class RunFailed(RuntimeError):
+    """A run that started but could not finish (optimizer or evaluation broke down).
+
+    Not the user's input and not a workbench bug: the CLI prints one line, exits 1, and
+    the MLflow run is marked FAILED.
+    """

@@ -19,12 +19,13 @@ import pandas as pd
 from dspy.dsp.utils.settings import thread_local_overrides
 from dspy.utils.exceptions import AdapterParseError, LMError
 
+from workbench.errors import RunFailed
 from workbench.lm.base import UsageCounter, UsageTotals
 from workbench.stats import bootstrap_ci
 
 
-class TooManyFailures(RuntimeError):
-    pass
+class TooManyFailures(RunFailed):
+    """More predictions failed than eval.max_failures allows."""
 
 
 @dataclass

@@ -23,7 +23,7 @@ from workbench import registry
 from workbench.baselines import BASELINES, BaselineScore
 from workbench.console import Reporter
 from workbench.data import TaskData, sample
-from workbench.errors import UserError
+from workbench.errors import RunFailed, UserError
 from workbench.evaluate import EvalResult, evaluate, score_of
 from workbench.lm import build_lm
 from workbench.lm.adapters import build_adapter
@@ -35,7 +35,7 @@ from workbench.tracking import RUN_KIND_TAG, tracked_run
 log = logging.getLogger(__name__)
 
 
-class CompileError(RuntimeError):
+class CompileError(RunFailed):
     """The optimizer could not finish (its LM calls failed); the run is marked FAILED."""
 
 

@@ -1,0 +1,126 @@
+"""`workbench run / eval / runs` as real subprocesses, on the real embedded LM and a temp store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, SPEC, run_cli
+
+SMALL = ["--set", "dataset.test=12", "--set", "dataset.dev=10"]
+
+
+def _sets(overrides: list[str]) -> list[str]:
+    return sum((["--set", o] for o in overrides), [])
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """One small default run shared by the checks below (the expensive part)."""
+    from tests.conftest import Store
+
+    store = Store(tmp_path_factory.mktemp("run") / "mlruns")
+    result = run_cli("run", str(SPEC), *SMALL, *_sets(store.overrides))
+    assert result.returncode == 0, result.stderr[-3000:]
+    [row] = store.runs()
+    return store, row["run_id"], result
+
+
+def test_run_is_tracked_completely(first_run):
+    store, run_id, result = first_run
+    client = store.client()
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    m, p, t = run.data.metrics, run.data.params, run.data.tags
+    for key in ("score", "score_ci_low", "score_ci_high", "parse_failure_rate", "lm_calls", "prompt_tokens",
+                "completion_tokens", "seconds", "compile_seconds", "compile_lm_calls", "macro_f1",
+                "baseline.tfidf_logreg.score", "baseline.tfidf_1nn.score"):
+        assert key in m, key
+    assert m["score_ci_low"] <= m["score"] <= m["score_ci_high"]
+    assert m["n_examples"] == 12 and m["lm_calls"] == 12 and m["compile_lm_calls"] == 0
+    assert p["dataset.name"] == "clinc150_domains" and p["optimizer.params.k"] == "5"
+    assert t["workbench.task"] == "routing" and t["workbench.lm"].startswith("embedded/SmolLM2")
+    assert len(t["workbench.dataset_fingerprint"]) == 16 and t["mlflow.source.git.commit"]
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"predictions.json", "program.json", "prompts.md", "prompt_example.md", "confusion_matrix.png",
+            "confusion_matrix.csv", "per_label.csv", "spec.json"} <= artifacts
+    table = pd.DataFrame(**json.loads(open(store.root / "artifacts" / "routing" / run_id / "artifacts" /
+                                           "predictions.json").read()))
+    assert len(table) == 12 and {"id", "text", "gold", "predicted", "score", "error_type", "candidates"} <= set(table)
+    assert table.score.mean() == pytest.approx(m["score"])
+    prompts = (store.root / "artifacts" / "routing" / run_id / "artifacts" / "prompt_example.md").read_text()
+    assert "label must be one of:" in prompts and prompts.count("## assistant") == 5
+    assert "tfidf_logreg (classical baseline)" in result.stdout
+
+
+def test_rerun_is_served_from_cache(first_run):
+    store, _, _ = first_run
+    result = run_cli("run", str(SPEC), *SMALL, *_sets(store.overrides), "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith("run_id=") and "score=" in line
+    run_id = line.split()[0].split("=")[1]
+    metrics = store.client().get_run(run_id).data.metrics
+    assert metrics["lm_calls"] == 0  # every answer came from the on-disk cache
+
+
+def test_eval_reloads_to_the_same_predictions(first_run, tmp_path):
+    store, run_id, _ = first_run
+    program = store.root / "artifacts" / "routing" / run_id / "artifacts" / "program.json"
+    state = json.loads(program.read_text())
+    assert state["demo_pool"]["k"] == 5 and len(state["demo_pool"]["examples"]) == 15000
+    result = run_cli("eval", str(SPEC), "--program", str(program), *SMALL, *_sets(store.overrides),
+                     "--set", "lm.cache=false", "--quiet")  # no cache: the LM really answers again
+    assert result.returncode == 0, result.stderr[-2000:]
+    eval_id = result.stdout.strip().splitlines()[-1].split()[0].split("=")[1]
+    client = store.client()
+    assert client.get_run(eval_id).data.metrics["lm_calls"] == 12
+    assert client.get_run(eval_id).data.tags["workbench.kind"] == "eval"
+
+    def predictions(rid):
+        path = store.root / "artifacts" / "routing" / rid / "artifacts" / "predictions.json"
+        return pd.DataFrame(**json.loads(path.read_text())).set_index("id").predicted
+
+    pd.testing.assert_series_equal(predictions(run_id), predictions(eval_id))
+
+
+def test_runs_lists_recent_runs(first_run):
+    store, run_id, _ = first_run
+    result = run_cli("runs", "--tracking-uri", store.uri)
+    assert result.returncode == 0, result.stderr
+    assert run_id[:12] in result.stdout and "FINISHED" in result.stdout and "retrieval_demos" in result.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_is_marked_killed(sig, store):
+    args = [sys.executable, "-m", "workbench.cli", "run", str(SPEC), "--set", "dataset.test=300",
+            "--set", "lm.cache=false", *_sets(store.overrides)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ})
+    deadline = time.time() + 180
+    while time.time() < deadline and not any(r["status"] == "RUNNING" for r in store.runs()):
+        time.sleep(0.5)
+    time.sleep(8)  # inside the evaluation loop
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "KILLED" in err and "Traceback" not in err
+    assert [r["status"] for r in store.runs()] == ["KILLED"]
+
+
+def test_broken_endpoint_fails_the_run_cleanly(store):
+    """Every LM call fails; with eval.max_failures=2 the run stops FAILED, one line, exit 1."""
+    result = run_cli("run", str(SPEC), "--set", "dataset.test=10", *_sets(store.overrides),
+                     "--set", "lm.backend=openai", "--set", "lm.api_base=http://127.0.0.1:9/v1",
+                     "--set", "lm.model=nothing", "--set", "eval.max_failures=2")
+    assert result.returncode == 1, result.stderr[-2000:]
+    lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "predictions failed" in lines[0] and "Traceback" not in result.stderr
+    assert [r["status"] for r in store.runs()] == ["FAILED"]
