@@ -46,6 +46,7 @@ def configure(tracking: TrackingSpec):
 
     warnings.filterwarnings("ignore", module="mlflow")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = resolve_uri(tracking.uri)
     mlflow.set_tracking_uri(uri)
     return MlflowClient(uri)

@@ -1,0 +1,55 @@
+"""Every registered optimizer compiles the router on the real embedded LM (tiny budgets).
+
+Parametrized over the registry, so a new optimizer without an entry in BUDGETS fails here
+until someone decides how to test it cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import SPEC
+from workbench.registry import optimizers
+from workbench.runner import run
+from workbench.spec import load_spec
+
+BUDGETS = {
+    "none": {},
+    "retrieval_demos": {"k": 2},
+    "LabeledFewShot": {"k": 2},
+    "BootstrapFewShot": {"max_bootstrapped_demos": 1, "max_labeled_demos": 1},
+    "BootstrapFewShotWithRandomSearch": {"num_candidate_programs": 1, "max_bootstrapped_demos": 1,
+                                         "max_labeled_demos": 1},
+    "KNNFewShot": {"k": 1, "max_bootstrapped_demos": 1, "max_labeled_demos": 0},
+    "MIPROv2": {"auto": None, "num_candidates": 2, "num_trials": 1, "minibatch": False,
+                "max_bootstrapped_demos": 0, "max_labeled_demos": 1},
+    "COPRO": {"breadth": 2, "depth": 1},
+    "SIMBA": {"max_steps": 1, "num_candidates": 2, "bsize": 2, "max_demos": 1},
+    "GEPA": {"max_metric_calls": 12, "reflection_minibatch_size": 2},
+}
+NEEDS_LM_TO_COMPILE = {"BootstrapFewShot", "BootstrapFewShotWithRandomSearch", "MIPROv2", "COPRO", "SIMBA", "GEPA"}
+
+
+def test_every_registered_optimizer_has_a_budget():
+    assert set(optimizers.names()) == set(BUDGETS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(BUDGETS))
+def test_optimizer_compiles_and_evaluates(name):
+    spec = load_spec(SPEC, ["dataset.train=12", "dataset.dev=4", "dataset.test=3", "tracking.enabled=false",
+                            f"optimizer.name={name}", "optimizer.prompt_max_tokens=96", "lm.cache=false",
+                            f"optimizer.params={json.dumps(BUDGETS[name])}"])  # JSON is YAML: validated too
+    outcome = run(spec)
+    assert outcome.result.n == 3 and outcome.result.failures == 0
+    predictor = outcome.program.predict
+    if name in NEEDS_LM_TO_COMPILE:
+        assert outcome.compile_lm_calls > 0
+    if name == "LabeledFewShot":
+        assert len(predictor.demos) == 2
+    if name == "retrieval_demos":
+        assert outcome.program.demo_pool.k == 2 and outcome.compile_lm_calls == 0
+    if name == "KNNFewShot":
+        assert outcome.result.usage.calls >= 3  # it bootstraps at inference time, per query

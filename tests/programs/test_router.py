@@ -1,0 +1,60 @@
+"""The router on the real embedded LM: narrowed labels, retrieved demos, JSON state round trip."""
+
+from __future__ import annotations
+
+import json
+
+import dspy
+import pytest
+
+from programs.routing import Router, router
+from workbench.data import sample
+from workbench.lm import build_lm
+from workbench.lm.adapters import CompactJSONAdapter
+from workbench.optimize import CompileContext
+from workbench.registry import datasets, optimizers
+from workbench.spec import LMSpec
+
+
+@pytest.fixture(scope="module")
+def data():
+    return sample(datasets.get("clinc150_domains")(), train=3000, dev=10, test=8, seed=1)
+
+
+@pytest.fixture
+def lm(embedded_backend):
+    return build_lm(LMSpec(cache=False, max_tokens=32), backend=embedded_backend)
+
+
+def test_candidates_narrow_the_grammar(data, lm):
+    program = router(data, candidates=2)
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        for example in data.examples("test")[:4]:
+            prediction = program(text=example.text)
+            assert len(prediction.candidates) == 2 and prediction.label in prediction.candidates
+            sent = lm.history[-1]["messages"][-1]["content"]
+            assert f"label must be one of: {', '.join(prediction.candidates)}" in sent
+
+
+def test_retrieval_demos_state_round_trip(data, lm, tmp_path):
+    student = router(data, candidates=2)
+    ctx = CompileContext(student=student, trainset=data.examples("train"), valset=[], metric=None,
+                         feedback_metric=None, lm=lm, prompt_lm=lm, reflection_lm=lm, seed=0, threads=1)
+    compiled = optimizers.get("retrieval_demos")(ctx, k=4)
+    assert student.demo_pool.k == 0  # the student is not modified
+    path = tmp_path / "program.json"
+    path.write_text(json.dumps(compiled.dump_state()))
+    reloaded = router(sample(datasets.get("clinc150_domains")(), train=10, dev=10, test=8, seed=9), candidates=2)
+    reloaded.load_state(json.loads(path.read_text()))
+    assert len(reloaded.demo_pool.examples) == 3000 and reloaded.demo_pool.k == 4
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        for example in data.examples("test"):
+            a, b = compiled(text=example.text), reloaded(text=example.text)
+            assert (a.label, a.candidates) == (b.label, b.candidates)
+            assert lm.history[-1]["messages"] == lm.history[-2]["messages"]  # identical prompts, demos included
+    assert lm.history[-1]["messages"][1]["role"] == "user" and len(lm.history[-1]["messages"]) == 2 + 2 * 4
+
+
+def test_router_rejects_bad_candidates():
+    with pytest.raises(ValueError, match="candidates"):
+        Router(["a", "b"], candidates=3)
