@@ -7,15 +7,28 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SPEC   ?= experiments/routing_clinc150.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench clean
+# llama-cpp-python is built from source with explicit CPU features: a -march=native build
+# on these VMs compiles llama.cpp's AMX kernels, which segfault on the first decode. The
+# wheel is kept per version + flags under ~/.cache (pip's own cache ignores CMAKE_ARGS).
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	$(if $(shell grep -m1 -o avx512f /proc/cpuinfo 2>/dev/null),-DGGML_AVX512=ON)
+WHEELHOUSE ?= $(HOME)/.cache/dspy-workbench/wheels/$(shell echo "$(LLAMA_CPP_VERSION) $(LLAMA_CMAKE_ARGS)" | cksum | cut -d' ' -f1)
+LLAMA_WHEEL = $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+
+.PHONY: setup run test bench clean clean-llama
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# llama-cpp-python compiles from source the first time (~5 min on 2 cores); pip caches the wheel.
+	# llama-cpp-python compiles from source the first time (~4 min on 2 cores), then comes from $(WHEELHOUSE).
+	ls $(LLAMA_WHEEL) >/dev/null 2>&1 || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel --quiet --no-deps \
+		--no-cache-dir -w $(WHEELHOUSE) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall $(LLAMA_WHEEL)
 	$(BIN)/python -m pip install --quiet --progress-bar off -e ".[dev]"
+	$(BIN)/python -m workbench.lm.check
 	rm -f $(VENV)/.installed-* && touch $@
 
 run: setup
@@ -29,3 +42,6 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache
+
+clean-llama:  # forget the built llama-cpp-python wheel (e.g. after changing LLAMA_CMAKE_ARGS by hand)
+	rm -rf $(WHEELHOUSE) && rm -f $(VENV)/.installed-*

@@ -70,9 +70,6 @@ def confusion_matrix(table: pd.DataFrame, labels: list[str]) -> dict:
 
 
 def _plot(matrix: pd.DataFrame):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     size = max(5.0, 0.35 * len(matrix.columns) + 2)

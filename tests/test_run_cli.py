@@ -27,10 +27,13 @@ def first_run(tmp_path_factory):
     from tests.conftest import Store
 
     store = Store(tmp_path_factory.mktemp("run") / "mlruns")
-    result = run_cli("run", str(SPEC), *SMALL, *_sets(store.overrides))
-    assert result.returncode == 0, result.stderr[-3000:]
-    [row] = store.runs()
-    return store, row["run_id"], result
+    with pytest.MonkeyPatch.context() as patch:
+        # Its own response cache for this module: other tests may have answered these items.
+        patch.setenv("WORKBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+        result = run_cli("run", str(SPEC), *SMALL, *_sets(store.overrides))
+        assert result.returncode == 0, result.stderr[-3000:]
+        [row] = store.runs()
+        yield store, row["run_id"], result
 
 
 def test_run_is_tracked_completely(first_run):
@@ -98,8 +101,8 @@ def test_runs_lists_recent_runs(first_run):
     assert run_id[:12] in result.stdout and "FINISHED" in result.stdout and "retrieval_demos" in result.stdout
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupted_run_is_marked_killed(sig, store):
+def _start_long_run(store) -> subprocess.Popen:
+    """A run that takes minutes, returned once it is inside its evaluation loop."""
     args = [sys.executable, "-m", "workbench.cli", "run", str(SPEC), "--set", "dataset.test=300",
             "--set", "lm.cache=false", *_sets(store.overrides)]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -107,12 +110,32 @@ def test_interrupted_run_is_marked_killed(sig, store):
     deadline = time.time() + 180
     while time.time() < deadline and not any(r["status"] == "RUNNING" for r in store.runs()):
         time.sleep(0.5)
-    time.sleep(8)  # inside the evaluation loop
+    time.sleep(8)
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_is_marked_killed(sig, store):
+    proc = _start_long_run(store)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert "KILLED" in err and "Traceback" not in err
     assert [r["status"] for r in store.runs()] == ["KILLED"]
+
+
+def test_run_of_a_dead_process_is_failed_by_the_next_run(store):
+    """SIGKILL (like a segfault or the OOM killer) gives no chance to end the run; the next
+    run in the experiment finds its process gone and marks it FAILED."""
+    proc = _start_long_run(store)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert [r["status"] for r in store.runs()] == ["RUNNING"]
+    result = run_cli("run", str(SPEC), "--set", "dataset.test=2", "--quiet", *_sets(store.overrides))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(r["status"] for r in store.runs()) == ["FAILED", "FINISHED"]
+    dead = next(r for r in store.runs() if r["status"] == "FAILED")
+    assert "died" in store.client().get_run(dead["run_id"]).data.tags["workbench.reaped"]
 
 
 def test_broken_endpoint_fails_the_run_cleanly(store):

@@ -138,7 +138,8 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
     usage = lm.engine.usage
     before = usage.snapshot()
     start = time.perf_counter()
-    trials = spec.optimizer.name not in ("none", "retrieval_demos", "LabeledFewShot")
+    # Trials nest under the experiment's run; with tracking off, autologging would write to ./mlflow.db.
+    trials = spec.tracking.enabled and spec.optimizer.name not in ("none", "retrieval_demos", "LabeledFewShot")
     with reporter.phase(f"compiling with {spec.optimizer.name}", lambda: usage.since(before).calls), \
             _autolog_trials(trials):
         try:

@@ -3,7 +3,8 @@
 The store defaults to `sqlite:///mlruns/mlflow.db` with artifacts under `mlruns/artifacts`.
 Experiments are created with the `custom_model_development` kind so the MLflow UI opens
 on runs, metric charts and the compare view. `TrackedRun` ends its run FINISHED, FAILED
-on an exception, or KILLED on Ctrl-C / SIGTERM.
+on an exception, or KILLED on Ctrl-C / SIGTERM; a run whose process died hard is marked
+FAILED by the next run in its experiment (`reap_dead_runs`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import warnings
@@ -26,6 +28,8 @@ from workbench.spec import TrackingSpec
 
 EXPERIMENT_KIND = "custom_model_development"
 RUN_KIND_TAG = "workbench.kind"
+HOST_TAG = "workbench.host"
+PID_TAG = "workbench.pid"
 
 
 def resolve_uri(uri: str) -> str:
@@ -154,6 +158,35 @@ class TrackedRun:
         return None
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def reap_dead_runs(client, experiment_id: str) -> list[str]:
+    """Mark FAILED the RUNNING runs started on this host by a process that no longer exists.
+
+    A hard crash (segfault in native code, OOM kill, SIGKILL) leaves no chance to end a run;
+    the next run in the same experiment ends it instead, tagged `workbench.reaped`.
+    """
+    host = socket.gethostname()
+    stale = client.search_runs([experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+                               max_results=200)
+    reaped = []
+    for run in stale:
+        pid = run.data.tags.get(PID_TAG, "")
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            client.set_tag(run.info.run_id, "workbench.reaped", f"process {pid} died without ending the run")
+            client.set_terminated(run.info.run_id, "FAILED")
+            reaped.append(run.info.run_id)
+    return reaped
+
+
 @contextlib.contextmanager
 def tracked_run(tracking: TrackingSpec, *, experiment: str, run_name: str, tags: dict[str, str],
                 parent_run_id: str | None = None):
@@ -164,7 +197,9 @@ def tracked_run(tracking: TrackingSpec, *, experiment: str, run_name: str, tags:
     try:
         client = configure(tracking)
         experiment_id = get_or_create_experiment(client, experiment, tracking.artifact_root)
-        all_tags = {"mlflow.runName": run_name, "mlflow.source.git.commit": git_commit(), **tags}
+        reap_dead_runs(client, experiment_id)
+        all_tags = {"mlflow.runName": run_name, "mlflow.source.git.commit": git_commit(),
+                    HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), **tags}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)

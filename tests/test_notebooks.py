@@ -1,0 +1,23 @@
+"""Notebooks run headless, top to bottom, on small samples and a temp MLflow store."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize("name", ["01_routing_quickstart.ipynb"])
+def test_notebook_executes(name, store, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_NB_TEST_SIZE", "6")
+    monkeypatch.setenv("WORKBENCH_TRACKING_URI", store.uri)
+    monkeypatch.setenv("WORKBENCH_ARTIFACT_ROOT", str(store.root / "artifacts"))
+    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the confusion matrix rendered
+    assert {r["status"] for r in store.runs()} == {"FINISHED"} and len(store.runs()) == 2
