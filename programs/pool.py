@@ -20,11 +20,12 @@ class ExamplePool(Parameter):
     """Examples (`{input_field: ..., label_field: ...}` dicts) plus how many demos per query."""
 
     def __init__(self, input_field: str = "text", label_field: str = "label",
-                 examples: list[dict[str, Any]] | None = None, k: int = 0):
+                 examples: list[dict[str, Any]] | None = None, k: int = 0, balanced: bool = False):
         self.input_field = input_field
         self.label_field = label_field
         self.examples = list(examples or [])
         self.k = k
+        self.balanced = balanced
         self._lock = threading.Lock()
         self._index: NearestNeighbours | None = None
         self._ranker: LabelRanker | None = None
@@ -33,12 +34,13 @@ class ExamplePool(Parameter):
     # DSPy state: plain data only.
     def dump_state(self, json_mode: bool = True) -> dict[str, Any]:
         return {"input_field": self.input_field, "label_field": self.label_field, "k": self.k,
-                "examples": [dict(e) for e in self.examples]}
+                "balanced": self.balanced, "examples": [dict(e) for e in self.examples]}
 
     def load_state(self, state: dict[str, Any]) -> ExamplePool:
         self.input_field = state["input_field"]
         self.label_field = state["label_field"]
         self.k = int(state["k"])
+        self.balanced = bool(state.get("balanced", False))
         self.examples = [dict(e) for e in state["examples"]]
         self.reset_index()
         return self
@@ -50,16 +52,18 @@ class ExamplePool(Parameter):
         with self._lock:
             self._index = self._ranker = self._labels = None
 
-    def fill(self, examples: list[dict[str, Any]], k: int | None = None) -> None:
+    def fill(self, examples: list[dict[str, Any]], k: int | None = None, balanced: bool | None = None) -> None:
         self.examples = [{self.input_field: e[self.input_field], self.label_field: e[self.label_field]}
                          for e in examples]
         if k is not None:
             self.k = k
+        if balanced is not None:
+            self.balanced = balanced
         self.reset_index()
 
     def __deepcopy__(self, memo):
         # Optimizers deep-copy programs often; the fitted index is shared, not copied.
-        twin = ExamplePool(self.input_field, self.label_field, self.examples, self.k)
+        twin = ExamplePool(self.input_field, self.label_field, self.examples, self.k, self.balanced)
         twin._index, twin._ranker, twin._labels = self._index, self._ranker, self._labels
         return twin
 
@@ -86,6 +90,19 @@ class ExamplePool(Parameter):
         allowed = np.isin(self._labels, labels) if labels is not None else None
         picked = index.nearest(text, k, allowed)
         return [dict(self.examples[i]) for i in reversed(picked)]
+
+    def demos_for(self, text: str, labels: list[str] | None = None) -> list[dict[str, Any]]:
+        """The query's demos: the k nearest (among `labels` if given) or, when `balanced` and
+        labels are given, the ceil(k / len(labels)) nearest of each label, so the LM sees
+        every candidate it may choose; least similar first either way."""
+        if not (self.balanced and labels):
+            return self.nearest(text, self.k, labels)
+        index = self.index()
+        per_label = -(-self.k // len(labels))
+        picked = [i for label in labels for i in index.nearest(text, per_label, self._labels == label)]
+        sims = index.scores([text])[0]
+        picked.sort(key=lambda i: (sims[i], -i))
+        return [dict(self.examples[i]) for i in picked]
 
     def top_labels(self, text: str, n: int) -> list[str]:
         return self.ranker().top(text, n)

@@ -74,7 +74,7 @@ class Router(dspy.Module):
             kwargs["signature"] = self._signature_for(allowed)
         if self.demo_pool.k and self.demo_pool.examples:
             narrowed = allowed if len(allowed) != len(self.labels) else None
-            kwargs["demos"] = [dspy.Example(**d) for d in self.demo_pool.nearest(text, self.demo_pool.k, narrowed)]
+            kwargs["demos"] = [dspy.Example(**d) for d in self.demo_pool.demos_for(text, narrowed)]
         prediction = self.predict(text=text, **kwargs)
         prediction.candidates = allowed if len(allowed) != len(self.labels) else []
         return prediction

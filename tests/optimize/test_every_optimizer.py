@@ -53,3 +53,15 @@ def test_optimizer_compiles_and_evaluates(name):
         assert outcome.program.demo_pool.k == 2 and outcome.compile_lm_calls == 0
     if name == "KNNFewShot":
         assert outcome.result.usage.calls >= 3  # it bootstraps at inference time, per query
+
+
+@pytest.mark.slow
+def test_knn_fewshot_vectors_do_not_leak_between_runs():
+    """Two KNNFewShot runs on different train sets in one process: each uses its own
+    vectorizer (DSPy's embedding cache once returned the other run's vectors)."""
+    for train in (12, 30):
+        spec = load_spec(SPEC, [f"dataset.train={train}", "dataset.dev=4", "dataset.test=2", "tracking.enabled=false",
+                                "optimizer.name=KNNFewShot", "lm.cache=false",
+                                f"optimizer.params={json.dumps(BUDGETS['KNNFewShot'])}"])
+        outcome = run(spec)
+        assert outcome.result.failures == 0, outcome.result.most_common_error()

@@ -92,7 +92,9 @@ def _knn(ctx: CompileContext, cls: type, params: dict[str, Any]) -> dspy.Module:
         return vectorizer.transform(batch).toarray().astype(np.float32)
 
     try:  # every KNNFewShot parameter goes to its constructor (bootstrap arguments via **kwargs)
-        teleprompter = cls(trainset=ctx.trainset, vectorizer=dspy.Embedder(embed), metric=ctx.metric,
+        # caching=False: DSPy's embedding cache keys a callable by name, so vectors from another
+        # run's vectorizer (other train data, other width) would come back for the same text.
+        teleprompter = cls(trainset=ctx.trainset, vectorizer=dspy.Embedder(embed, caching=False), metric=ctx.metric,
                            **{"k": 5, **params})
     except (TypeError, ValueError, AssertionError) as exc:
         raise UserError(f"KNNFewShot rejected its parameters: {exc}", file=ctx.source, field="optimizer.params") from None
