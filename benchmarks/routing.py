@@ -224,13 +224,29 @@ def banking_section(best_n: int, stock_n: int) -> str:
     return ("## BANKING77, 77 intents (test split 3,080)\n\n" + table(HEADER, [r.cells() for r in rows]) + "\n")
 
 
+def _split_sections(text: str) -> dict[str, str]:
+    """'## ' sections of an existing RESULTS.md by their heading's first word."""
+    parts = {}
+    for chunk in ("\n" + text).split("\n## ")[1:]:
+        parts[chunk.split()[0]] = "## " + chunk.rstrip() + "\n"
+    return parts
+
+
 def write(sections: list[str], args: argparse.Namespace, started: float) -> None:
+    """Rewrite RESULTS.md: sections of this run replace same-named ones, others are kept."""
+    stamp = (f"_Measured {time.strftime('%Y-%m-%d %H:%M')} with `benchmarks/routing.py "
+             f"{' '.join(sys.argv[1:])}`._\n")
+    merged = _split_sections(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    for text in sections:
+        heading, _, body = text.partition("\n\n")
+        merged[text.split()[1]] = f"{heading}\n\n{stamp}\n{body.rstrip()}\n" if stamp not in text else text
+    order = ["Speed:", "Cost:", "CLINC150,", "BANKING77,"]
+    keys = sorted(merged, key=lambda k: order.index(k) if k in order else len(order))
     head = ["# Routing benchmark results", "",
-            f"Written by `benchmarks/routing.py` on {time.strftime('%Y-%m-%d %H:%M')} "
-            f"({platform.machine()}, {platform.python_version()}), embedded SmolLM2-135M-Instruct Q4_1, "
-            f"LM cache off. Arguments: `{' '.join(sys.argv[1:]) or '(defaults)'}`; "
-            f"{(time.time() - started) / 60:.0f} min so far.", ""]
-    RESULTS.write_text("\n".join(head) + "\n" + "\n".join(sections), encoding="utf-8")
+            f"Written by `benchmarks/routing.py` ({platform.machine()}, Python {platform.python_version()}), "
+            "embedded SmolLM2-135M-Instruct Q4_1 through llama-cpp-python, LM response cache off, "
+            "tracking off. Each section says when and with which arguments it was measured.", ""]
+    RESULTS.write_text("\n".join(head) + "\n" + "\n".join(merged[k] for k in keys), encoding="utf-8")
 
 
 def main() -> None:
