@@ -20,9 +20,11 @@ class ExamplePool(Parameter):
     """Examples (`{input_field: ..., label_field: ...}` dicts) plus how many demos per query."""
 
     def __init__(self, input_field: str = "text", label_field: str = "label",
-                 examples: list[dict[str, Any]] | None = None, k: int = 0, balanced: bool = False):
+                 examples: list[dict[str, Any]] | None = None, k: int = 0, balanced: bool = False,
+                 extra_fields: tuple[str, ...] = ()):
         self.input_field = input_field
         self.label_field = label_field
+        self.extra_fields = tuple(extra_fields)  # kept with each example (e.g. a gold passage id)
         self.examples = list(examples or [])
         self.k = k
         self.balanced = balanced
@@ -34,13 +36,14 @@ class ExamplePool(Parameter):
     # DSPy state: plain data only.
     def dump_state(self, json_mode: bool = True) -> dict[str, Any]:
         return {"input_field": self.input_field, "label_field": self.label_field, "k": self.k,
-                "balanced": self.balanced, "examples": [dict(e) for e in self.examples]}
+                "balanced": self.balanced, "extra_fields": list(self.extra_fields), "examples": [dict(e) for e in self.examples]}
 
     def load_state(self, state: dict[str, Any]) -> ExamplePool:
         self.input_field = state["input_field"]
         self.label_field = state["label_field"]
         self.k = int(state["k"])
         self.balanced = bool(state.get("balanced", False))
+        self.extra_fields = tuple(state.get("extra_fields", ()))
         self.examples = [dict(e) for e in state["examples"]]
         self.reset_index()
         return self
@@ -53,8 +56,8 @@ class ExamplePool(Parameter):
             self._index = self._ranker = self._labels = None
 
     def fill(self, examples: list[dict[str, Any]], k: int | None = None, balanced: bool | None = None) -> None:
-        self.examples = [{self.input_field: e[self.input_field], self.label_field: e[self.label_field]}
-                         for e in examples]
+        keep = (self.input_field, self.label_field, *self.extra_fields)
+        self.examples = [{name: e[name] for name in keep} for e in examples]
         if k is not None:
             self.k = k
         if balanced is not None:
@@ -63,7 +66,7 @@ class ExamplePool(Parameter):
 
     def __deepcopy__(self, memo):
         # Optimizers deep-copy programs often; the fitted index is shared, not copied.
-        twin = ExamplePool(self.input_field, self.label_field, self.examples, self.k, self.balanced)
+        twin = ExamplePool(self.input_field, self.label_field, self.examples, self.k, self.balanced, self.extra_fields)
         twin._index, twin._ranker, twin._labels = self._index, self._ranker, self._labels
         return twin
 
@@ -74,7 +77,9 @@ class ExamplePool(Parameter):
         with self._lock:
             if self._index is None:
                 self._index = NearestNeighbours(self._texts())
-                self._labels = np.array([e[self.label_field] for e in self.examples], dtype=object)
+                self._labels = np.empty(len(self.examples), dtype=object)  # 1-D even when labels are lists
+                for i, e in enumerate(self.examples):
+                    self._labels[i] = e[self.label_field]
             return self._index
 
     def ranker(self) -> LabelRanker:

@@ -33,6 +33,8 @@ def route_signature(labels: list[str], instructions: str = DEFAULT_INSTRUCTIONS)
 class Router(dspy.Module):
     """text -> label, with optional candidate narrowing and per-query retrieved demos."""
 
+    table_fields = ("candidates",)  # the labels the LM was allowed, for the per-example table
+
     def __init__(self, labels: list[str], *, candidates: int = 0, instructions: str = DEFAULT_INSTRUCTIONS,
                  pool: ExamplePool | None = None):
         super().__init__()

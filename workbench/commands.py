@@ -109,7 +109,7 @@ def runs_command(args: argparse.Namespace) -> int:
 def list_command(args: argparse.Namespace) -> int:
     from workbench import registry
 
-    kinds = [args.kind] if args.kind else ["programs", "metrics", "summaries", "datasets", "optimizers"]
+    kinds = [args.kind] if args.kind else ["programs", "metrics", "summaries", "datasets", "optimizers", "retrievers"]
     for kind in kinds:
         reg = getattr(registry, kind)
         print(f"{kind}:")

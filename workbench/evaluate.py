@@ -85,28 +85,48 @@ def score_of(value: Any) -> float:
     return float(value)
 
 
-def _predict_one(program: dspy.Module, example: dspy.Example, metric: Callable, output_field: str | None) -> dict:
+def _predict_one(program: dspy.Module, example: dspy.Example, metric: Callable, fields: _Fields) -> dict:
     start = time.perf_counter()
     row: dict[str, Any] = {"id": example.get("id", ""), **example.inputs().toDict()}
-    row["gold"] = example.get(output_field) if output_field else ""
+    row["gold"] = example.get(fields.gold) if fields.gold else ""
+    for name in fields.from_example:
+        row[name] = example.get(name)
     try:
         prediction = program(**example.inputs())
-        row["predicted"] = prediction.get(output_field) if output_field else str(prediction.toDict())
+        row["predicted"] = prediction.get(fields.output) if fields.output else str(prediction.toDict())
         row["score"] = score_of(metric(example, prediction))
         row["error_type"], row["error"] = "", ""
-        extra = prediction.get("candidates")
-        row["candidates"] = ", ".join(extra) if extra else ""
+        for name in fields.from_prediction:
+            row[name] = prediction.get(name)
     except Exception as exc:  # counted, never fatal: see module docstring
-        row.update(predicted=None, score=0.0, error_type=_error_type(exc), candidates="",
+        row.update(predicted=None, score=0.0, error_type=_error_type(exc),
                    error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+        for name in fields.from_prediction:
+            row[name] = None
     row["seconds"] = time.perf_counter() - start
     return row
 
 
+@dataclass(frozen=True)
+class _Fields:
+    output: str | None
+    gold: str | None
+    from_example: tuple[str, ...]
+    from_prediction: tuple[str, ...]
+
+
 def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callable, *, output_field: str | None,
+             gold_field: str | None = None, example_fields: tuple[str, ...] = (),
              usage: UsageCounter | None = None, threads: int = 1, max_failures: int | None = None,
              on_progress: Callable[[int, float, int], None] | None = None) -> EvalResult:
-    """Run `program` on every example; `on_progress(done, mean_score, lm_calls)` after each."""
+    """Run `program` on every example; `on_progress(done, mean_score, lm_calls)` after each.
+
+    The table holds the inputs, `gold` (example[gold_field], default output_field),
+    `predicted` (prediction[output_field]), the score and error, plus `example_fields` and
+    the program's `table_fields` (prediction fields such as retrieved ids or candidates).
+    """
+    fields = _Fields(output_field, gold_field or output_field, tuple(example_fields),
+                     tuple(getattr(program, "table_fields", ())))
     before = usage.snapshot() if usage else UsageTotals()
     start = time.perf_counter()
     rows: list[dict] = [None] * len(examples)  # type: ignore[list-item]
@@ -125,14 +145,14 @@ def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callabl
 
     if threads <= 1:
         for i, example in enumerate(examples):
-            record(i, _predict_one(program, example, metric, output_field))
+            record(i, _predict_one(program, example, metric, fields))
     else:
         parent = thread_local_overrides.get().copy()  # dspy.context(...) of the caller
 
         def in_context(example: dspy.Example) -> dict:
             token = thread_local_overrides.set({**thread_local_overrides.get(), **parent})
             try:
-                return _predict_one(program, example, metric, output_field)
+                return _predict_one(program, example, metric, fields)
             finally:
                 thread_local_overrides.reset(token)
 

@@ -64,9 +64,11 @@ metrics = Registry("metric", ("metrics",))
 summaries = Registry("summary", ("metrics",))
 datasets = Registry("dataset", ("workbench.data",))
 optimizers = Registry("optimizer", ("workbench.optimize",))
+retrievers = Registry("retriever", ("workbench.retrieval",))
 
 program = programs.register
 metric = metrics.register
 summary = summaries.register
 dataset = datasets.register
 optimizer = optimizers.register
+retriever = retrievers.register

@@ -9,6 +9,7 @@ rendered prompts. `workbench eval` is `run()` with a saved program instead of co
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import time
@@ -67,6 +68,9 @@ def build_program(spec: Spec, data: TaskData) -> dspy.Module:
         return factory(data, **spec.program.params)
     except (TypeError, ValueError) as exc:
         raise UserError(str(exc), file=spec.source, field="program.params") from None
+    except UserError as exc:  # raised inside the factory (e.g. an unknown retriever name)
+        exc.file = exc.file or spec.source
+        raise
 
 
 def load_program_state(program: dspy.Module, path: str | Path) -> None:
@@ -189,13 +193,18 @@ def _log_results(tracked, prepared: Prepared, outcome: RunOutcome, program: dspy
         tracked.log_text(render_call(last_call_messages(lm), title=f"Call for example {prepared.evalset[0].get('id')}"),
                          "prompt_example.md")
     tracked.log_text(json.dumps(spec.model_dump(mode="json"), indent=2), "spec.json")
+    for folder in getattr(program, "index_dirs", list)():
+        tracked.log_dir(folder, f"indexes/{folder.name}")
     outcome.program_path = tracked.artifact_path("program.json")
 
 
 def _summaries(spec: Spec, prepared: Prepared, result: EvalResult, tracked) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for name in spec.metric.summaries:
-        out = registry.summaries.get(name)(result.table, prepared.data.labels)
+        fn = registry.summaries.get(name, file=spec.source, field="metric.summaries")
+        # A summary takes (table, labels) like the routing ones, or (table, data) for the whole TaskData.
+        second = list(inspect.signature(fn).parameters)[1]
+        out = fn(result.table, prepared.data.labels if second == "labels" else prepared.data)
         metrics.update(out.get("metrics", {}))
         if tracked is None:
             continue
@@ -243,7 +252,9 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
         with reporter.phase("building retrieval index", lambda: 0):
             program.warm_up()
     with reporter.progress(f"evaluating on {spec.eval.split}", len(prepared.evalset)) as update:
-        result = evaluate(program, prepared.evalset, scored, output_field=prepared.data.label_field,
+        data = prepared.data
+        result = evaluate(program, prepared.evalset, scored, output_field=data.output_field or data.label_field,
+                          gold_field=data.label_field, example_fields=data.table_fields,
                           usage=lm.engine.usage, threads=spec.eval.threads, max_failures=spec.eval.max_failures,
                           on_progress=update)
     baselines = []

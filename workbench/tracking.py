@@ -138,6 +138,9 @@ class TrackedRun:
     def log_file(self, local: Path, folder: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(local), folder)
 
+    def log_dir(self, local: Path, folder: str) -> None:
+        self.client.log_artifacts(self.run_id, str(local), folder)
+
     def log_table(self, frame: pd.DataFrame, path: str) -> None:
         self.client.log_table(self.run_id, data=frame, artifact_file=path)
 

@@ -6,6 +6,7 @@ never shadows the `datasets` library); the loaders live here and find files by p
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ class TaskData:
     label_field: str
     labels: list[str] = field(default_factory=list)
     fingerprint: str = ""
+    corpus: list[dict] | None = None  # retrieval tasks: passages {id, title, text}
+    output_field: str | None = None  # the prediction field scored against label_field (default: same name)
+    table_fields: tuple[str, ...] = ()  # more example fields for the per-example table (e.g. gold_passage)
 
     def examples(self, split: str) -> list[dspy.Example]:
         """Rows of a split as dspy.Examples; `id` stays on the example but is not an input."""
@@ -67,5 +71,4 @@ def sample(data: TaskData, *, train: int | None, dev: int | None, test: int | No
         if size is not None and size < len(rows):
             rows = rows.shuffle(seed=seed).select(range(size))
         out[split] = rows
-    return TaskData(data.name, hf.DatasetDict(out), data.input_fields, data.label_field, data.labels,
-                    data.fingerprint)
+    return dataclasses.replace(data, splits=hf.DatasetDict(out))

@@ -15,9 +15,11 @@ import typing
 from typing import Any
 
 import dspy
+import pydantic
 from dspy.adapters.utils import format_field_value
 
 MAX_INLINE_CHOICES = 20
+CONSTRAINT_KEYS = ("maxLength", "minLength", "maxItems", "minItems", "pattern", "minimum", "maximum")
 
 
 def literal_values(annotation: Any) -> list[str] | None:
@@ -28,6 +30,20 @@ def literal_values(annotation: Any) -> list[str] | None:
 
 class CompactJSONAdapter(dspy.JSONAdapter):
     """JSON in, JSON out, few tokens."""
+
+    def _prepare_response_format(self, lm, lm_kwargs, signature):
+        """DSPy's schema drops pydantic constraints (`Annotated[str, StringConstraints(max_length=…)]`,
+        `Field(max_length=…)` on lists); put maxLength/maxItems/... back so a grammar enforces them."""
+        super()._prepare_response_format(lm, lm_kwargs, signature)
+        model = lm_kwargs.get("response_format")
+        if not isinstance(model, type):
+            return
+        schema = model.model_json_schema()
+        for name, info in signature.output_fields.items():
+            if info.metadata and name in schema.get("properties", {}):
+                limits = pydantic.TypeAdapter(typing.Annotated[info.annotation, *info.metadata]).json_schema()
+                schema["properties"][name].update({k: v for k, v in limits.items() if k in CONSTRAINT_KEYS})
+        model.model_json_schema = lambda *args, **kwargs: schema
 
     def format_system_message(self, signature) -> str:
         keys = ", ".join(f'"{name}"' for name in signature.output_fields)

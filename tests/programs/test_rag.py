@@ -1,0 +1,96 @@
+"""The RAG program on the real corpus, retrievers and embedded LM (a few questions)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+from workbench.errors import UserError
+from workbench.runner import run
+from workbench.spec import load_spec
+
+RAG_SPEC = ROOT / "experiments" / "rag_xquad.yaml"
+BM25 = ["program.params.retriever=bm25", "program.params.retriever_params={}"]
+SMALL = ["dataset.test=4", "dataset.dev=4", "tracking.enabled=false", *BM25]
+
+
+@pytest.fixture(scope="module")
+def outcome():
+    return run(load_spec(RAG_SPEC, SMALL))
+
+
+def test_predictions_carry_answer_citations_and_ranking(outcome):
+    table = outcome.result.table
+    assert len(table) == 4 and outcome.result.failures == 0
+    for _, row in table.iterrows():
+        assert isinstance(row.predicted, str)
+        assert len(row.retrieved) == 10 and len(set(row.retrieved)) == 10
+        assert set(row.citations) <= set(row.retrieved[:2])  # cites only passages it was shown
+    assert {"gold_passage", "retrieved", "citations"} <= set(table.columns)
+
+
+def test_retrieval_and_answer_metrics_are_separate(outcome):
+    m = outcome.summary_metrics
+    table = outcome.result.table
+    expected_r1 = sum(r[0] == g for r, g in zip(table.retrieved, table.gold_passage)) / len(table)
+    assert m["retrieval.recall_at_1"] == pytest.approx(expected_r1)
+    assert m["retrieval.recall_at_1"] <= m["retrieval.recall_at_5"] <= m["retrieval.recall_at_10"]
+    assert m["answer.f1"] == pytest.approx(outcome.result.score)
+    assert 0.0 <= m["answer.groundedness"] <= 1.0 and "answer.citation_precision" in m
+
+
+def test_lm_reranker_moves_its_choice_first():
+    spec = load_spec(RAG_SPEC, SMALL + ["dataset.test=2", "program.params.rerank=lm", "program.params.rerank_depth=3"])
+    result = run(spec).result
+    assert result.failures == 0 and all(len(r) == 10 for r in result.table.retrieved)
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"k": 0}, "program.params"), ({"k": 3, "n": 5}, "program.params"), ({"retriever": "bm52"}, "program.params.retriever"),
+    ({"rerank": "cross"}, "program.params"),
+])
+def test_bad_rag_parameters(params, field):
+    overrides = SMALL + [f"program.params.{k}={json.dumps(v)}" for k, v in params.items()]
+    with pytest.raises(UserError) as info:
+        run(load_spec(RAG_SPEC, overrides))
+    assert info.value.field == field
+
+
+def test_bad_parameter_via_cli_is_one_line_exit_2(tmp_path):
+    result = run_cli("run", str(RAG_SPEC), "--set", "program.params.n=20", "--set", "tracking.enabled=false")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "program.params" in result.stderr and "n must be" in result.stderr
+
+
+def test_tracked_rag_run_logs_indexes_and_both_metric_families(store):
+    sets = sum((["--set", o] for o in store.overrides), [])
+    result = run_cli("run", str(RAG_SPEC), "--set", "dataset.test=3", *sum((["--set", o] for o in BM25), []),
+                     *sets, "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    [row] = store.runs()
+    run_info = store.client().get_run(row["run_id"])
+    assert run_info.info.status == "FINISHED"
+    assert {"retrieval.recall_at_1", "retrieval.mrr", "answer.f1", "answer.groundedness"} <= set(run_info.data.metrics)
+    artifacts = {a.path for a in store.client().list_artifacts(row["run_id"])}
+    assert {"indexes", "predictions.json", "prompt_example.md", "retrieval_misses.csv"} <= artifacts
+
+
+def test_length_limits_reach_the_schema_the_grammar_is_built_from():
+    from llama_cpp import LlamaGrammar
+
+    from programs.rag import answer_signature
+    from workbench.lm.adapters import CompactJSONAdapter
+
+    class SchemaLM:
+        supported_params = {"response_format"}
+        supports_response_schema = True
+
+    kwargs: dict = {}
+    CompactJSONAdapter()._prepare_response_format(SchemaLM(), kwargs, answer_signature(3, answer_chars=40))
+    schema = kwargs["response_format"].model_json_schema()
+    assert schema["properties"]["answer"]["maxLength"] == 40
+    assert schema["properties"]["citations"]["maxItems"] == 3
+    assert schema["properties"]["citations"]["items"]["enum"] == ["1", "2", "3"]
+    LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)  # llama.cpp accepts it

