@@ -217,7 +217,7 @@ def banking_section(best_n: int, stock_n: int) -> str:
     rows = baseline_rows("banking77")
     rows.append(lm_row("zero-shot (grammar-constrained labels)", BANKING, [
         f"dataset.test={stock_n}", "program.params.candidates=0", "optimizer.name=none", "optimizer.params={}"])[0])
-    rows.append(lm_row("retrieval_demos k=8, demos' labels only", BANKING, [
+    rows.append(lm_row("retrieval_demos k=8, all 77 labels", BANKING, [
         f"dataset.test={stock_n}", "program.params.candidates=0"])[0])
     rows.append(lm_row("**LM program: retrieval_demos k=8 + logreg top-3 candidates (spec)**", BANKING,
                        [f"dataset.test={best_n}"])[0])
@@ -242,8 +242,8 @@ def write(sections: list[str], args: argparse.Namespace, started: float) -> None
         merged[text.split()[1]] = f"{heading}\n\n{stamp}\n{body.rstrip()}\n" if stamp not in text else text
     order = ["Speed:", "Cost:", "CLINC150,", "BANKING77,"]
     keys = sorted(merged, key=lambda k: order.index(k) if k in order else len(order))
-    head = ["# Routing benchmark results", "",
-            f"Written by `benchmarks/routing.py` ({platform.machine()}, Python {platform.python_version()}), "
+    head = ["# Benchmark results", "",
+            f"Written by `benchmarks/routing.py` and `benchmarks/rag.py` ({platform.machine()}, Python {platform.python_version()}), "
             "embedded SmolLM2-135M-Instruct Q4_1 through llama-cpp-python, LM response cache off, "
             "tracking off. Each section says when and with which arguments it was measured.", ""]
     RESULTS.write_text("\n".join(head) + "\n" + "\n".join(merged[k] for k in keys), encoding="utf-8")

@@ -101,13 +101,18 @@ class RAG(dspy.Module):
                 answer=item["answers"][0], citations=[str(shown.index(item["gold_passage"]) + 1)])
         return self._demo_cache[key]
 
-    def forward(self, question: str) -> dspy.Prediction:
+    def rank(self, question: str) -> list[str]:
+        """The k retrieved passage ids, best first; with the LM reranker, its pick moves first."""
         ranked = [hit.id for hit in self.retriever.search(question, self.k)]
         if self.rerank is not None and len(ranked) > 1:
             head = ranked[:self.rerank_depth]
             best = self.rerank(question=question, passages=self._numbered(head, self.passage_chars // 2)).best
             chosen = head[int(best) - 1]
             ranked = [chosen] + [pid for pid in ranked if pid != chosen]
+        return ranked
+
+    def forward(self, question: str) -> dspy.Prediction:
+        ranked = self.rank(question)
         top = ranked[:self.n]
         kwargs = {}
         if self.demo_pool.k and self.demo_pool.examples:
