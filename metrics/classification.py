@@ -3,7 +3,7 @@
 A per-example metric takes `(example, prediction, trace=None)` and returns a float, or a
 `dspy.Prediction(score=..., feedback=...)` for optimizers that learn from text (GEPA).
 A summary takes the evaluation table (columns `gold`, `predicted`, `score`, ...) and the
-label set, and returns metrics, tables and figures for tracking.
+dataset view (its `labels`), and returns metrics, tables and figures for tracking.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dspy
 import pandas as pd
 
+from workbench.data import TaskData
 from workbench.registry import metric, summary
 
 
@@ -50,17 +51,18 @@ def per_label(table: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
 
 
 @summary("macro_f1")
-def macro_f1(table: pd.DataFrame, labels: list[str]) -> dict:
+def macro_f1(table: pd.DataFrame, data: TaskData) -> dict:
     """Unweighted mean F1 over the labels present in the gold set."""
-    scores = per_label(table, labels)
+    scores = per_label(table, data.labels)
     present = scores[scores.support > 0]
     value = float(present.f1.mean()) if len(present) else 0.0
     return {"metrics": {"macro_f1": value}, "tables": {"per_label.csv": scores}}
 
 
 @summary("confusion_matrix")
-def confusion_matrix(table: pd.DataFrame, labels: list[str]) -> dict:
+def confusion_matrix(table: pd.DataFrame, data: TaskData) -> dict:
     """Counts of gold (rows) x predicted (columns); failed predictions land in '<failed>'."""
+    labels = data.labels
     predicted = table.predicted.fillna("<failed>").replace("", "<failed>")
     columns = list(labels) + (["<failed>"] if (predicted == "<failed>").any() else [])
     matrix = pd.crosstab(pd.Categorical(table.gold, categories=labels),

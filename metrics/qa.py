@@ -55,7 +55,7 @@ def reciprocal_rank(retrieved: list[str], gold: str) -> float:
 
 def contains_answer(passage: str, answers: list[str]) -> bool:
     text = normalize_answer(passage)
-    return any(normalize_answer(a) and normalize_answer(a) in text for a in answers)
+    return any(norm and norm in text for norm in map(normalize_answer, answers))
 
 
 def citation_precision(citations: list[str], passages: dict[str, str], answers: list[str]) -> float:

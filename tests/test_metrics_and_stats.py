@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import dspy
 import numpy as np
 import pandas as pd
@@ -28,7 +30,7 @@ def test_accuracy_and_feedback():
 def test_macro_f1_hand_case():
     # a: tp=2 fp=1 fn=0 -> p=2/3 r=1 f1=0.8 ; b: tp=1 fp=0 fn=1 -> p=1 r=.5 f1=2/3 ; c: never gold, predicted never
     table = _table(["a", "a", "b", "b"], ["a", "a", "a", "b"])
-    out = macro_f1(table, ["a", "b", "c"])
+    out = macro_f1(table, SimpleNamespace(labels=["a", "b", "c"]))
     assert out["metrics"]["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
     scores = per_label(table, ["a", "b", "c"]).set_index("label")
     assert scores.loc["a", "precision"] == pytest.approx(2 / 3) and scores.loc["b", "recall"] == 0.5
@@ -37,7 +39,7 @@ def test_macro_f1_hand_case():
 
 def test_confusion_matrix_counts_failures():
     table = _table(["a", "a", "b"], ["a", None, "a"])
-    matrix = confusion_matrix(table, ["a", "b"])["tables"]["confusion_matrix.csv"]
+    matrix = confusion_matrix(table, SimpleNamespace(labels=["a", "b"]))["tables"]["confusion_matrix.csv"]
     assert matrix.loc["a", "a"] == 1 and matrix.loc["a", "<failed>"] == 1 and matrix.loc["b", "a"] == 1
     assert int(matrix.to_numpy().sum()) == 3
 

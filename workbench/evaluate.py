@@ -85,6 +85,16 @@ def score_of(value: Any) -> float:
     return float(value)
 
 
+@dataclass(frozen=True)
+class _Fields:
+    """Which columns of the per-example table come from where."""
+
+    output: str | None
+    gold: str | None
+    from_example: tuple[str, ...]
+    from_prediction: tuple[str, ...]
+
+
 def _predict_one(program: dspy.Module, example: dspy.Example, metric: Callable, fields: _Fields) -> dict:
     start = time.perf_counter()
     row: dict[str, Any] = {"id": example.get("id", ""), **example.inputs().toDict()}
@@ -105,14 +115,6 @@ def _predict_one(program: dspy.Module, example: dspy.Example, metric: Callable, 
             row[name] = None
     row["seconds"] = time.perf_counter() - start
     return row
-
-
-@dataclass(frozen=True)
-class _Fields:
-    output: str | None
-    gold: str | None
-    from_example: tuple[str, ...]
-    from_prediction: tuple[str, ...]
 
 
 def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callable, *, output_field: str | None,

@@ -9,7 +9,6 @@ rendered prompts. `workbench eval` is `run()` with a saved program instead of co
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import time
@@ -202,9 +201,7 @@ def _summaries(spec: Spec, prepared: Prepared, result: EvalResult, tracked) -> d
     metrics: dict[str, float] = {}
     for name in spec.metric.summaries:
         fn = registry.summaries.get(name, file=spec.source, field="metric.summaries")
-        # A summary takes (table, labels) like the routing ones, or (table, data) for the whole TaskData.
-        second = list(inspect.signature(fn).parameters)[1]
-        out = fn(result.table, prepared.data.labels if second == "labels" else prepared.data)
+        out = fn(result.table, prepared.data)
         metrics.update(out.get("metrics", {}))
         if tracked is None:
             continue
