@@ -1,6 +1,15 @@
 """Retrieval-augmented QA: retrieve k passages, optionally rerank, answer from the top n
 with citations.
 
+Rerankers: `learned` (logistic regression over cheap relevance signals, fitted on the
+training questions; see `workbench/retrieval/learned_rerank.py`) or `lm` (a DSPy predictor
+picks the best of the top `rerank_depth`, so optimizers can improve it).
+
+Answer modes: `free` — the LM writes a span (≤ `answer_chars`) and cites passages;
+`choose` — the best sentence of the top n is found by embeddings, its phrases are ranked
+by cheap rules (`programs/answer_spans.py`), and the LM picks one of the top `choices`
+under a grammar. On a 135M LM `choose` is the one that works.
+
 Retrieval (BM25, dense or hybrid; see `workbench/retrieval/`) is deterministic code, built
 once per corpus and cached on disk; the LM writes the answer and, optionally, reranks. The
 answer predictor cites passages by their position ("1".."n"), a `Literal` the embedded LM
@@ -15,18 +24,28 @@ No LM calls: a small LM learns the format (short span, cite a number) from them.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Literal
 
 import dspy
 from pydantic import Field, StringConstraints
 
+from metrics.qa import token_f1
+from programs.answer_spans import rank_spans
 from programs.pool import ExamplePool
+from workbench.baselines import BaselineScore, task_baseline
 from workbench.data import TaskData
 from workbench.registry import program, retrievers
+from workbench.retrieval.dense import embed, embed_query
+from workbench.retrieval.learned_rerank import LearnedReranker
+from workbench.retrieval.sentences import SentencePicker
 
 ANSWER_INSTRUCTIONS = ("Answer the question with a short span copied from the passages, and cite the "
                        "numbers of the passages that contain it.")
 RERANK_INSTRUCTIONS = "Which passage answers the question?"
+CHOOSE_INSTRUCTIONS = "Pick the span of the context that answers the question."
+ANSWER_MODES = ("free", "choose")
+RERANKERS = ("none", "learned", "lm")
 
 
 def answer_signature(n: int, instructions: str = ANSWER_INSTRUCTIONS, answer_chars: int = 80) -> type[dspy.Signature]:
@@ -43,6 +62,15 @@ def answer_signature(n: int, instructions: str = ANSWER_INSTRUCTIONS, answer_cha
     }, instructions)
 
 
+def choose_signature(instructions: str = CHOOSE_INSTRUCTIONS) -> type[dspy.Signature]:
+    """The answer's type is replaced per question by a Literal of that question's spans."""
+    return dspy.Signature({
+        "question": (str, dspy.InputField()),
+        "context": (str, dspy.InputField(desc="the sentence most likely to hold the answer")),
+        "answer": (str, dspy.OutputField(desc="the span of the context that answers the question")),
+    }, instructions)
+
+
 def rerank_signature(depth: int) -> type[dspy.Signature]:
     numbers = tuple(str(i) for i in range(1, depth + 1))
     return dspy.Signature({
@@ -56,30 +84,44 @@ class RAG(dspy.Module):
     """question -> answer, citations (passage ids), retrieved (ranked ids)."""
 
     def __init__(self, retriever, passages: dict[str, dict], *, k: int = 10, n: int = 3, rerank: str = "none",
-                 rerank_depth: int = 5, passage_chars: int = 600, demo_passage_chars: int = 300,
-                 answer_chars: int = 80, instructions: str = ANSWER_INSTRUCTIONS, pool: ExamplePool | None = None):
+                 rerank_depth: int = 5, answer_mode: str = "free", choices: int = 4, passage_chars: int = 600,
+                 demo_passage_chars: int = 300, answer_chars: int = 80, instructions: str | None = None,
+                 pool: ExamplePool | None = None):
         super().__init__()
         if k < 1:
             raise ValueError("k must be at least 1")
         if not 1 <= n <= k:
             raise ValueError(f"n must be between 1 and k ({k})")
-        if rerank not in ("none", "lm"):
-            raise ValueError("rerank must be 'none' or 'lm'")
+        if rerank not in RERANKERS:
+            raise ValueError(f"rerank must be one of {', '.join(RERANKERS)}")
+        if answer_mode not in ANSWER_MODES:
+            raise ValueError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}")
+        if choices < 2:
+            raise ValueError("choices must be at least 2")
         self.retriever = retriever
         self.passages = passages
         self.k, self.n, self.passage_chars, self.demo_passage_chars = k, n, passage_chars, demo_passage_chars
+        self.answer_mode, self.choices = answer_mode, choices
         self.demo_pool = pool or ExamplePool("question", "answers", extra_fields=("gold_passage",))
         self._demo_cache: dict[str, dspy.Example] = {}
         self.rerank_depth = min(rerank_depth, k)
-        self.answer = dspy.Predict(answer_signature(n, instructions, answer_chars))
+        if answer_mode == "choose":
+            self.answer = dspy.Predict(choose_signature(instructions or CHOOSE_INSTRUCTIONS))
+            self.sentences = SentencePicker(embed, embed_query)
+        else:
+            self.answer = dspy.Predict(answer_signature(n, instructions or ANSWER_INSTRUCTIONS, answer_chars))
         self.rerank = dspy.Predict(rerank_signature(self.rerank_depth)) if rerank == "lm" else None
-
-    table_fields = ("retrieved", "citations")
+        self.learned = LearnedReranker(list(passages.values())) if rerank == "learned" else None
+        self.table_fields = ("retrieved", "citations") + (("context", "options") if answer_mode == "choose" else ())
 
     def warm_up(self) -> None:
+        """Load (or build) the indexes, the demo index, and fit the learned reranker once."""
         self.retriever.ready()
         if self.demo_pool.k and self.demo_pool.examples:
             self.demo_pool.index()
+        if self.learned is not None and not self.learned.fitted and self.demo_pool.examples:
+            examples = self.demo_pool.examples
+            self.learned.fit([e["question"] for e in examples], [e["gold_passage"] for e in examples], self._first_stage)
 
     def index_dirs(self) -> list:
         """The built retrieval indexes, logged with the run (fingerprinted folder names)."""
@@ -89,21 +131,16 @@ class RAG(dspy.Module):
         return "\n".join(f"[{i}] {self.passages[pid].get('title', '')}: {self.passages[pid]['text'][:chars]}"
                          for i, pid in enumerate(ids, 1))
 
-    def _demo(self, item: dict) -> dspy.Example:
-        """A complete answer demo for a training question (cached; retrieval only, no LM)."""
-        key = item["question"]
-        if key not in self._demo_cache:
-            shown = [hit.id for hit in self.retriever.search(item["question"], self.n)]
-            if item["gold_passage"] not in shown:
-                shown = shown[:self.n - 1] + [item["gold_passage"]]
-            self._demo_cache[key] = dspy.Example(
-                question=item["question"], passages=self._numbered(shown, self.demo_passage_chars),
-                answer=item["answers"][0], citations=[str(shown.index(item["gold_passage"]) + 1)])
-        return self._demo_cache[key]
+    def _first_stage(self, question: str) -> list[str]:
+        return [hit.id for hit in self.retriever.search(question, self.k)]
 
     def rank(self, question: str) -> list[str]:
-        """The k retrieved passage ids, best first; with the LM reranker, its pick moves first."""
-        ranked = [hit.id for hit in self.retriever.search(question, self.k)]
+        """The k retrieved passage ids, best first, after reranking."""
+        ranked = self._first_stage(question)
+        if self.learned is not None:
+            if not self.learned.fitted:
+                self.warm_up()
+            ranked = self.learned.rerank(question, ranked)
         if self.rerank is not None and len(ranked) > 1:
             head = ranked[:self.rerank_depth]
             best = self.rerank(question=question, passages=self._numbered(head, self.passage_chars // 2)).best
@@ -111,36 +148,94 @@ class RAG(dspy.Module):
             ranked = [chosen] + [pid for pid in ranked if pid != chosen]
         return ranked
 
+    # -- demos: retrieval only, no LM calls ------------------------------------------------
+    def _demo(self, item: dict) -> dspy.Example:
+        """A complete answer demo for a training question (cached)."""
+        key = item["question"]
+        if key not in self._demo_cache:
+            gold = item["gold_passage"]
+            if self.answer_mode == "choose":
+                _, sentence = self.sentences.best(item["question"], [(gold, self.passages[gold]["text"])])
+                demo = dspy.Example(question=item["question"], context=sentence, answer=item["answers"][0])
+            else:
+                shown = self._first_stage(item["question"])[:self.n]
+                if gold not in shown:
+                    shown = shown[:self.n - 1] + [gold]
+                demo = dspy.Example(question=item["question"], passages=self._numbered(shown, self.demo_passage_chars),
+                                    answer=item["answers"][0], citations=[str(shown.index(gold) + 1)])
+            self._demo_cache[key] = demo
+        return self._demo_cache[key]
+
+    def _demos(self, question: str) -> dict:
+        if self.demo_pool.k and self.demo_pool.examples:
+            return {"demos": [self._demo(d) for d in self.demo_pool.nearest(question, self.demo_pool.k)]}
+        return {}
+
+    # -- answering -----------------------------------------------------------------------
+    def spans(self, question: str, top: list[str]) -> tuple[str, str, list[str]]:
+        """(passage id, best sentence, candidate spans best first) — no LM."""
+        pid, sentence = self.sentences.best(question, [(p, self.passages[p]["text"]) for p in top])
+        return pid, sentence, [span.text for span in rank_spans(question, sentence, self.choices)]
+
+    def _choose(self, question: str, top: list[str]) -> dict:
+        pid, sentence, options = self.spans(question, top)
+        if len(options) < 2:  # nothing to choose: the only span (or the sentence) is the answer
+            return {"answer": options[0] if options else sentence, "citations": [pid], "context": sentence,
+                    "options": options}
+        signature = self.answer.signature.with_updated_fields("answer", type_=Literal[tuple(options)])
+        out = self.answer(question=question, context=sentence, signature=signature, **self._demos(question))
+        return {"answer": out.answer, "citations": [pid], "context": sentence, "options": options}
+
+    def _free(self, question: str, top: list[str]) -> dict:
+        out = self.answer(question=question, passages=self._numbered(top, self.passage_chars), **self._demos(question))
+        cited = [top[int(c) - 1] for c in dict.fromkeys(out.citations or []) if str(c).isdigit()
+                 and 1 <= int(c) <= len(top)]
+        return {"answer": out.answer, "citations": cited}
+
     def forward(self, question: str) -> dspy.Prediction:
         ranked = self.rank(question)
         top = ranked[:self.n]
-        kwargs = {}
-        if self.demo_pool.k and self.demo_pool.examples:
-            kwargs["demos"] = [self._demo(d) for d in self.demo_pool.nearest(question, self.demo_pool.k)]
-        out = self.answer(question=question, passages=self._numbered(top, self.passage_chars), **kwargs)
-        cited = [top[int(c) - 1] for c in dict.fromkeys(out.citations or []) if str(c).isdigit()
-                 and 1 <= int(c) <= len(top)]
-        return dspy.Prediction(answer=out.answer, citations=cited, retrieved=ranked)
+        fields = self._choose(question, top) if self.answer_mode == "choose" else self._free(question, top)
+        return dspy.Prediction(retrieved=ranked, **fields)
 
 
 @program("rag")
 def rag(data: TaskData, *, retriever: str = "hybrid", retriever_params: dict | None = None, k: int = 10, n: int = 3,
-        rerank: str = "none", rerank_depth: int = 5, passage_chars: int = 600, demo_passage_chars: int = 300,
-        answer_chars: int = 80, instructions: str = ANSWER_INSTRUCTIONS) -> RAG:
-    """Retrieve k (bm25 | dense | hybrid), optionally LM-rerank the top rerank_depth, answer from n."""
+        rerank: str = "none", rerank_depth: int = 5, answer_mode: str = "free", choices: int = 4,
+        passage_chars: int = 600, demo_passage_chars: int = 300, answer_chars: int = 80,
+        instructions: str | None = None) -> RAG:
+    """Retrieve k (bm25 | dense | hybrid), rerank (none | learned | lm), answer from n (free | choose)."""
     if not data.corpus:
         raise ValueError(f"dataset {data.name} has no passage corpus; rag needs one")
-    for name, value in (("k", k), ("n", n), ("rerank_depth", rerank_depth), ("passage_chars", passage_chars),
-                        ("demo_passage_chars", demo_passage_chars), ("answer_chars", answer_chars)):
+    for name, value in (("k", k), ("n", n), ("rerank_depth", rerank_depth), ("choices", choices),
+                        ("passage_chars", passage_chars), ("demo_passage_chars", demo_passage_chars),
+                        ("answer_chars", answer_chars)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(f"{name} must be an integer, got {value!r}")
     factory = retrievers.get(retriever, field="program.params.retriever")
     built = factory(data.corpus, **(retriever_params or {}))
+    return RAG(built, {p["id"]: p for p in data.corpus}, k=k, n=n, rerank=rerank, rerank_depth=rerank_depth,
+               answer_mode=answer_mode, choices=choices, passage_chars=passage_chars,
+               demo_passage_chars=demo_passage_chars, answer_chars=answer_chars, instructions=instructions,
+               pool=training_pool(data))
+
+
+def training_pool(data: TaskData) -> ExamplePool:
+    """The train split's questions, answers and gold passages (demos; the reranker's data)."""
     train = data.splits["train"]
-    pool = ExamplePool("question", "answers", [{"question": q, "answers": list(a), "gold_passage": g} for q, a, g in
+    return ExamplePool("question", "answers", [{"question": q, "answers": list(a), "gold_passage": g} for q, a, g in
                                                zip(train["question"], train["answers"], train["gold_passage"])],
                        extra_fields=("gold_passage",))
-    return RAG(built, {p["id"]: p for p in data.corpus}, k=k, n=n, rerank=rerank, rerank_depth=rerank_depth,
-               passage_chars=passage_chars, demo_passage_chars=demo_passage_chars, answer_chars=answer_chars,
-               instructions=instructions,
-               pool=pool)
+
+
+@task_baseline("rag")
+def extractive_baseline(data: TaskData, questions: list[str], answers: list[list[str]]) -> list[BaselineScore]:
+    """No LM: BM25 top passage -> its sentence most like the question -> the top-ranked span."""
+    start = time.perf_counter()
+    reader = RAG(retrievers.get("bm25")(data.corpus).ready(), {p["id"]: p for p in data.corpus}, k=1, n=1,
+                 answer_mode="choose")
+    scores = []
+    for question, gold in zip(questions, answers):
+        _, sentence, options = reader.spans(question, reader.rank(question))
+        scores.append(token_f1(options[0] if options else sentence, list(gold)))
+    return [BaselineScore("extractive_bm25_span", scores, time.perf_counter() - start)]

@@ -41,3 +41,12 @@ def routing_baselines(data: TaskData, eval_texts: list[str], eval_labels: list[s
 
 
 BASELINES: dict[str, Callable[..., list[BaselineScore]]] = {"routing": routing_baselines}
+
+
+def task_baseline(task: str):
+    """Register `fn(data, eval_inputs, eval_golds) -> [BaselineScore]` as a task's baselines
+    (a program module registers its own, e.g. `programs/rag.py`)."""
+    def register(fn):
+        BASELINES[task] = fn
+        return fn
+    return register

@@ -9,6 +9,7 @@ rendered prompts. `workbench eval` is `run()` with a saved program instead of co
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import time
@@ -88,10 +89,25 @@ def load_program_state(program: dspy.Module, path: str | Path) -> None:
         raise UserError(f"state does not fit this spec's program: {type(exc).__name__}: {exc}", file=str(path)) from None
 
 
+def load_dataset(loader, params: dict, source: str) -> TaskData:
+    """Call a dataset loader with the spec's params; bad params name the spec and field."""
+    accepted = inspect.signature(loader).parameters
+    for key in params:
+        if key not in accepted:
+            raise UserError(f"unknown parameter {key!r} (known: {', '.join(accepted) or 'none'})", file=source,
+                            field=f"dataset.params.{key}")
+    try:
+        return loader(**params)
+    except UserError as exc:
+        if exc.file is None:
+            exc.file = source
+        raise
+
+
 def prepare(spec: Spec) -> Prepared:
     loader = registry.datasets.get(spec.dataset.name, file=spec.source, field="dataset.name")
     d = spec.dataset
-    data = sample(loader(), train=d.train, dev=d.dev, test=d.test, seed=d.seed, source=spec.source)
+    data = sample(load_dataset(loader, d.params, spec.source), train=d.train, dev=d.dev, test=d.test, seed=d.seed, source=spec.source)
     program = build_program(spec, data)
     split = "test" if spec.eval.split == "test" else "validation"
     return Prepared(spec, data, program, data.examples("train"), data.examples("validation"), data.examples(split))
@@ -246,7 +262,7 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
         program, compile_seconds, compile_calls = prepared.program, 0.0, 0
     _, scored, _ = _metric_fns(spec)
     if hasattr(program, "warm_up"):
-        with reporter.phase("building retrieval index", lambda: 0):
+        with reporter.phase("preparing retrieval (indexes, reranker)", lambda: 0):
             program.warm_up()
     with reporter.progress(f"evaluating on {spec.eval.split}", len(prepared.evalset)) as update:
         data = prepared.data

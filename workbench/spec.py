@@ -26,6 +26,7 @@ class DatasetSpec(_Strict):
     """Which registered dataset, and how many items of each split to sample (None = all)."""
 
     name: str
+    params: dict[str, Any] = Field(default_factory=dict)  # loader arguments, e.g. qa_corpus's corpus path
     train: int | None = Field(default=None, ge=1)
     dev: int | None = Field(default=200, ge=1)
     test: int | None = Field(default=None, ge=1)

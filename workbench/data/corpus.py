@@ -1,7 +1,7 @@
 """A user's own document collection as retrieval passages: a folder of .txt/.md files or a
 JSONL of `{id, title, text}` records, split into overlapping word-window chunks.
 
-Every passage is `{id, title, text}`; a chunk's id is `<doc id>#<chunk number>`. A document
+Every passage is `{id, title, text, document}`; a chunk's id is `<doc id>#<chunk number>`. A document
 longer than one chunk is chunked (with a warning when it exceeds `max_chunks`, so a user
 notices a corpus that was meant to be passage-sized).
 """
@@ -73,9 +73,10 @@ def load_corpus(path: str | Path, *, chunk_words_max: int = 200, overlap: int = 
         if len(chunks) > max_chunks:
             log.warning("%s: document %r is %d chunks long; chunked anyway", path, doc["id"], len(chunks))
         if len(chunks) == 1:
-            passages.append({"id": doc["id"], "title": doc["title"], "text": chunks[0]})
+            passages.append({"id": doc["id"], "title": doc["title"], "text": chunks[0], "document": doc["id"]})
         else:
-            passages += [{"id": f"{doc['id']}#{i}", "title": doc["title"], "text": c} for i, c in enumerate(chunks)]
+            passages += [{"id": f"{doc['id']}#{i}", "title": doc["title"], "text": c, "document": doc["id"]}
+                         for i, c in enumerate(chunks)]
     if not passages:
         raise UserError("the corpus has no text", file=str(path), field="corpus")
     return passages

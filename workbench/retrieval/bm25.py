@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from workbench.registry import retriever
 from workbench.retrieval.base import Hit, Retriever, passage_text
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each index build at DEBUG
 
 
 class BM25Retriever(Retriever):

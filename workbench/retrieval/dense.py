@@ -8,6 +8,7 @@ approximate index: one matrix product per query.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -84,6 +85,18 @@ def embed(texts: list[str], name: str = "all-minilm-l6-v2", batch_size: int = 32
     return np.asarray(vectors, dtype=np.float32)
 
 
+@functools.lru_cache(maxsize=4096)
+def _query_vector(text: str, name: str) -> np.ndarray:
+    vector = embed([text], name)[0]
+    vector.setflags(write=False)
+    return vector
+
+
+def embed_query(text: str, name: str = "all-minilm-l6-v2") -> np.ndarray:
+    """One query's vector, cached: a question is embedded once however many stages use it."""
+    return _query_vector(text, name)
+
+
 class DenseRetriever(Retriever):
     name = "dense"
 
@@ -102,7 +115,7 @@ class DenseRetriever(Retriever):
         self._matrix = np.load(folder / "embeddings.npy")
 
     def _search(self, query: str, k: int) -> list[Hit]:
-        sims = self._matrix @ embed([query], self.model)[0]
+        sims = self._matrix @ embed_query(query, self.model)
         top = np.argsort(-sims, kind="stable")[:k]
         return [Hit(self.ids[i], float(sims[i])) for i in top]
 
