@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -31,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 import workbench  # noqa: E402
 from workbench.baselines import routing_baselines  # noqa: E402
 from workbench.registry import datasets  # noqa: E402
+from benchmarks.results import RESULTS, table, write_sections  # noqa: E402
 
 CLINC = ROOT / "experiments" / "routing_clinc150.yaml"
 BANKING = ROOT / "experiments" / "routing_banking77.yaml"
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 OFF = ["tracking.enabled=false", "lm.cache=false"]
 
 
@@ -84,11 +83,6 @@ def baseline_rows(dataset: str) -> list[Row]:
                         b.seconds / len(golds), 0, 0.0, 0))
         print(f"  {b.name}: {b.score:.3f} on {len(golds)}", flush=True)
     return rows
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 # --- 1. speed vs raw llama-cpp-python ------------------------------------------------------
@@ -224,29 +218,8 @@ def banking_section(best_n: int, stock_n: int) -> str:
     return ("## BANKING77, 77 intents (test split 3,080)\n\n" + table(HEADER, [r.cells() for r in rows]) + "\n")
 
 
-def _split_sections(text: str) -> dict[str, str]:
-    """'## ' sections of an existing RESULTS.md by their heading's first word."""
-    parts = {}
-    for chunk in ("\n" + text).split("\n## ")[1:]:
-        parts[chunk.split()[0]] = "## " + chunk.rstrip() + "\n"
-    return parts
-
-
 def write(sections: list[str], args: argparse.Namespace, started: float) -> None:
-    """Rewrite RESULTS.md: sections of this run replace same-named ones, others are kept."""
-    stamp = (f"_Measured {time.strftime('%Y-%m-%d %H:%M')} with `benchmarks/routing.py "
-             f"{' '.join(sys.argv[1:])}`._\n")
-    merged = _split_sections(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
-    for text in sections:
-        heading, _, body = text.partition("\n\n")
-        merged[text.split()[1]] = f"{heading}\n\n{stamp}\n{body.rstrip()}\n" if stamp not in text else text
-    order = ["Speed:", "Cost:", "CLINC150,", "BANKING77,"]
-    keys = sorted(merged, key=lambda k: order.index(k) if k in order else len(order))
-    head = ["# Benchmark results", "",
-            f"Written by `benchmarks/routing.py` and `benchmarks/rag.py` ({platform.machine()}, Python {platform.python_version()}), "
-            "embedded SmolLM2-135M-Instruct Q4_1 through llama-cpp-python, LM response cache off, "
-            "tracking off. Each section says when and with which arguments it was measured.", ""]
-    RESULTS.write_text("\n".join(head) + "\n" + "\n".join(merged[k] for k in keys), encoding="utf-8")
+    write_sections(sections, "benchmarks/routing.py")
 
 
 def main() -> None:

@@ -195,7 +195,11 @@ class RAG(dspy.Module):
     def forward(self, question: str) -> dspy.Prediction:
         ranked = self.rank(question)
         top = ranked[:self.n]
-        fields = self._choose(question, top) if self.answer_mode == "choose" else self._free(question, top)
+        try:
+            fields = self._choose(question, top) if self.answer_mode == "choose" else self._free(question, top)
+        except Exception as exc:  # the answer failed (counted); retrieval did not, keep it measurable
+            exc.partial_fields = {"retrieved": ranked}
+            raise
         return dspy.Prediction(retrieved=ranked, **fields)
 
 

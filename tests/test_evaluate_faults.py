@@ -48,3 +48,22 @@ def test_timeouts_and_server_errors_are_counted():
 def test_max_failures_stops_a_broken_evaluation():
     with pytest.raises(TooManyFailures):
         _run(["garbage"], n=10, max_failures=3)
+
+
+def test_a_failed_rag_answer_keeps_its_retrieval_in_the_table():
+    """The LM's answer fails to parse; the passages retrieval found are still recorded, so
+    retrieval recall is not charged for an answer-stage failure."""
+    from metrics.qa import answer_f1
+    from programs.rag import rag
+    from workbench.data import sample
+    from workbench.registry import datasets
+
+    data = sample(datasets.get("xquad_en")(), train=None, dev=None, test=4, seed=0)
+    program = rag(data, retriever="bm25", k=5, n=2, answer_mode="free")
+    backend = FaultBackend(["garbage"])
+    lm = build_lm(LMSpec(cache=False), backend=backend)
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        result = evaluate(program, data.examples("test"), answer_f1, output_field="answer", gold_field="answers",
+                          example_fields=("gold_passage",))
+    assert result.parse_failures == 4
+    assert all(len(r) == 5 for r in result.table.retrieved) and result.table.citations.isna().all()

@@ -111,8 +111,9 @@ def _predict_one(program: dspy.Module, example: dspy.Example, metric: Callable, 
     except Exception as exc:  # counted, never fatal: see module docstring
         row.update(predicted=None, score=0.0, error_type=_error_type(exc),
                    error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+        partial = getattr(exc, "partial_fields", None) or {}  # what the program computed before failing
         for name in fields.from_prediction:
-            row[name] = None
+            row[name] = partial.get(name)
     row["seconds"] = time.perf_counter() - start
     return row
 

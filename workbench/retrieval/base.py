@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,8 @@ class Retriever:
         self.ids = [p["id"] for p in passages]
         self.build_seconds = 0.0
         self.loaded_from_cache = False
+        self._ready = False
+        self._ready_lock = threading.Lock()
 
     def settings(self) -> dict[str, Any]:
         return {}
@@ -86,11 +89,16 @@ class Retriever:
                 pass
             self._load(folder if (folder / "DONE").is_file() else tmp)
         self.build_seconds = time.perf_counter() - start
+        self._ready = True
         return self
 
     def search(self, query: str, k: int) -> list[Hit]:
         if k < 1:
             raise ValueError("k must be at least 1")
+        if not self._ready:  # first use without an explicit ready(): load or build now
+            with self._ready_lock:
+                if not self._ready:
+                    self.ready()
         return self._search(query, min(k, len(self.ids)))
 
     def index_bytes(self) -> int:
