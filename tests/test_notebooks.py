@@ -9,8 +9,9 @@ from nbclient import NotebookClient
 from tests.conftest import ROOT
 
 
-@pytest.mark.parametrize("name", ["01_routing_quickstart.ipynb", "02_rag_explore.ipynb"])
-def test_notebook_executes(name, store, monkeypatch):
+@pytest.mark.parametrize("name, runs", [("01_routing_quickstart.ipynb", 2), ("02_rag_explore.ipynb", 2),
+                                        ("03_tool_use.ipynb", 3)])
+def test_notebook_executes(name, runs, store, monkeypatch):
     monkeypatch.setenv("WORKBENCH_NB_TEST_SIZE", "6")
     monkeypatch.setenv("WORKBENCH_TRACKING_URI", store.uri)
     monkeypatch.setenv("WORKBENCH_ARTIFACT_ROOT", str(store.root / "artifacts"))
@@ -20,4 +21,4 @@ def test_notebook_executes(name, store, monkeypatch):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)  # a figure rendered
-    assert {r["status"] for r in store.runs()} == {"FINISHED"} and len(store.runs()) == 2
+    assert {r["status"] for r in store.runs()} == {"FINISHED"} and len(store.runs()) == runs

@@ -36,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--experiment", help="only this experiment")
     runs.add_argument("--limit", type=int, default=20)
     runs.add_argument("--tracking-uri", default=os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
-    ls = sub.add_parser("list", help="registered programs, metrics, summaries, datasets and optimizers")
-    ls.add_argument("kind", nargs="?", choices=["programs", "metrics", "summaries", "datasets", "optimizers", "retrievers"])
+    ls = sub.add_parser("list", help="registered programs, metrics, summaries, datasets, optimizers, retrievers, tools")
+    ls.add_argument("kind", nargs="?", choices=["programs", "metrics", "summaries", "datasets", "optimizers", "retrievers", "tools"])
     return parser
 
 

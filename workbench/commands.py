@@ -109,11 +109,12 @@ def runs_command(args: argparse.Namespace) -> int:
 def list_command(args: argparse.Namespace) -> int:
     from workbench import registry
 
-    kinds = [args.kind] if args.kind else ["programs", "metrics", "summaries", "datasets", "optimizers", "retrievers"]
+    kinds = [args.kind] if args.kind else ["programs", "metrics", "summaries", "datasets", "optimizers", "retrievers", "tools"]
     for kind in kinds:
         reg = getattr(registry, kind)
         print(f"{kind}:")
         for name in reg.names():
-            doc = (reg.get(name).__doc__ or "").strip().splitlines()
+            entry = reg.get(name)
+            doc = (getattr(entry, "fn", entry).__doc__ or "").strip().splitlines()  # a tool documents its function
             print(f"  {name:34s} {doc[0] if doc else ''}")
     return 0

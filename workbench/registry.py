@@ -43,7 +43,10 @@ class Registry:
             package = importlib.import_module(package_name)
             for info in pkgutil.iter_modules(package.__path__):
                 if not info.name.startswith("_"):
-                    importlib.import_module(f"{package_name}.{info.name}")
+                    try:
+                        importlib.import_module(f"{package_name}.{info.name}")
+                    except ValueError as exc:  # e.g. two entries under one name
+                        raise UserError(str(exc), file=f"{package_name.replace('.', '/')}/{info.name}.py") from None
 
     def names(self) -> list[str]:
         self._load()
@@ -65,6 +68,7 @@ summaries = Registry("summary", ("metrics",))
 datasets = Registry("dataset", ("workbench.data",))
 optimizers = Registry("optimizer", ("workbench.optimize",))
 retrievers = Registry("retriever", ("workbench.retrieval",))
+tools = Registry("tool", ("programs.tools",))
 
 program = programs.register
 metric = metrics.register
@@ -72,3 +76,4 @@ summary = summaries.register
 dataset = datasets.register
 optimizer = optimizers.register
 retriever = retrievers.register
+# tools register through workbench.tools.functions.tool (it records trust and timeout too)

@@ -204,7 +204,10 @@ def _log_results(tracked, prepared: Prepared, outcome: RunOutcome, program: dspy
     tracked.log_dict(state, "program.json")
     tracked.log_text(render_program(program), "prompts.md")
     if prepared.evalset:
-        program(**prepared.evalset[0].inputs())  # answered from the cache: records the exact messages
+        try:
+            program(**prepared.evalset[0].inputs())  # answered from the cache: records the exact messages
+        except Exception:  # noqa: BLE001  this example failed in the evaluation too (counted there);
+            pass           # the messages of its last LM call are still what we want to show
         tracked.log_text(render_call(last_call_messages(lm), title=f"Call for example {prepared.evalset[0].get('id')}"),
                          "prompt_example.md")
     tracked.log_text(json.dumps(spec.model_dump(mode="json"), indent=2), "spec.json")

@@ -1,0 +1,183 @@
+"""Single-step function calling: pick one of the given functions, then fill its arguments.
+
+Functions arrive as JSON schemas (BFCL's dialect or standard). Choosing the function is a
+`Literal` of the offered names (skipped when only one is offered). The arguments are an
+output field whose type is a pydantic model built from the chosen function's schema
+(`workbench/tools/schema.py`), so the embedded LM decodes them under a grammar and they
+are always well-typed. A schema that cannot be converted is a counted outcome (the
+prediction carries `call=None` and `error`), never a crash.
+
+Demos (`retrieval_demos`): the k training questions most like the query, each shown with
+its function and an accepted call, teach the call format without any LM calls.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any, Literal
+
+import dspy
+
+from metrics.bfcl_ast import accepted_calls, match_call
+from programs.pool import ExamplePool
+from workbench.baselines import BaselineScore, task_baseline
+from workbench.data import TaskData
+from workbench.registry import program
+from workbench.tools.schema import SchemaError, arguments_of, model_for
+
+CALL_INSTRUCTIONS = "Call the function to answer the request: fill in its arguments from the request."
+SELECT_INSTRUCTIONS = "Which function answers the request?"
+
+
+def describe(function: dict, max_chars: int = 600) -> str:
+    """A compact text rendering of a function: name, description, arguments."""
+    params = function.get("parameters", {}) or {}
+    required = set(params.get("required") or [])
+    lines = [f"{function['name']}: {function.get('description', '')}"]
+    for arg, sub in (params.get("properties") or {}).items():
+        sub = sub if isinstance(sub, dict) else {}
+        flag = "required" if arg in required else "optional"
+        lines.append(f"- {arg} ({sub.get('type', 'any')}, {flag}): {sub.get('description', '')}")
+    return "\n".join(lines)[:max_chars]
+
+
+def call_signature(instructions: str = CALL_INSTRUCTIONS) -> type[dspy.Signature]:
+    return dspy.Signature({
+        "request": (str, dspy.InputField()),
+        "function": (str, dspy.InputField(desc="the function to call")),
+        "arguments": (dict[str, Any], dspy.OutputField(desc="the function's arguments")),
+    }, instructions)
+
+
+def select_signature() -> type[dspy.Signature]:
+    return dspy.Signature({
+        "request": (str, dspy.InputField()),
+        "functions": (str, dspy.InputField(desc="the functions available")),
+        "name": (str, dspy.OutputField(desc="the name of the function to call")),
+    }, SELECT_INSTRUCTIONS)
+
+
+def _first_accepted(options: dict) -> dict:
+    """{key: [accepted values]} -> {key: the first accepted value}, recursively; keys whose
+    only accepted value is "" (may be omitted) are left out."""
+    chosen = {}
+    for key, values in options.items():
+        given = [v for v in values if v != ""] if isinstance(values, list) else [values]
+        if given:
+            chosen[key] = _concrete(given[0])
+    return chosen
+
+
+def _concrete(value: Any) -> Any:
+    if isinstance(value, dict) and all(isinstance(v, list) for v in value.values()):
+        return _first_accepted(value)
+    if isinstance(value, list):
+        return [_concrete(v) for v in value]
+    return value
+
+
+def example_call(accepted: list[dict]) -> dict:
+    """The first accepted call as plain arguments (BFCL lists alternatives per argument)."""
+    [(name, arguments)] = accepted[0].items()
+    return {"name": name, "arguments": _first_accepted(arguments)}
+
+
+class FunctionCaller(dspy.Module):
+    """request, functions (JSON list) -> call {name, arguments}."""
+
+    table_fields = ("call_error",)
+
+    def __init__(self, *, pool: ExamplePool | None = None, instructions: str = CALL_INSTRUCTIONS):
+        super().__init__()
+        self.select = dspy.Predict(select_signature())
+        self.call = dspy.Predict(call_signature(instructions))
+        self.demo_pool = pool or ExamplePool("question", "accepted", extra_fields=("functions",))
+        self._models: dict[str, type] = {}
+
+    def warm_up(self) -> None:
+        if self.demo_pool.k and self.demo_pool.examples:
+            self.demo_pool.index()
+
+    def _model(self, function: dict):
+        key = json.dumps(function, sort_keys=True)
+        if key not in self._models:
+            self._models[key] = model_for(function.get("parameters") or {}, f"{function['name']}_arguments")
+        return self._models[key]
+
+    def _demos(self, question: str) -> list[dspy.Example]:
+        if not (self.demo_pool.k and self.demo_pool.examples):
+            return []
+        demos = []
+        for item in self.demo_pool.nearest(question, self.demo_pool.k):
+            call = example_call(accepted_calls(dspy.Example(accepted=item["accepted"])))
+            function = next((f for f in json.loads(item["functions"]) if f["name"] == call["name"]), None)
+            if function is not None:
+                demos.append(dspy.Example(request=item["question"], function=describe(function),
+                                          arguments=call["arguments"]))
+        return demos
+
+    def forward(self, question: str, functions: str) -> dspy.Prediction:
+        offered = json.loads(functions) if isinstance(functions, str) else list(functions)
+        names = [f["name"] for f in offered]
+        if len(offered) == 1:
+            chosen = offered[0]
+        else:
+            signature = self.select.signature.with_updated_fields("name", type_=Literal[tuple(names)])
+            picked = self.select(request=question, functions="\n\n".join(describe(f, 300) for f in offered),
+                                 signature=signature).name
+            chosen = offered[names.index(picked)]
+        try:
+            model = self._model(chosen)
+        except SchemaError as exc:
+            return dspy.Prediction(call=None, call_error=f"schema: {exc}")
+        signature = self.call.signature.with_updated_fields("arguments", type_=model)
+        out = self.call(request=question, function=describe(chosen), signature=signature, demos=self._demos(question))
+        return dspy.Prediction(call={"name": chosen["name"], "arguments": arguments_of(out.arguments)}, call_error="")
+
+
+@program("function_caller")
+def function_caller(data: TaskData, *, instructions: str = CALL_INSTRUCTIONS) -> FunctionCaller:
+    """Choose a function (when several are offered) and fill its arguments under its schema."""
+    train = data.splits["train"]
+    pool = ExamplePool("question", "accepted", [{"question": q, "accepted": a, "functions": f} for q, a, f in
+                                                zip(train["question"], train["accepted"], train["functions"])],
+                       extra_fields=("functions",))
+    return FunctionCaller(pool=pool, instructions=instructions)
+
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_QUOTED = re.compile(r"[\"'“‘]([^\"'”’]{1,60})[\"'”’]")
+_NAME = re.compile(r"\b[A-Z][\w-]*(?:\s+[A-Z][\w-]*)*")
+
+
+def rule_based_call(question: str, functions: list[dict]) -> dict:
+    """No LM: the function sharing most words with the question; numbers of the question fill
+    its numeric parameters in order, quoted or capitalised phrases its string parameters."""
+    words = set(re.findall(r"[a-z]+", question.lower()))
+    chosen = max(functions, key=lambda f: len(words & set(re.findall(r"[a-z]+", (
+        f["name"].replace("_", " ").replace(".", " ") + " " + f.get("description", "")).lower()))))
+    params = chosen.get("parameters", {}) or {}
+    numbers = [float(n) for n in _NUMBER.findall(question)]
+    strings = _QUOTED.findall(question) or [m for m in _NAME.findall(question) if m.split()[0] not in ("I", "What", "How",
+                                                                                                     "Find", "Calculate")]
+    arguments = {}
+    for arg in params.get("required") or []:
+        kind = ((params.get("properties") or {}).get(arg) or {}).get("type")
+        if kind in ("integer", "float", "number") and numbers:
+            value = numbers.pop(0)
+            arguments[arg] = int(value) if kind == "integer" and value.is_integer() else value
+        elif kind == "string" and strings:
+            arguments[arg] = strings.pop(0)
+    return {"name": chosen["name"], "arguments": arguments}
+
+
+@task_baseline("tools")
+def rule_baseline(data: TaskData, questions: list[str], accepted: list[str]) -> list[BaselineScore]:
+    """The rule-based call (no LM), AST-matched, on the same items."""
+    start = time.perf_counter()
+    functions_of = {q: f for split in data.splits.values() for q, f in zip(split["question"], split["functions"])}
+    scores = [float(match_call(rule_based_call(q, json.loads(functions_of[q])), accepted_calls(
+        dspy.Example(accepted=a))) == "correct") for q, a in zip(questions, accepted)]
+    return [BaselineScore("rules_ast", scores, time.perf_counter() - start)]

@@ -1,0 +1,1 @@
+"""Tools programs can call, one module per family, registered with @tool."""

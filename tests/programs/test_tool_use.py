@@ -1,0 +1,76 @@
+"""Function calling and the calculator agent on the real embedded LM (a few items each)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+from workbench.runner import run
+from workbench.spec import load_spec
+
+SIMPLE = ROOT / "experiments" / "tools_bfcl_simple.yaml"
+OFF = ["tracking.enabled=false", "dataset.dev=4"]
+JSON_TYPES = {"integer": int, "float": (int, float), "number": (int, float), "string": str, "boolean": bool,
+              "array": list, "tuple": list, "dict": dict, "object": dict}
+
+
+@pytest.fixture(scope="module")
+def simple():
+    return run(load_spec(SIMPLE, OFF + ["dataset.test=4"]))
+
+
+def test_arguments_are_well_typed_under_the_schema_grammar(simple):
+    table = simple.result.table
+    assert simple.result.failures == 0
+    for _, row in table.iterrows():
+        [function] = json.loads(row.functions)
+        assert row.predicted["name"] == function["name"]
+        properties = function["parameters"]["properties"]
+        for arg, value in row.predicted["arguments"].items():
+            assert arg in properties  # no invented argument: the grammar only has the schema's
+            assert isinstance(value, JSON_TYPES[properties[arg]["type"]]), (arg, value)
+    assert set(simple.summary_metrics) >= {"calls.correct", "calls.wrong_value", "calls.missing_argument"}
+    assert [b.name for b in simple.baselines] == ["rules_ast"]
+
+
+def test_multiple_picks_one_of_the_offered_functions():
+    out = run(load_spec(ROOT / "experiments" / "tools_bfcl_multiple.yaml", OFF + ["dataset.test=2"]))
+    for _, row in out.result.table.iterrows():
+        assert row.predicted["name"] in [f["name"] for f in json.loads(row.functions)]
+
+
+def test_exec_spec_runs_predicted_calls_in_the_sandbox():
+    out = run(load_spec(ROOT / "experiments" / "tools_bfcl_exec.yaml", OFF + ["dataset.test=2", "dataset.dev=2"]))
+    assert out.result.failures == 0 and out.result.n == 2
+    assert set(out.result.table.result_type) <= {"exact_match", "real_time_match", "structural_match"}
+
+
+def test_agent_stays_within_its_step_limit_and_records_its_trajectory():
+    spec = load_spec(ROOT / "experiments" / "agent_gsm8k_calculator.yaml",
+                     OFF + ["dataset.test=1", "program.params.max_steps=2"])
+    row = run(spec).result.table.iloc[0]
+    if row.error_type:  # a 135M LM may fail to produce a number: counted, not fatal
+        assert row.score == 0.0
+    else:
+        trajectory = json.loads(row.trajectory)
+        assert row.steps <= 2 and row.tool_calls <= 2
+        assert all(trajectory[f"tool_name_{i}"] in ("calculator", "finish") for i in range(row.steps))
+
+
+def test_tracked_tools_run_logs_error_types(store):
+    sets = sum((["--set", o] for o in store.overrides), [])
+    result = run_cli("run", str(SIMPLE), "--set", "dataset.test=2", "--set", "dataset.dev=2", *sets, "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    [row] = store.runs()
+    run_info = store.client().get_run(row["run_id"])
+    assert run_info.info.status == "FINISHED" and "calls.correct" in run_info.data.metrics
+    assert "error_types.csv" in {a.path for a in store.client().list_artifacts(row["run_id"])}
+
+
+def test_unknown_tool_in_a_spec_is_one_line_exit_2():
+    result = run_cli("run", str(ROOT / "experiments" / "agent_gsm8k_calculator.yaml"), "--set",
+                     "program.params.tools=[calculater]", "--set", "tracking.enabled=false")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "program.params.tools" in result.stderr and "calculator" in result.stderr

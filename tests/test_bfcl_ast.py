@@ -1,0 +1,90 @@
+"""BFCL AST matching on hand-checked cases, the BFCL views, and the schema conversion of
+every BFCL function (each must yield a model llama.cpp can build a grammar from)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from metrics.bfcl_ast import ast_match, ast_match_feedback, match_call, normalize_string
+from programs.tool_use import example_call
+from workbench.registry import datasets
+
+TRIANGLE = [{"calculate_triangle_area": {"base": [10], "height": [5], "unit": ["units", ""]}}]
+
+
+def call(**arguments):
+    return {"name": "calculate_triangle_area", "arguments": arguments}
+
+
+@pytest.mark.parametrize("predicted, expected", [
+    (call(base=10, height=5), "correct"),                       # optional `unit` omitted
+    (call(base=10, height=5, unit="Units"), "correct"),         # strings compared normalised
+    (call(base=10), "missing argument"),
+    (call(base=10.5, height=5), "wrong type"),                  # float for an integer parameter
+    (call(base="10", height=5), "wrong type"),
+    (call(base=True, height=5), "wrong type"),                  # a bool is not a number
+    (call(base=11, height=5), "wrong value"),
+    (call(base=10, height=5, unit="cm"), "wrong value"),
+    (call(base=10, height=5, color="red"), "unexpected argument"),
+    ({"name": "triangle_area", "arguments": {"base": 10, "height": 5}}, "wrong function"),
+    (None, "unparseable"),
+    ({"name": "calculate_triangle_area", "arguments": "base=10"}, "unparseable"),
+])
+def test_hand_checked_triangle_cases(predicted, expected):
+    assert match_call(predicted, TRIANGLE) == expected
+
+
+def test_int_is_accepted_for_float_lists_and_dicts_match_element_wise():
+    accepted = [{"f": {"p": [0.5], "xs": [[1, 2, 3]], "opts": [{"mode": ["fast"], "depth": [2, ""]}, ""]}}]
+    assert match_call({"name": "f", "arguments": {"p": 0.5, "xs": [1, 2, 3]}}, accepted) == "correct"
+    assert match_call({"name": "f", "arguments": {"p": 1, "xs": [1, 2, 3]}}, accepted) == "wrong value"
+    assert match_call({"name": "f", "arguments": {"p": 0.5, "xs": [1, 2]}}, accepted) == "wrong value"
+    assert match_call({"name": "f", "arguments": {"p": 0.5, "xs": [1, 2, 3], "opts": {"mode": "FAST"}}},
+                      accepted) == "correct"
+    assert match_call({"name": "f", "arguments": {"p": 0.5, "xs": [1, 2, 3], "opts": {"mode": "slow"}}},
+                      accepted) == "wrong value"
+    whole = [{"g": {"x": [2.0]}}]
+    assert match_call({"name": "g", "arguments": {"x": 2}}, whole) == "correct"  # int for float is fine
+    assert normalize_string("New York, NY") == "newyorkny"
+
+
+def test_metric_and_feedback_read_the_dataset_json():
+    import dspy
+
+    example = dspy.Example(accepted=json.dumps(TRIANGLE))
+    good, bad = dspy.Prediction(call=call(base=10, height=5)), dspy.Prediction(call=call(base=10))
+    assert ast_match(example, good) == 1.0 and ast_match(example, bad) == 0.0
+    feedback = ast_match_feedback(example, bad)
+    assert feedback.score == 0.0 and "missing argument" in feedback.feedback and "base" in feedback.feedback
+
+
+@pytest.mark.parametrize("name, test_size, train_size", [("bfcl_simple_python", 400, 160),
+                                                         ("bfcl_multiple", 200, 360)])
+def test_bfcl_views_score_every_item_and_never_train_on_test_functions(name, test_size, train_size):
+    data = datasets.get(name)()
+    assert len(data.splits["test"]) == test_size
+    assert len(data.splits["train"]) == train_size and len(data.splits["validation"]) == 40
+    test_ids = set(data.splits["test"]["id"])
+    assert not test_ids & set(data.splits["train"]["id"])
+    for accepted in data.splits["test"]["accepted"]:  # an accepted call matches itself
+        calls = json.loads(accepted)
+        assert match_call(example_call(calls), calls) == "correct"
+
+
+def test_every_bfcl_function_schema_converts_and_builds_a_grammar():
+    from llama_cpp import LlamaGrammar
+
+    from workbench.data.bfcl import load_category
+    from workbench.tools.schema import model_for
+
+    seen = 0
+    for category in ("simple_python", "multiple"):
+        rows, _ = load_category(category)
+        for row in rows:
+            for function in json.loads(row["functions"]):
+                model = model_for(function["parameters"], function["name"] + "_arguments")
+                LlamaGrammar.from_json_schema(json.dumps(model.model_json_schema()), verbose=False)
+                seen += 1
+    assert seen > 900

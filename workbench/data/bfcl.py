@@ -1,0 +1,109 @@
+"""BFCL v4 function calling: `simple_python` (400, one function given), `multiple` (200,
+choose among 2-4), with BFCL's accepted argument values for AST matching; `exec_simple`
+(100) and `exec_multiple` (50), whose accepted calls are executed (`gold_calls`).
+
+BFCL has no training split. So that a benchmark can score *all* items of a category and
+an optimizer still has examples to learn from, each category's view uses the items of its
+partner category as train (and a seeded 20% of them, at most 40, as dev): demos teach the
+call format, and no test item is ever shown as a demo. `functions`, `accepted` and
+`gold_calls` are JSON strings (their shapes differ per item, which Arrow cannot hold).
+Exec ground truth (call strings such as `f(n=20, p=1/6)`) is read by AST walk, never eval,
+and also stored in AST form, so AST matching works on every category.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import datasets as hf
+
+from workbench.data import TaskData, data_file, fingerprint_files
+from workbench.errors import UserError
+from workbench.registry import dataset
+from workbench.tools.arith import ArithError, parse_call
+
+PARTNERS = {"simple_python": "multiple", "multiple": "simple_python", "exec_simple": "exec_multiple",
+            "exec_multiple": "exec_simple"}
+DEV_SIZE = 40
+DEV_SEED = 7
+
+
+def _jsonl(path) -> list[dict]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise UserError(f"line {number} is not JSON: {exc.msg}", file=str(path), field=f"line {number}") from None
+    return rows
+
+
+def load_category(category: str) -> tuple[list[dict], list]:
+    """Rows `{id, question, functions, accepted}` of one BFCL category, and its files."""
+    questions = data_file("bfcl", f"BFCL_v4_{category}.json")
+    answers = data_file("bfcl", f"BFCL_v4_{category}.possible_answer.json")
+    truth = {row["id"]: row for row in _jsonl(answers)}
+    rows = []
+    for row in _jsonl(questions):
+        if row["id"] not in truth:
+            raise UserError(f"{row['id']} has no accepted answer", file=str(answers), field="id")
+        user = [turn["content"] for turn in row["question"][0] if turn["role"] == "user"]
+        gold = truth[row["id"]]["ground_truth"]
+        calls: list[str] = []
+        if gold and isinstance(gold[0], str):  # exec: call strings
+            calls = gold
+            try:
+                parsed = [parse_call(text) for text in calls]
+            except ArithError as exc:
+                raise UserError(str(exc), file=str(answers), field=f"{row['id']}.ground_truth") from None
+            gold = [{c["name"]: {k: [v] for k, v in c["arguments"].items()}} for c in parsed]
+        rows.append({"id": row["id"], "question": user[-1], "functions": json.dumps(row["function"]),
+                     "accepted": json.dumps(gold), "gold_calls": json.dumps(calls),
+                     "result_type": (truth[row["id"]].get("execution_result_type") or [""])[0]})
+    return rows, [questions, answers]
+
+
+def _view(category: str) -> TaskData:
+    rows, files = load_category(category)
+    others, more_files = load_category(PARTNERS[category])
+    files += more_files
+    order = list(range(len(others)))
+    random.Random(DEV_SEED).shuffle(order)
+    dev_ids = set(order[:min(DEV_SIZE, len(others) // 5)])
+    columns = ("id", "question", "functions", "accepted", "gold_calls", "result_type")
+
+    def table(items):
+        return hf.Dataset.from_dict({c: [r[c] for r in items] for c in columns})
+
+    splits = hf.DatasetDict({"train": table([r for i, r in enumerate(others) if i not in dev_ids]),
+                             "validation": table([r for i, r in enumerate(others) if i in dev_ids]),
+                             "test": table(rows)})
+    return TaskData(name=f"bfcl_{category}", splits=splits, input_fields=("question", "functions"),
+                    label_field="accepted", labels=[], fingerprint=fingerprint_files(*files, extra=str(DEV_SEED)),
+                    output_field="call", table_fields=("result_type",) if category.startswith("exec") else ())
+
+
+@dataset("bfcl_simple_python")
+def bfcl_simple_python() -> TaskData:
+    """400 single-function calls (test); train/dev from `multiple`."""
+    return _view("simple_python")
+
+
+@dataset("bfcl_multiple")
+def bfcl_multiple() -> TaskData:
+    """200 calls choosing among 2-4 functions (test); train/dev from `simple_python`."""
+    return _view("multiple")
+
+
+@dataset("bfcl_exec_simple")
+def bfcl_exec_simple() -> TaskData:
+    """100 calls of one given function, scored by running them; train/dev from `exec_multiple`."""
+    return _view("exec_simple")
+
+
+@dataset("bfcl_exec_multiple")
+def bfcl_exec_multiple() -> TaskData:
+    """50 calls choosing among 2-4 functions, scored by running them; train/dev from `exec_simple`."""
+    return _view("exec_multiple")

@@ -1,0 +1,1 @@
+"""Tools for function-calling programs: JSON schemas as typed argument models."""
