@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import datasets as hf
 import dspy
@@ -45,6 +47,27 @@ def data_file(folder: str, name: str, *, field: str = "dataset.name") -> Path:
     if not path.is_file():
         raise UserError("dataset file is missing (re-clone, or restore it from ../shared/data)", file=str(path), field=field)
     return path
+
+
+def read_text(path: Path, field: str) -> str:
+    """A UTF-8 file's text; anything else is one error line naming the file and `field`."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"not UTF-8 text (byte {exc.start})", file=str(path), field=field) from None
+
+
+def jsonl_records(path: Path, field: str = "text") -> list[tuple[int, Any]]:
+    """(line number, parsed JSON) of each non-blank line; a bad line is one error naming it."""
+    records = []
+    for number, line in enumerate(read_text(path, field).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"line {number} is not JSON: {exc.msg}", file=str(path), field=f"line {number}") from None
+    return records
 
 
 def fingerprint_files(*paths: Path, extra: str = "") -> str:

@@ -18,7 +18,7 @@ import random
 
 import datasets as hf
 
-from workbench.data import TaskData, data_file, fingerprint_files
+from workbench.data import TaskData, data_file, fingerprint_files, jsonl_records
 from workbench.errors import UserError
 from workbench.registry import dataset
 from workbench.tools.arith import ArithError, parse_call
@@ -30,14 +30,7 @@ DEV_SEED = 7
 
 
 def _jsonl(path) -> list[dict]:
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise UserError(f"line {number} is not JSON: {exc.msg}", file=str(path), field=f"line {number}") from None
-    return rows
+    return [record for _, record in jsonl_records(path)]
 
 
 def load_category(category: str) -> tuple[list[dict], list]:

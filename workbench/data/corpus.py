@@ -8,10 +8,10 @@ notices a corpus that was meant to be passage-sized).
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
+from workbench.data import jsonl_records, read_text
 from workbench.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -27,33 +27,20 @@ def chunk_words(text: str, size: int, overlap: int) -> list[str]:
     return [" ".join(words[start:start + size]) for start in range(0, max(len(words) - overlap, 1), step)]
 
 
-def _read_text(path: Path, field: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"not UTF-8 text (byte {exc.start})", file=str(path), field=field) from None
-
-
 def _documents(path: Path) -> list[dict]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
-        return [{"id": str(f.relative_to(path)), "title": f.stem, "text": _read_text(f, "text")} for f in files]
+        return [{"id": str(f.relative_to(path)), "title": f.stem, "text": read_text(f, "text")} for f in files]
     if path.suffix.lower() == ".jsonl":
         docs = []
-        for number, line in enumerate(_read_text(path, "text").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"line {number} is not JSON: {exc.msg}", file=str(path), field=f"line {number}") from None
+        for number, record in jsonl_records(path, "text"):
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                 raise UserError(f"line {number} has no string `text`", file=str(path), field=f"line {number}.text")
             docs.append({"id": str(record.get("id", number)), "title": str(record.get("title", "")),
                          "text": record["text"]})
         return docs
     if path.suffix.lower() in TEXT_SUFFIXES:
-        return [{"id": path.name, "title": path.stem, "text": _read_text(path, "text")}]
+        return [{"id": path.name, "title": path.stem, "text": read_text(path, "text")}]
     raise UserError("a corpus is a folder of .txt/.md files or a .jsonl file", file=str(path), field="corpus")
 
 

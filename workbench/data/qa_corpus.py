@@ -14,13 +14,12 @@ to the working directory.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 import datasets as hf
 
-from workbench.data import TaskData, fingerprint_files
+from workbench.data import TaskData, fingerprint_files, jsonl_records
 from workbench.data.corpus import load_corpus
 from workbench.errors import UserError
 from workbench.registry import dataset
@@ -41,17 +40,7 @@ def _questions(path: Path, passages: dict[str, dict], chunks_of: dict[str, list[
     if not path.is_file():
         raise UserError("questions file not found", file=str(path), field="dataset.params.questions")
     rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise UserError(f"not UTF-8 text (byte {exc.start})", file=str(path), field="questions") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"line {number} is not JSON: {exc.msg}", file=str(path), field=f"line {number}") from None
+    for number, record in jsonl_records(path, "questions"):
         if not isinstance(record, dict) or not isinstance(record.get("question"), str) or not record["question"].strip():
             raise UserError(f"line {number} has no string `question`", file=str(path), field=f"line {number}.question")
         answers = record.get("answers", [record["answer"]] if "answer" in record else [])
