@@ -15,6 +15,7 @@ import json
 from typing import Annotated, Union
 
 import dspy
+from dspy.utils.exceptions import AdapterParseError
 from pydantic import StringConstraints
 
 from workbench.data import TaskData
@@ -40,6 +41,18 @@ def as_dspy_tool(name: str) -> dspy.Tool:
     return dspy.Tool(run, name=name, desc=schema["description"], args=schema["parameters"]["properties"])
 
 
+class _Step(dspy.Predict):
+    """ReAct's step predictor; a step whose output does not parse (e.g. arguments of the
+    wrong type) ends the trajectory — ReAct then answers from what it has — instead of
+    failing the whole example."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except AdapterParseError as exc:
+            raise ValueError(f"the step's output did not parse: {str(exc).splitlines()[0][:200]}") from exc
+
+
 class FinishArguments(ArgumentsModel):
     """`finish` takes no arguments."""
 
@@ -55,7 +68,7 @@ def arguments_union(names: list[str]):
 class ToolAgent(dspy.Module):
     """question -> answer (a number), with the trajectory and tool-call counts."""
 
-    table_fields = ("steps", "tool_calls", "tool_errors", "trajectory")
+    table_fields = ("steps", "tool_calls", "tool_errors", "ended", "trajectory")
 
     def __init__(self, tool_names: list[str], *, max_steps: int = 4, thought_chars: int = 160,
                  instructions: str = INSTRUCTIONS):
@@ -65,9 +78,10 @@ class ToolAgent(dspy.Module):
                                     "answer": (float, dspy.OutputField(desc="the final answer, a number"))}, instructions)
         if self.tool_names:
             self.agent = dspy.ReAct(signature, tools=[as_dspy_tool(n) for n in self.tool_names], max_iters=max_steps)
-            step = self.agent.react
-            step.signature = step.signature.with_updated_fields("next_thought", type_=short_text(thought_chars)) \
-                .with_updated_fields("next_tool_args", type_=arguments_union(self.tool_names))
+            self.agent.react = _Step(self.agent.react.signature
+                                     .with_updated_fields("next_thought", type_=short_text(thought_chars))
+                                     .with_updated_fields("next_tool_args", type_=arguments_union(self.tool_names)))
+            self.max_steps = max_steps
             extract = self.agent.extract.predict
             extract.signature = extract.signature.with_updated_fields("reasoning", type_=short_text(thought_chars * 2))
         else:
@@ -81,8 +95,14 @@ class ToolAgent(dspy.Module):
         calls = [v for k, v in trajectory.items() if k.startswith("tool_name_") and v != "finish"]
         observations = [str(v) for k, v in trajectory.items() if k.startswith("observation_")]
         errors = sum(o.startswith(("error:", "Execution error")) for o in observations)
-        return dspy.Prediction(answer=out.answer, steps=sum(k.startswith("thought_") for k in trajectory),
-                               tool_calls=len(calls), tool_errors=errors,
+        steps = sum(k.startswith("thought_") for k in trajectory)
+        if not self.tool_names:
+            ended = "no tools"
+        elif steps and trajectory.get(f"tool_name_{steps - 1}") == "finish":
+            ended = "finish"
+        else:
+            ended = "step limit" if steps >= self.max_steps else "unparseable step"
+        return dspy.Prediction(answer=out.answer, steps=steps, tool_calls=len(calls), tool_errors=errors, ended=ended,
                                trajectory=json.dumps(trajectory, default=str)[:4000])
 
 

@@ -138,3 +138,44 @@ def test_unknown_and_duplicate_tools_in_a_spec_are_one_line_errors():
     with pytest.raises(UserError) as info:
         tool_agent(data, tools=["calculator", "calculator"])
     assert "repeat" in str(info.value)
+
+
+def test_two_tools_under_one_name_are_refused():
+    from workbench.tools.functions import tool
+
+    def first(x: int) -> int:
+        return x
+
+    def second(x: int) -> int:
+        return -x
+
+    tool("test_twice")(first)
+    with pytest.raises(ValueError, match="registered twice"):
+        tool("test_twice")(second)
+
+
+def test_agent_survives_wrong_typed_tool_arguments_from_the_lm():
+    """The LM asks for the calculator with a number where the schema wants a string: the
+    step fails to validate, the trajectory ends there (recorded), the calculator never
+    sees the bad call, and the agent still answers from what it has."""
+    import dspy
+
+    from programs.agent import ToolAgent
+    from tests.fakes import FaultBackend
+    from workbench.evaluate import evaluate
+    from workbench.lm import build_lm
+    from workbench.lm.adapters import CompactJSONAdapter
+    from workbench.registry import metrics
+    from workbench.spec import LMSpec
+
+    backend = FaultBackend(['ok:{"next_thought": "add", "next_tool_name": "calculator", "next_tool_args": {"expression": 5}}',
+                            'ok:{"reasoning": "16 - 3 - 4 = 9, times 2", "answer": 18}'])
+    lm = build_lm(LMSpec(cache=False), backend=backend)
+    example = dspy.Example(id="q", question="Janet's ducks...", answer="18").with_inputs("question")
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        result = evaluate(ToolAgent(["calculator"], max_steps=2), [example], metrics.get("numeric_match"),
+                          output_field="answer")
+    row = result.table.iloc[0]
+    assert result.n == 1
+    assert row.error_type == "" and row.score == 1.0
+    assert row.tool_calls == 0 and row.steps == 0 and row.ended == "unparseable step"
