@@ -9,7 +9,7 @@ from workbench.errors import UserError
 from workbench.spec import Spec, load_spec
 
 __version__ = "0.1.0"
-__all__ = ["Spec", "UserError", "load_spec", "run", "prepare", "__version__"]
+__all__ = ["Spec", "UserError", "compare", "load_spec", "run", "prepare", "__version__"]
 
 
 def run(spec, **kwargs):
@@ -24,3 +24,11 @@ def prepare(spec):
     from workbench.runner import prepare as _prepare
 
     return _prepare(spec)
+
+
+def compare(refs, **kwargs):
+    """Compare finished runs (ids or experiment names): leaderboard, paired tests, changed
+    examples, prompt diffs, as DataFrames (see workbench.comparison.report.compare)."""
+    from workbench.comparison.report import compare as _compare
+
+    return _compare(list(refs) if not isinstance(refs, str) else [refs], **kwargs)

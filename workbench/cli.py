@@ -36,6 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--experiment", help="only this experiment")
     runs.add_argument("--limit", type=int, default=20)
     runs.add_argument("--tracking-uri", default=os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+    cmp = sub.add_parser("compare", help="compare finished runs: leaderboard, paired tests, changed examples, "
+                                         "prompt diff, plots")
+    cmp.add_argument("runs", nargs="+", help="run ids (or unique 8+ character prefixes) or experiment names; "
+                                             "the first run is the baseline of each pair")
+    cmp.add_argument("--all-pairs", action="store_true", help="test every pair, not each run against the first")
+    cmp.add_argument("--out", help="folder for report.md, CSVs and PNGs (default mlruns/comparisons/<time>)")
+    cmp.add_argument("--no-log", action="store_true", help="do not log the comparison as an MLflow run")
+    cmp.add_argument("--tracking-uri", default=os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
     ls = sub.add_parser("list", help="registered programs, metrics, summaries, datasets, optimizers, retrievers, tools")
     ls.add_argument("kind", nargs="?", choices=["programs", "metrics", "summaries", "datasets", "optimizers", "retrievers", "tools"])
     return parser
@@ -48,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
             from workbench.commands import run_command
 
             return run_command(args)
+        if args.command == "compare":
+            from workbench.commands import _quiet_libraries
+            from workbench.comparison.command import compare_command
+
+            _quiet_libraries()
+            return compare_command(args)
         if args.command == "runs":
             from workbench.commands import runs_command
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 from rich.table import Table
@@ -30,7 +31,7 @@ class Reporter:
             self.err.print(message)
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]warning:[/yellow] {message}")
+        self.err.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
     @contextlib.contextmanager
     def phase(self, title: str, lm_calls: Callable[[], int]) -> Iterator[None]:
@@ -81,12 +82,12 @@ class Reporter:
     def table(self, title: str, columns: list[str], rows: list[list[str]], caption: str = "") -> None:
         if self.quiet:
             return
-        table = Table(title=title, caption=caption or None, title_justify="left")
+        table = Table(title=escape(title), caption=escape(caption) if caption else None, title_justify="left")
         for i, column in enumerate(columns):
             table.add_column(column, justify="left" if i == 0 else "right")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(escape(str(cell)) for cell in row))  # data, not markup
         self.out.print(table)
 
     def line(self, text: str) -> None:
-        self.out.print(text, soft_wrap=True)
+        self.out.print(text, soft_wrap=True, markup=False, highlight=False)

@@ -118,15 +118,28 @@ def _predict_one(program: dspy.Module, example: dspy.Example, metric: Callable, 
     return row
 
 
+def _prompts(lm: dspy.LM, calls: int, limit: int = 6000) -> str:
+    """The user messages of the last `calls` LM calls (the system message is the same for all)."""
+    if calls <= 0 or not lm.history:
+        return ""
+    texts = []
+    for entry in lm.history[-calls:]:
+        messages = entry.get("messages") or [{"role": "user", "content": entry.get("prompt") or ""}]
+        texts.append("\n".join(str(m.get("content")) for m in messages if m.get("role") != "system"))
+    return "\n---\n".join(texts)[:limit]
+
+
 def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callable, *, output_field: str | None,
              gold_field: str | None = None, example_fields: tuple[str, ...] = (),
              usage: UsageCounter | None = None, threads: int = 1, max_failures: int | None = None,
-             on_progress: Callable[[int, float, int], None] | None = None) -> EvalResult:
+             on_progress: Callable[[int, float, int], None] | None = None, lm: dspy.LM | None = None) -> EvalResult:
     """Run `program` on every example; `on_progress(done, mean_score, lm_calls)` after each.
 
     The table holds the inputs, `gold` (example[gold_field], default output_field),
     `predicted` (prediction[output_field]), the score and error, plus `example_fields` and
     the program's `table_fields` (prediction fields such as retrieved ids or candidates).
+    With `lm` and one thread, `prompt` holds the user messages of the LM calls
+    each example made, as the LM saw them.
     """
     fields = _Fields(output_field, gold_field or output_field, tuple(example_fields),
                      tuple(getattr(program, "table_fields", ())))
@@ -148,7 +161,12 @@ def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callabl
 
     if threads <= 1:
         for i, example in enumerate(examples):
-            record(i, _predict_one(program, example, metric, fields))
+            seen, calls_before = (len(lm.history) if lm is not None else 0), (usage.snapshot().calls if usage else 0)
+            row = _predict_one(program, example, metric, fields)
+            if lm is not None:  # history also records cached answers; at its size cap, fall back to usage
+                grown = len(lm.history) - seen or (usage.snapshot().calls - calls_before if usage else 0)
+                row["prompt"] = _prompts(lm, grown)
+            record(i, row)
     else:
         parent = thread_local_overrides.get().copy()  # dspy.context(...) of the caller
 

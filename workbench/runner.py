@@ -272,7 +272,7 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
         result = evaluate(program, prepared.evalset, scored, output_field=data.output_field or data.label_field,
                           gold_field=data.label_field, example_fields=data.table_fields,
                           usage=lm.engine.usage, threads=spec.eval.threads, max_failures=spec.eval.max_failures,
-                          on_progress=update)
+                          on_progress=update, lm=lm)
     baselines = []
     if spec.task in BASELINES and prepared.evalset:
         texts = [e[prepared.data.input_fields[0]] for e in prepared.evalset]

@@ -129,3 +129,8 @@ def test_length_limits_reach_the_schema_the_grammar_is_built_from():
     assert schema["properties"]["citations"]["maxItems"] == 3
     assert schema["properties"]["citations"]["items"]["enum"] == ["1", "2", "3"]
     LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)  # llama.cpp accepts it
+
+
+def test_per_question_table_holds_the_rendered_prompt(outcome):
+    for _, row in outcome.result.table.iterrows():
+        assert row.question in row.prompt and "context" in row.prompt  # what the answer predictor saw

@@ -1,0 +1,1 @@
+"""Comparing runs: paired statistics, leaderboards, changed examples, prompt diffs, plots."""
