@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="compile and evaluate a spec, tracked in MLflow")
     _add_spec_args(run)
+    run.add_argument("--seeds", type=int, default=1, metavar="N",
+                     help="compile with N optimizer seeds (child runs; the parent logs mean and 95%% CI)")
     ev = sub.add_parser("eval", help="evaluate a saved program (DSPy JSON state) with a spec")
     _add_spec_args(ev)
     ev.add_argument("--program", required=True, help="program.json saved by a run")
@@ -44,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", help="folder for report.md, CSVs and PNGs (default mlruns/comparisons/<time>)")
     cmp.add_argument("--no-log", action="store_true", help="do not log the comparison as an MLflow run")
     cmp.add_argument("--tracking-uri", default=os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+    ui = sub.add_parser("ui", help="the MLflow UI over the project's store, on 127.0.0.1")
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--tracking-uri", default=os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
     ls = sub.add_parser("list", help="registered programs, metrics, summaries, datasets, optimizers, retrievers, tools")
     ls.add_argument("kind", nargs="?", choices=["programs", "metrics", "summaries", "datasets", "optimizers", "retrievers", "tools"])
     return parser
@@ -62,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
 
             _quiet_libraries()
             return compare_command(args)
+        if args.command == "ui":
+            from workbench.commands import ui_command
+
+            return ui_command(args)
         if args.command == "runs":
             from workbench.commands import runs_command
 

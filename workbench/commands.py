@@ -53,6 +53,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     reporter = Reporter(quiet=args.quiet)
     spec = load_spec(args.spec, args.overrides)
+    if getattr(args, "seeds", 1) != 1:
+        return _seeds_command(reporter, spec, args)
     outcome = run(spec, reporter=reporter, program_path=getattr(args, "program", None))
     print_outcome(reporter, spec, outcome)
     result = outcome.result
@@ -64,6 +66,20 @@ def run_command(args: argparse.Namespace) -> int:
                       f"browse: mlflow ui --backend-store-uri {spec.tracking.uri}")
         if outcome.program_path:
             reporter.line(f"compiled program: {outcome.program_path}")
+    return 0
+
+
+def _seeds_command(reporter: Reporter, spec, args: argparse.Namespace) -> int:
+    from workbench.seeds import run_seeds
+
+    outcome = run_seeds(spec, args.seeds, reporter=reporter)
+    rows = [[str(seed), f"{o.result.score:.3f}", _ci(*o.result.ci), str(o.result.n), str(o.result.failures),
+             o.run_id or "-"] for seed, o in zip(outcome.seeds, outcome.outcomes)]
+    reporter.table(f"{spec.name}: {spec.optimizer.name} over {len(rows)} seeds",
+                   ["seed", spec.metric.name, "95% CI", "n", "failures", "run"], rows)
+    low, high = outcome.ci
+    reporter.line(f"mean {outcome.mean:.4f}, 95% CI over seeds [{low:.4f}, {high:.4f}]"
+                  + (f"; parent run {outcome.run_id}" if outcome.run_id else ""))
     return 0
 
 
@@ -118,3 +134,23 @@ def list_command(args: argparse.Namespace) -> int:
             doc = (getattr(entry, "fn", entry).__doc__ or "").strip().splitlines()  # a tool documents its function
             print(f"  {name:34s} {doc[0] if doc else ''}")
     return 0
+
+
+def ui_command(args: argparse.Namespace) -> int:
+    """Replace this process with `mlflow ui` on the project's store (Ctrl-C stops it)."""
+    import sys
+
+    from workbench.errors import UserError
+
+    uri = args.tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise UserError(f"no MLflow store at {uri} yet (start a run with `workbench run SPEC`)", field="--tracking-uri")
+    if not 0 < args.port < 65536:
+        raise UserError(f"port must be 1-65535, got {args.port}", field="--port")
+    print(f"MLflow UI: http://{args.host}:{args.port}  (store {uri}; Ctrl-C stops it)", flush=True)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
+               "--port", str(args.port), "--workers", "1"]
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # no background job workers
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # offline: do not fetch price tables
+    os.execv(sys.executable, command)
+    return 0  # not reached

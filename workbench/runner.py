@@ -152,7 +152,8 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
     prompt_lm = lm.copy(max_tokens=max(spec.optimizer.prompt_max_tokens, spec.lm.max_tokens))
     ctx = CompileContext(student=prepared.program, trainset=prepared.trainset, valset=prepared.valset,
                          metric=scored, feedback_metric=with_feedback, lm=lm, prompt_lm=prompt_lm,
-                         reflection_lm=reflection_lm or prompt_lm, seed=spec.dataset.seed,
+                         reflection_lm=reflection_lm or prompt_lm,
+                         seed=spec.optimizer.seed if spec.optimizer.seed is not None else spec.dataset.seed,
                          threads=spec.eval.threads, source=spec.source)
     usage = lm.engine.usage
     before = usage.snapshot()
@@ -231,8 +232,10 @@ def _summaries(spec: Spec, prepared: Prepared, result: EvalResult, tracked) -> d
     return metrics
 
 
-def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Path | None = None) -> RunOutcome:
-    """Compile (or load) and evaluate the spec's program in one tracked run."""
+def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Path | None = None,
+        parent_run_id: str | None = None) -> RunOutcome:
+    """Compile (or load) and evaluate the spec's program in one tracked run (a child run of
+    `parent_run_id` when given)."""
     reporter = reporter or Reporter(quiet=True)
     prepared = prepare(spec)
     if program_path is not None:
@@ -248,7 +251,7 @@ def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Pat
         return _execute(prepared, lm, reflection_lm, reporter, None, program_path)
     run_name = tracking.run_name or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     with tracked_run(tracking, experiment=tracking.experiment or spec.name, run_name=run_name,
-                     tags=_tags(spec, prepared, lm, kind)) as tracked:
+                     tags=_tags(spec, prepared, lm, kind), parent_run_id=parent_run_id) as tracked:
         tracked.log_params(spec.flat())
         if program_path is not None:
             tracked.set_tags({"workbench.loaded_program": str(program_path)})

@@ -82,6 +82,8 @@ class OptimizerSpec(_Strict):
     # Optimizers that write instructions (COPRO, MIPROv2, SIMBA, GEPA) need longer outputs
     # than a label: their prompt model is the task LM with this max_tokens.
     prompt_max_tokens: int = Field(default=512, ge=16)
+    # The optimizer's random seed (default: dataset.seed); `workbench run --seeds N` varies it.
+    seed: int | None = None
 
 
 class EvalSpec(_Strict):
