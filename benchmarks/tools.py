@@ -48,14 +48,14 @@ def _gain(a, b) -> str:
     return f"{y.mean() - x.mean():+.3f} (95% CI {low:+.3f} to {high:+.3f})"
 
 
-def ast_section(n_simple: int, n_multiple: int) -> str:
+def ast_section(n_simple: int, n_multiple: int, n_free: int) -> str:
     rows, notes = [], []
     for spec_name, n in (("tools_bfcl_simple.yaml", n_simple), ("tools_bfcl_multiple.yaml", n_multiple)):
-        size = [f"dataset.test={n}"]
         runs = {}
-        for label, overrides in (("zero-shot, schema grammar", ZERO), ("retrieval_demos k=3, schema grammar", []),
-                                 ("zero-shot, no grammar", ZERO + FREE)):
-            runs[label] = _run(spec_name, size + overrides)
+        for label, overrides, size in (("zero-shot, schema grammar", ZERO, n),
+                                       ("retrieval_demos k=3, schema grammar", [], n),
+                                       ("zero-shot, no grammar", ZERO + FREE, min(n, n_free))):
+            runs[label] = _run(spec_name, [f"dataset.test={size}"] + overrides)
             rows.append(_row(f"{spec_name.removesuffix('.yaml')}: {label}", runs[label]))
             print("  ", rows[-1], flush=True)
         notes.append(f"- {spec_name.removesuffix('.yaml')}: optimized − zero-shot = "
@@ -110,13 +110,14 @@ def gsm8k_section(n: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ast-n", type=int, default=400, help="simple_python items (multiple: half, at most 200)")
+    parser.add_argument("--free-n", type=int, default=400, help="items for the rows without a grammar")
     parser.add_argument("--gsm8k-n", type=int, default=200, help="GSM8K test problems")
     parser.add_argument("--only", choices=["ast", "exec", "gsm8k"], action="append")
     args = parser.parse_args()
     only = set(args.only or ["ast", "exec", "gsm8k"])
     sections = []
     if "ast" in only:
-        sections.append(ast_section(args.ast_n, min(200, max(args.ast_n // 2, 1))))
+        sections.append(ast_section(args.ast_n, min(200, max(args.ast_n // 2, 1)), args.free_n))
         write_sections(sections, "benchmarks/tools.py")
     if "exec" in only:
         sections.append(exec_section())

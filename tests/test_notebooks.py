@@ -10,11 +10,12 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize("name, runs", [("01_routing_quickstart.ipynb", 2), ("02_rag_explore.ipynb", 2),
-                                        ("03_tool_use.ipynb", 3)])
+                                        ("03_tool_use.ipynb", 3), ("04_compare_runs.ipynb", 2)])
 def test_notebook_executes(name, runs, store, monkeypatch):
     monkeypatch.setenv("WORKBENCH_NB_TEST_SIZE", "6")
     monkeypatch.setenv("WORKBENCH_TRACKING_URI", store.uri)
     monkeypatch.setenv("WORKBENCH_ARTIFACT_ROOT", str(store.root / "artifacts"))
+    monkeypatch.setenv("WORKBENCH_NB_OUT", str(store.root / "notebook-out"))
     notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()

@@ -118,4 +118,7 @@ class Backend:
 
 
 def schema_key(schema: dict[str, Any]) -> str:
-    return json.dumps(schema, sort_keys=True)
+    """The schema as text, properties in their declared order: llama.cpp's grammar emits them
+    in that order, and a function's arguments (or ReAct's tool name before its arguments)
+    read best the way they were written."""
+    return json.dumps(schema)

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import keyword
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 # "any": a JSON value a grammar can describe (an empty schema has no grammar in llama.cpp)
 ANY_VALUE = str | float | bool | list[str | float] | dict[str, str | float]
-SCALARS = {"string": str, "integer": int, "float": float, "number": float, "boolean": bool, "bool": bool}
+# Caps a small LM needs so that it cannot ramble until max_tokens runs out (and the call is lost)
+STRING_CHARS = 160
+ARRAY_ITEMS = 16
+SCALARS = {"string": Annotated[str, StringConstraints(max_length=STRING_CHARS)], "integer": int, "float": float,
+           "number": float, "boolean": bool, "bool": bool}
 
 
 class ArgumentsModel(BaseModel):
@@ -66,7 +70,8 @@ def type_of(schema: dict, path: str, model_name: str) -> Any:
         return SCALARS[kind]
     if kind in ("array", "tuple"):
         items = schema.get("items")
-        return list[type_of(items, f"{path}[]", model_name)] if items else list[str | float]
+        item_type = type_of(items, f"{path}[]", model_name) if items else str | float
+        return Annotated[list[item_type], Field(max_length=ARRAY_ITEMS)]
     if kind in ("dict", "object"):
         if schema.get("properties"):
             return model_for(schema, f"{model_name}_{path.rsplit('.', 1)[-1]}", path)
