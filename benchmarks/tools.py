@@ -25,6 +25,7 @@ from workbench.stats import bootstrap_ci  # noqa: E402
 
 OFF = ["tracking.enabled=false", "lm.cache=false"]
 ZERO = ["optimizer.name=none", "optimizer.params={}"]
+LM_SELECT = ["program.params.select=lm"]  # the AST section's rows: the LM picks the function
 FREE = ["lm.response_format=none"]  # no grammar: the LM writes JSON on its own
 
 
@@ -55,7 +56,7 @@ def ast_section(n_simple: int, n_multiple: int, n_free: int) -> str:
         for label, overrides, size in (("zero-shot, schema grammar", ZERO, n),
                                        ("retrieval_demos k=3, schema grammar", [], n),
                                        ("zero-shot, no grammar", ZERO + FREE, min(n, n_free))):
-            runs[label] = _run(spec_name, [f"dataset.test={size}"] + overrides)
+            runs[label] = _run(spec_name, [f"dataset.test={size}"] + LM_SELECT + overrides)
             rows.append(_row(f"{spec_name.removesuffix('.yaml')}: {label}", runs[label]))
             print("  ", rows[-1], flush=True)
         notes.append(f"- {spec_name.removesuffix('.yaml')}: optimized − zero-shot = "
@@ -71,11 +72,28 @@ def ast_section(n_simple: int, n_multiple: int, n_free: int) -> str:
               "caused by schema conversion.\n" + "\n".join(notes) + "\n")
 
 
+def select_section(n: int) -> str:
+    """BFCL multiple with the function chosen by word overlap (no LM call) instead of the LM."""
+    rows, runs = [], {}
+    for label, overrides in (("zero-shot, overlap select", ZERO), ("retrieval_demos k=3, overlap select", [])):
+        runs[label] = _run("tools_bfcl_multiple.yaml", [f"dataset.test={n}", "program.params.select=overlap"]
+                           + overrides)
+        rows.append(_row(f"tools_bfcl_multiple: {label}", runs[label]))
+        print("  ", rows[-1], flush=True)
+    return ("## Tools-select: BFCL multiple, function chosen by word overlap\n\n"
+            "The same items as the Tools-AST multiple rows (where the LM picks the function); here the function "
+            "sharing most words with the request is taken without an LM call and the LM only fills the "
+            "arguments under the schema grammar (`select: overlap`, the spec default).\n\n"
+            + table(["program", "n", "AST acc", "95% CI", "parse failures", "schema failures", "errors (share)",
+                     "s/item"], rows)
+            + f"\n\noptimized − zero-shot = {_gain(*runs.values())}\n")
+
+
 def exec_section() -> str:
     rows = []
     for dataset, n in (("bfcl_exec_simple", 100), ("bfcl_exec_multiple", 50)):
         for label, overrides in (("zero-shot", ZERO), ("retrieval_demos k=3", [])):
-            base = [f"dataset.name={dataset}", f"dataset.test={n}", "dataset.dev=10"] + overrides
+            base = [f"dataset.name={dataset}", f"dataset.test={n}", "dataset.dev=10"] + LM_SELECT + overrides
             executed = _run("tools_bfcl_exec.yaml", base)
             scored = executed.result.table  # the same predictions, scored by AST too (no second LM pass)
             ast_acc = sum(match_call(p if isinstance(p, dict) else None, json.loads(g)) == "correct"
@@ -85,7 +103,7 @@ def exec_section() -> str:
     return ("## Tools-exec: BFCL exec_simple and exec_multiple, embedded LM\n\n"
             "Execution match: the predicted call and the accepted call both run in the tool sandbox (offline "
             "implementations of BFCL's functions; web APIs are deterministic stand-ins) and their results are "
-            "compared as BFCL's result type asks.\n\n"
+            "compared as BFCL's result type asks. The LM picks the function (`select: lm`) in these rows.\n\n"
             + table(["program", "n", "exec acc", "95% CI", "parse failures", "schema failures", "AST acc",
                      "errors (share)", "s/item"], rows) + "\n")
 
@@ -112,12 +130,15 @@ def main() -> None:
     parser.add_argument("--ast-n", type=int, default=400, help="simple_python items (multiple: half, at most 200)")
     parser.add_argument("--free-n", type=int, default=400, help="items for the rows without a grammar")
     parser.add_argument("--gsm8k-n", type=int, default=200, help="GSM8K test problems")
-    parser.add_argument("--only", choices=["ast", "exec", "gsm8k"], action="append")
+    parser.add_argument("--only", choices=["ast", "select", "exec", "gsm8k"], action="append")
     args = parser.parse_args()
-    only = set(args.only or ["ast", "exec", "gsm8k"])
+    only = set(args.only or ["ast", "select", "exec", "gsm8k"])
     sections = []
     if "ast" in only:
         sections.append(ast_section(args.ast_n, min(200, max(args.ast_n // 2, 1)), args.free_n))
+        write_sections(sections, "benchmarks/tools.py")
+    if "select" in only:
+        sections.append(select_section(min(200, max(args.ast_n // 2, 1))))
         write_sections(sections, "benchmarks/tools.py")
     if "exec" in only:
         sections.append(exec_section())
