@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure  # no pyplot: works under any backend, headless included
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from workbench.comparison.runs import RunData  # noqa: E402
+from workbench.comparison.runs import RunData
 
 
 def pareto_front(cost: np.ndarray, score: np.ndarray) -> list[int]:
@@ -29,7 +26,8 @@ def pareto_front(cost: np.ndarray, score: np.ndarray) -> list[int]:
 def cost_quality(board: pd.DataFrame, path: Path) -> Path:
     cost = board["seconds_per_example"].fillna(0).to_numpy(dtype=float)
     score = board["score"].to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     err = np.vstack([score - board["ci_low"].to_numpy(dtype=float), board["ci_high"].to_numpy(dtype=float) - score])
     ax.errorbar(cost, score, yerr=np.nan_to_num(err), fmt="o", capsize=3, color="tab:blue", label="run (95% CI)")
     front = pareto_front(cost, score)
@@ -42,7 +40,6 @@ def cost_quality(board: pd.DataFrame, path: Path) -> Path:
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -66,18 +63,19 @@ def breakdown(runs: list[RunData], path: Path) -> Path | None:
     if frame.empty:
         return None
     frame = frame.iloc[:40]  # readable at a glance: at most 40 categories
-    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.28 * len(frame) * max(1, len(runs)) ** 0.5)))
+    fig = Figure(figsize=(8, max(3.0, 0.28 * len(frame) * max(1, len(runs)) ** 0.5)))
+    ax = fig.subplots()
     frame.plot.barh(ax=ax, width=0.8)
     ax.set_title(title)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def seed_scores(scores: list[float], path: Path, title: str) -> Path:
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig = Figure(figsize=(5, 3))
+    ax = fig.subplots()
     ax.plot(range(1, len(scores) + 1), scores, "o")
     ax.axhline(float(np.mean(scores)), color="tab:red", linestyle="--", label=f"mean {np.mean(scores):.3f}")
     ax.set_xlabel("seed")
@@ -86,5 +84,4 @@ def seed_scores(scores: list[float], path: Path, title: str) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
