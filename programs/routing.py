@@ -57,6 +57,15 @@ class Router(dspy.Module):
                                                              desc=field.json_schema_extra.get("desc"))
         return self._signatures[key]
 
+    # Export: what rebuilds this module without the dataset (the pool and the optimized
+    # instructions and demos come back from its DSPy state).
+    def export_config(self) -> dict:
+        return {"labels": self.labels, "candidates": self.candidates}
+
+    @classmethod
+    def from_export_config(cls, config: dict) -> Router:
+        return cls(list(config["labels"]), candidates=int(config["candidates"]))
+
     def warm_up(self) -> None:
         """Fit the pool's index and ranker now, so the first query does not pay for them."""
         if self.demo_pool.examples and self.demo_pool.k:

@@ -102,6 +102,13 @@ class FunctionCaller(dspy.Module):
         self.demo_pool = pool or ExamplePool("question", "accepted", extra_fields=("functions",))
         self._models: dict[str, type] = {}
 
+    def export_config(self) -> dict:
+        return {"select": self.selection}
+
+    @classmethod
+    def from_export_config(cls, config: dict) -> FunctionCaller:
+        return cls(select=str(config["select"]))
+
     def warm_up(self) -> None:
         if self.demo_pool.k and self.demo_pool.examples:
             self.demo_pool.index()

@@ -9,7 +9,7 @@ from workbench.errors import UserError
 from workbench.spec import Spec, load_spec
 
 __version__ = "0.1.0"
-__all__ = ["Spec", "UserError", "compare", "load_spec", "run", "prepare", "__version__"]
+__all__ = ["Spec", "UserError", "compare", "load", "load_spec", "run", "prepare", "__version__"]
 
 
 def run(spec, **kwargs):
@@ -32,3 +32,10 @@ def compare(refs, **kwargs):
     from workbench.comparison.report import compare as _compare
 
     return _compare(list(refs) if not isinstance(refs, str) else [refs], **kwargs)
+
+
+def load(folder, **kwargs):
+    """A verified export bundle as a callable program (see workbench.export.loaded.load)."""
+    from workbench.export.loaded import load as _load
+
+    return _load(folder, **kwargs)

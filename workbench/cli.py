@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--tracking-uri", default=os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+    from workbench.export.command import add_parsers
+
+    add_parsers(sub)
     ls = sub.add_parser("list", help="registered programs, metrics, summaries, datasets, optimizers, retrievers, tools")
     ls.add_argument("kind", nargs="?", choices=["programs", "metrics", "summaries", "datasets", "optimizers", "retrievers", "tools"])
     return parser
@@ -72,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
             from workbench.commands import ui_command
 
             return ui_command(args)
+        if args.command in ("export", "promote", "serve"):
+            from workbench.commands import _quiet_libraries
+            from workbench.export import command
+
+            _quiet_libraries()
+            return getattr(command, f"{args.command}_command")(args)
         if args.command == "runs":
             from workbench.commands import runs_command
 
