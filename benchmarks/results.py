@@ -10,7 +10,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 ORDER = ["Speed:", "Cost:", "CLINC150,", "BANKING77,", "RAG-retrieval:", "RAG-answers:", "Tools-AST:",
-         "Tools-select:", "Tools-exec:", "Tools-GSM8K:", "Compare:"]
+         "Tools-select:", "Tools-exec:", "Tools-GSM8K:", "Compare:", "Serve:"]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
