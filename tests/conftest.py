@@ -82,6 +82,23 @@ def embedded_backend():
     return EmbeddedBackend()
 
 
+def wait_for_http(url: str, proc: subprocess.Popen, *, seconds: float, what: str, log=lambda: "") -> None:
+    """Poll `url` until it answers 200; fail with the process's log if it exits or times out."""
+    import httpx
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited: {log()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.4)
+    proc.kill()
+    pytest.fail(f"{what} did not start within {seconds:.0f} s: {log()[-2000:]}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -100,20 +117,7 @@ def llama_server():
                              "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2"],
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
-    import httpx
-
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited: see {log.name}")
-        try:
-            if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("llama_cpp.server did not start within 120 s")
+    wait_for_http(f"{base}/models", proc, seconds=120, what="llama_cpp.server", log=lambda: Path(log.name).read_text())
     yield base
     proc.terminate()
     try:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, run_cli
+from tests.conftest import ROOT, free_port, run_cli, wait_for_http
 
 
 def _promote(store, run, *extra):
@@ -74,16 +73,8 @@ def test_mlflow_models_serve_answers_with_the_champion(registry, tmp_path):
                              "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow models serve did not start: " + (tmp_path / "serve.log").read_text()[-2000:])
+        wait_for_http(f"http://127.0.0.1:{port}/ping", proc, seconds=180, what="mlflow models serve",
+                      log=lambda: (tmp_path / "serve.log").read_text())
         response = httpx.post(f"http://127.0.0.1:{port}/invocations", timeout=120,
                               json={"dataframe_records": [{"text": "what is my checking account balance"},
                                                           {"text": "play some jazz music"}]})

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, wait_for_http
 
 TEXTS = ["what is my checking account balance", "book a table for two at 7pm", "how do you say thanks in french",
          "set an alarm for 6 am", "is my flight to denver on time", "what's the weather tomorrow",
@@ -25,17 +24,7 @@ def server(bundle):
                              "--max-body-bytes", "4096"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        assert proc.poll() is None, proc.stdout.read()
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("workbench serve did not start within 120 s")
+    wait_for_http(f"{base}/health", proc, seconds=120, what="workbench serve", log=lambda: proc.stdout.read())
     yield base
     proc.terminate()
     proc.wait(timeout=20)
