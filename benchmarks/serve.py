@@ -4,9 +4,10 @@ Makes a routing run in a temporary MLflow store, exports it, then measures on th
 embedded LM with the response cache off (every request reaches the model):
 
 1. bundle load time (`workbench.load`, checksums + program rebuild + model warm-up);
-2. in-process calls/s and p50/p95 latency on distinct CLINC150 test messages;
-3. `workbench serve --no-cache` in a subprocess, 1, 4 and 16 concurrent HTTP clients:
-   requests/s and p50/p95 as ratios to (2);
+2. one client: each CLINC150 test message in-process, then the same over HTTP to
+   `workbench serve --no-cache` (alternating, so machine drift hits both): calls/s, p50/p95,
+   and the median per-message latency ratio;
+3. 4 and 16 concurrent HTTP clients: requests/s and p50/p95 as ratios to in-process;
 4. a sustained load of 16 clients for 60 s: every request must answer 200.
 
 Run it alone: a second LM process on the same 2 cores would halve both sides.
@@ -37,7 +38,6 @@ sys.path.insert(0, str(ROOT))
 
 import workbench  # noqa: E402
 from benchmarks.results import table, write_sections  # noqa: E402
-from workbench.export import export_run  # noqa: E402
 from workbench.registry import datasets  # noqa: E402
 
 SPEC = ROOT / "experiments" / "routing_clinc150.yaml"
@@ -123,57 +123,57 @@ def start_server(bundle: Path, port: int) -> subprocess.Popen:
     raise SystemExit("server did not answer /health within 120 s")
 
 
-def in_process(bundle: str, n: int) -> None:
-    """Load the bundle and time `n` sequential calls; one JSON line on stdout."""
-    texts = messages(n * 4)
-    start = time.perf_counter()
-    program = workbench.load(bundle, lm_overrides={"cache": False})
-    load_s = time.perf_counter() - start
-    program(text=texts[0])  # first-call costs (retriever index, grammar) are not a request's
-    latencies = []
-    start = time.perf_counter()
-    for text in texts[:n]:
-        t0 = time.perf_counter()
-        program(text=text)
-        latencies.append(time.perf_counter() - t0)
-    print(json.dumps({"load_s": load_s, "latencies": latencies, "seconds": time.perf_counter() - start}))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=48, help="requests per concurrency level")
     parser.add_argument("--load-seconds", type=float, default=60)
-    parser.add_argument("--in-process", metavar="BUNDLE", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.in_process:
-        return in_process(args.in_process, args.requests)
     texts = messages(args.requests * 4)
 
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as folder:
         uri = f"sqlite:///{folder}/mlflow.db"
         overrides = ["dataset.test=40", f"tracking.uri={uri}", f"tracking.artifact_root={folder}/artifacts"]
-        print("making a routing run to export ...", flush=True)
-        outcome = workbench.run(workbench.load_spec(SPEC, overrides))
-        result = export_run(outcome.run_id, Path(folder) / "bundle", tracking_uri=uri)
-        print(f"exported run {outcome.run_id[:8]}: score {result.score:.3f}, reloaded {result.verified_score:.3f}")
-
-        # In a fresh process, like the server: the same footing (no other programs or threads in it).
-        probe = subprocess.run([sys.executable, __file__, "--in-process", str(result.path), "--requests",
-                                str(args.requests)], capture_output=True, text=True, check=True)
-        measured = json.loads(probe.stdout.strip().splitlines()[-1])
-        load_s, local = measured["load_s"], summary(measured["latencies"], measured["seconds"])
-        print(f"bundle load {load_s:.2f} s; in-process {local['per_s']:.2f} calls/s, p50 {local['p50']:.0f} ms",
-              flush=True)
+        print("making a routing run to export (in a subprocess, so this process holds only the bundle) ...", flush=True)
+        cli = [sys.executable, "-m", "workbench.cli"]
+        run = subprocess.run([*cli, "run", str(SPEC), "--quiet", *[a for o in overrides for a in ("--set", o)]],
+                             capture_output=True, text=True, check=True)
+        run_id = run.stdout.split("run_id=")[1].split()[0]
+        bundle = Path(folder) / "bundle"
+        subprocess.run([*cli, "export", run_id, "--out", str(bundle), "--tracking-uri", uri], capture_output=True,
+                       text=True, check=True)
+        report = json.loads((bundle / "report.json").read_text())
+        start = time.perf_counter()
+        program = workbench.load(bundle, lm_overrides={"cache": False})
+        load_s = time.perf_counter() - start
+        program(text=texts[0])  # first-call costs (retriever index, grammar) are not a request's
 
         port = free_port()
         url = f"http://127.0.0.1:{port}/predict"
-        server = start_server(result.path, port)
+        server = start_server(bundle, port)
         try:
             post(url, texts[0])
+            # One client: each text in-process, then the same text over HTTP, alternating, so drift
+            # in the machine's speed falls on both alike.
+            local_s, http_s, failed = [], [], 0
+            for text in texts[: args.requests]:
+                t0 = time.perf_counter()
+                program(text=text)
+                local_s.append(time.perf_counter() - t0)
+                ok, seconds = post(url, text)
+                http_s.append(seconds)
+                failed += not ok
+            local, one = summary(local_s, sum(local_s)), summary(http_s, sum(http_s))
+            ratio = float(np.median(np.array(http_s) / np.array(local_s)))
             rows = [["in-process (loaded bundle)", "1", str(local["n"]), f"{local['per_s']:.2f}", f"{local['p50']:.0f}",
-                     f"{local['p95']:.0f}", "1.00", "1.00", "–"]]
-            for k, clients in enumerate((1, 4, 16)):
-                batch = texts[k * args.requests:(k + 1) * args.requests]  # 1 client: the in-process texts
+                     f"{local['p95']:.0f}", "1.00", "1.00", "–"],
+                    ["HTTP /predict (same texts, alternating)", "1", str(one["n"]), f"{one['per_s']:.2f}",
+                     f"{one['p50']:.0f}", f"{one['p95']:.0f}", f"{one['per_s'] / local['per_s']:.2f}",
+                     f"{one['p50'] / local['p50']:.2f}", str(failed)]]
+            print(f"bundle load {load_s:.2f} s; in-process {local['per_s']:.2f} calls/s; HTTP/in-process per-text "
+                  f"median latency ratio {ratio:.3f}", flush=True)
+            del program
+            for k, clients in enumerate((4, 16)):
+                batch = texts[(k + 1) * args.requests:(k + 2) * args.requests]
                 stats, failed = http_round(url, batch, clients)
                 rows.append(["HTTP /predict", str(clients), str(stats["n"]), f"{stats['per_s']:.2f}",
                              f"{stats['p50']:.0f}", f"{stats['p95']:.0f}", f"{stats['per_s'] / local['per_s']:.2f}",
@@ -192,10 +192,12 @@ def main() -> None:
     section = (
         "## Serve: HTTP /predict vs the loaded bundle in-process\n\n"
         f"A CLINC150-domains routing run (5 retrieved demos, top-2 candidates, grammar-constrained label; "
-        f"scored {result.score:.3f} on {result.n} test items, {result.verified_score:.3f} after reload) exported "
+        f"scored {report['score']:.3f} on {report['n']} test items, {report['verified_score']:.3f} after reload) exported "
         f"and served by `workbench serve --no-cache` (FastAPI + uvicorn, one process). Distinct CLINC150 test "
         f"messages, every request reaches the model. Bundle load (checksums, program rebuild, model warm-up): "
-        f"**{load_s:.2f} s**. Ratios are HTTP over in-process, measured in this one run; the embedded model "
+        f"**{load_s:.2f} s**. Ratios are HTTP over in-process, measured in this one run; with one client the two "
+        f"alternate on the same texts, and the median per-text latency ratio HTTP/in-process is **{ratio:.3f}**. "
+        f"The embedded model "
         f"answers one call at a time, so more clients raise throughput only by overlapping HTTP and JSON work "
         f"with the model and lengthen latency by queueing.\n\n"
         + table(["path", "clients", "requests", "req/s", "p50 ms", "p95 ms", "req/s ratio", "p50 ratio",
