@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     from workbench.export.command import add_parsers
 
     add_parsers(sub)
+    from workbench.sweep.command import add_parsers as add_sweep_parsers
+
+    add_sweep_parsers(sub)
     ls = sub.add_parser("list", help="registered programs, metrics, summaries, datasets, optimizers, retrievers, tools")
     ls.add_argument("kind", nargs="?", choices=["programs", "metrics", "summaries", "datasets", "optimizers", "retrievers", "tools"])
     return parser
@@ -81,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
 
             _quiet_libraries()
             return getattr(command, f"{args.command}_command")(args)
+        if args.command in ("sweep", "sweep-worker"):
+            from workbench.commands import _quiet_libraries
+            from workbench.sweep import command
+
+            _quiet_libraries()
+            return command.sweep_command(args) if args.command == "sweep" else command.worker_command(args)
         if args.command == "runs":
             from workbench.commands import runs_command
 

@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError, LMError
@@ -48,6 +48,17 @@ class Prepared:
     trainset: list[dspy.Example]
     valset: list[dspy.Example]
     evalset: list[dspy.Example]
+
+
+@dataclass
+class RunHooks:
+    """For code that drives runs (sweeps): extra tags, and callbacks with the LM once built,
+    the MLflow run once started, and evaluation progress (done, total, mean score, LM calls)."""
+
+    tags: dict[str, str] = field(default_factory=dict)
+    on_lm: Callable[[dspy.LM], None] | None = None
+    on_run: Callable[[Any], None] | None = None
+    on_progress: Callable[[int, int, float, int], None] | None = None
 
 
 @dataclass
@@ -233,34 +244,40 @@ def _summaries(spec: Spec, prepared: Prepared, result: EvalResult, tracked) -> d
 
 
 def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Path | None = None,
-        parent_run_id: str | None = None) -> RunOutcome:
+        parent_run_id: str | None = None, hooks: RunHooks | None = None) -> RunOutcome:
     """Compile (or load) and evaluate the spec's program in one tracked run (a child run of
     `parent_run_id` when given)."""
     reporter = reporter or Reporter(quiet=True)
+    hooks = hooks or RunHooks()
     prepared = prepare(spec)
     if program_path is not None:
         load_program_state(prepared.program, program_path)
     lm = build_lm(spec.lm, source=spec.source)
     reflection_lm = build_lm(spec.optimizer.reflection_lm, source=spec.source) if spec.optimizer.reflection_lm else None
     dspy.configure(lm=lm, adapter=build_adapter(spec.lm.adapter))
+    if hooks.on_lm:
+        hooks.on_lm(lm)
     kind = "run" if program_path is None else "eval"
     reporter.info(f"{spec.name}: {len(prepared.trainset)} train / {len(prepared.valset)} dev / "
                   f"{len(prepared.evalset)} {spec.eval.split} · LM {lm.model}")
     tracking = spec.tracking
     if not tracking.enabled:
-        return _execute(prepared, lm, reflection_lm, reporter, None, program_path)
+        return _execute(prepared, lm, reflection_lm, reporter, None, program_path, hooks.on_progress)
     run_name = tracking.run_name or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     with tracked_run(tracking, experiment=tracking.experiment or spec.name, run_name=run_name,
-                     tags=_tags(spec, prepared, lm, kind), parent_run_id=parent_run_id) as tracked:
+                     tags={**_tags(spec, prepared, lm, kind), **hooks.tags}, parent_run_id=parent_run_id) as tracked:
+        if hooks.on_run:
+            hooks.on_run(tracked)
         tracked.log_params(spec.flat())
         if program_path is not None:
             tracked.set_tags({"workbench.loaded_program": str(program_path)})
-        outcome = _execute(prepared, lm, reflection_lm, reporter, tracked, program_path)
+        outcome = _execute(prepared, lm, reflection_lm, reporter, tracked, program_path, hooks.on_progress)
         outcome.run_id = tracked.run_id
         return outcome
 
 
-def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked, program_path) -> RunOutcome:
+def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked, program_path,
+             on_progress: Callable[[int, int, float, int], None] | None = None) -> RunOutcome:
     spec = prepared.spec
     if program_path is None:
         program, compile_seconds, compile_calls = _compile(prepared, lm, reflection_lm, reporter)
@@ -270,7 +287,12 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
     if hasattr(program, "warm_up"):
         with reporter.phase("preparing retrieval (indexes, reranker)", lambda: 0):
             program.warm_up()
-    with reporter.progress(f"evaluating on {spec.eval.split}", len(prepared.evalset)) as update:
+    with reporter.progress(f"evaluating on {spec.eval.split}", len(prepared.evalset)) as show:
+        def update(done: int, score: float, calls: int) -> None:
+            show(done, score, calls)
+            if on_progress:
+                on_progress(done, len(prepared.evalset), score, calls)
+
         data = prepared.data
         result = evaluate(program, prepared.evalset, scored, output_field=data.output_field or data.label_field,
                           gold_field=data.label_field, example_fields=data.table_fields,

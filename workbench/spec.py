@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from workbench import registry
 from workbench.errors import UserError
+from workbench.sweep.space import SearchSpec, apply, set_path
 
 
 class _Strict(BaseModel):
@@ -111,13 +112,15 @@ class Spec(_Strict):
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    # `workbench sweep`: the values to search and the objectives (ignored by `workbench run`).
+    search: SearchSpec | None = None
 
     # Where the spec came from, for error messages; not part of the YAML.
     source: str = Field(default="<spec>", exclude=True)
 
     def flat(self) -> dict[str, str]:
         """The spec as flat `a.b.c -> str` pairs with stable keys, for MLflow params."""
-        return dict(sorted(_flatten(self.model_dump(mode="json", exclude={"source"})).items()))
+        return dict(sorted(_flatten(self.model_dump(mode="json", exclude={"source", "search"})).items()))
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, str]:
@@ -147,15 +150,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     """Set `key.path=value` pairs (values parsed as YAML scalars) into a raw spec dict."""
     for text in overrides:
         parts, value = _parse_override(text)
-        node = data
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise UserError(f"{'.'.join(parts)}: {part!r} is not a mapping", field="--set")
-            node = child
-        node[parts[-1]] = value
+        try:
+            set_path(data, ".".join(parts), value)
+        except ValueError as exc:
+            raise UserError(str(exc), field="--set") from None
     return data
 
 
@@ -184,7 +182,26 @@ def validate(data: Any, source: str) -> Spec:
         more = f" (+{len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise UserError(message + more, file=source, field=field) from None
     check_names(spec)
+    if spec.search is not None:
+        check_search_space(spec.search, data, source)
     return spec
+
+
+def check_search_space(search: SearchSpec, data: dict[str, Any], source: str) -> None:
+    """Every choice and both ends of every range must make a valid spec, before any trial."""
+    base = {k: v for k, v in data.items() if k != "search"}
+    for path, distribution in search.space.items():
+        for value in distribution.edges():
+            try:
+                candidate = Spec.model_validate({**apply(base, {path: value}), "source": source})
+                check_names(candidate)
+            except ValueError as exc:  # pydantic's ValidationError, or set_path's
+                detail = _describe(exc.errors()[0]) if isinstance(exc, ValidationError) else ("", str(exc))
+                raise UserError(f"the value {value!r} makes the spec invalid: {detail[0]}: {detail[1]}",
+                                file=source, field=f"search.space.{path}") from None
+            except UserError as exc:
+                raise UserError(f"the value {value!r} makes the spec invalid: {exc.field}: {exc.message}",
+                                file=source, field=f"search.space.{path}") from None
 
 
 def check_names(spec: Spec) -> None:

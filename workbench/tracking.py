@@ -218,6 +218,9 @@ def tracked_run(tracking: TrackingSpec, *, experiment: str, run_name: str, tags:
     except KeyboardInterrupt:
         status = "KILLED"
         raise
+    except Exception as exc:  # an exception may say how its run ends (a pruned sweep trial: FINISHED early)
+        status = getattr(exc, "run_status", "FAILED")
+        raise
     finally:
         with contextlib.suppress(Exception):
             while mlflow.active_run() is not None:

@@ -1,0 +1,121 @@
+"""Real sweeps on the embedded LM (SQLite storage): parent and child runs, plots, budget
+stop, resume, and a kill -9 of the driver mid-trial."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import yaml
+
+from tests.conftest import ROOT, Store, run_cli
+from tests.sweep.conftest import SEARCH, sweep_spec
+
+State = optuna.trial.TrialState
+
+
+def _study(url: str, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def _children(store: Store, parent: str):
+    return store.client().search_runs([store.client().get_experiment_by_name("sweep-test").experiment_id],
+                                      filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+
+
+def test_sweep_logs_parent_children_plots_and_resumes(tmp_path):
+    store = Store(tmp_path / "mlruns")
+    spec = sweep_spec(tmp_path / "s.yaml", store)
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    result = run_cli("sweep", str(spec), "--trials", "3", "--storage", url, "--study", "s1")
+    assert result.returncode == 0, result.stderr
+    assert "estimate for 3 trials: at least 24 LM calls" in result.stdout
+    parent_id = next(x for x in result.stdout.split() if x.startswith("parent_run_id=")).split("=")[1]
+    client = store.client()
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["workbench.kind"] == "sweep"
+    children = _children(store, parent_id)
+    assert len(children) == 3 and {c.info.status for c in children} == {"FINISHED"}
+    study = _study(url, "s1")
+    trials = study.get_trials(states=(State.COMPLETE, State.PRUNED))
+    assert len(trials) == 3
+    by_run = {t.user_attrs["mlflow_run_id"]: t for t in trials}
+    for child in children:  # each child run holds its trial's sampled values and its score
+        trial = by_run[child.info.run_id]
+        assert child.data.params["optimizer.params.k"] == str(trial.params["optimizer.params.k"])
+        if trial.state == State.COMPLETE:
+            assert abs(child.data.metrics["score"] - trial.value) < 1e-9
+            assert child.data.metrics["lm_calls"] >= 8 or trial.user_attrs["lm_calls"] == 0  # cached answers
+    artifacts = {a.path for a in client.list_artifacts(parent_id)}
+    assert {"history.png", "pareto_front.png", "importances.png", "trials.csv", "best_spec.yaml"} <= artifacts
+    assert parent.data.metrics["best_score"] == study.best_value
+    best = yaml.safe_load(client.download_artifacts(parent_id, "best_spec.yaml", str(tmp_path)) and
+                          (tmp_path / "best_spec.yaml").read_text())
+    assert best["optimizer"]["params"]["k"] == study.best_params["optimizer.params.k"] and "search" not in best
+
+    again = run_cli("sweep", str(spec), "--trials", "4", "--storage", url, "--study", "s1")
+    assert again.returncode == 0, again.stderr
+    assert "resuming with 3 finished trials" in again.stdout
+    assert len(_study(url, "s1").get_trials(states=(State.COMPLETE, State.PRUNED))) == 4
+    assert client.get_run(parent_id).info.status == "FINISHED"  # the same parent, resumed and ended again
+    assert len(_children(store, parent_id)) == 4
+
+
+def test_budget_stops_cleanly_and_multi_objective_front(tmp_path):
+    store = Store(tmp_path / "mlruns")
+    search = copy.deepcopy(SEARCH)
+    search["objectives"] = [{"metric": "score", "direction": "maximize"},
+                            {"metric": "lm_calls", "direction": "minimize"}]
+    spec = sweep_spec(tmp_path / "s.yaml", store, search)
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    result = run_cli("sweep", str(spec), "--trials", "10", "--storage", url, "--study", "b", "--max-lm-calls", "12",
+                     env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    assert "stopped: LM-call budget reached" in result.stdout
+    study = _study(url, "b")
+    assert len(study.get_trials(states=(State.COMPLETE,))) == 1
+    assert study.get_trials()[-1].state == State.PRUNED  # the trial running when the budget ran out
+    spent = sum(t.user_attrs.get("lm_calls", 0) for t in study.get_trials())
+    assert 12 <= spent <= 16  # stops at the first increment past the budget
+    parent_id = next(x for x in result.stdout.split() if x.startswith("parent_run_id=")).split("=")[1]
+    parent = store.client().get_run(parent_id)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["spent_lm_calls"] == spent
+    assert parent.data.tags["workbench.stop_reason"].startswith("LM-call budget reached")
+    assert not [r for r in store.runs() if r["status"] == "RUNNING"]
+
+
+def test_kill_9_of_the_driver_then_same_command_resumes(tmp_path):
+    store = Store(tmp_path / "mlruns")
+    spec = sweep_spec(tmp_path / "s.yaml", store, dev=16)
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    args = [sys.executable, "-m", "workbench.cli", "sweep", str(spec), "--trials", "2", "--storage", url,
+            "--study", "k"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:  # wait for a trial that has started its MLflow run
+        time.sleep(1)
+        try:
+            running = _study(url, "k").get_trials(states=(State.RUNNING,))
+        except Exception:  # noqa: BLE001  the study is not created yet
+            continue
+        if running and "mlflow_run_id" in running[0].user_attrs:
+            break
+    assert proc.poll() is None, proc.communicate()
+    killed = running[0]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    result = run_cli("sweep", str(spec), "--trials", "2", "--storage", url, "--study", "k")
+    assert result.returncode == 0, result.stderr
+    study = _study(url, "k")
+    assert study.trials[killed.number].state == State.FAIL
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retried) == 1 and retried[0].params == killed.params and retried[0].state != State.FAIL
+    assert len(study.get_trials(states=(State.COMPLETE, State.PRUNED))) == 2
+    client = store.client()
+    assert client.get_run(killed.user_attrs["mlflow_run_id"]).info.status in ("FAILED", "KILLED")
+    assert not [r for r in store.runs() if r["status"] == "RUNNING"]

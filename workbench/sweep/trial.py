@@ -1,0 +1,134 @@
+"""One sweep trial: sample the space, run the spec as an MLflow child run, report to Optuna.
+
+The evaluation is reported to the pruner in `search.steps` increments; a trial the pruner
+gives up on, or one running when a budget runs out, ends as PRUNED in Optuna and FINISHED
+(tagged `workbench.trial_state=PRUNED`) in MLflow, with the score it had so far.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import optuna
+
+from workbench.errors import RunFailed, UserError
+from workbench.runner import RunHooks, run
+from workbench.spec import validate
+from workbench.sweep.budget import Budget, Spent, study_spent
+from workbench.sweep.space import SearchSpec, apply
+
+TRIAL_KIND = "trial"
+STUDY_TAG = "workbench.study"
+
+
+class Pruned(optuna.TrialPruned):
+    """Ends the trial's MLflow run as FINISHED (it stopped early on purpose), not FAILED."""
+
+    run_status = "FINISHED"
+
+
+class TrialObjective:
+    """`study.optimize(TrialObjective(...))`: one trial per call."""
+
+    def __init__(self, study: optuna.Study, *, worker: str, reporter=None):
+        attrs = study.user_attrs
+        self.study = study
+        self.search = SearchSpec.model_validate(attrs["search"])
+        self.base = attrs["spec"]
+        self.source = attrs.get("source", "<spec>")
+        self.parent_run_id = attrs.get("mlflow_parent_run_id")
+        self.budget = Budget.from_attrs(attrs)
+        self.worker = worker
+        self.reporter = reporter
+
+    def spec_for(self, values: dict[str, Any]):
+        data = apply(self.base, values)
+        data["eval"] = {**data.get("eval", {}), "split": self.search.split}
+        data["tracking"] = {**data.get("tracking", {}), "run_name": None}
+        data.pop("search", None)
+        return validate(data, self.source)
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        values = {path: dist.suggest(trial, path) for path, dist in self.search.space.items()}
+        trial.set_user_attr("worker", self.worker)
+        try:
+            spec = self.spec_for(values)
+        except UserError as exc:
+            trial.set_user_attr("error", str(exc))
+            raise
+        spec.tracking.run_name = f"{self.study.study_name}-trial-{trial.number}"
+        state: dict[str, Any] = {"lm": None, "spent": Spent(), "score": math.nan, "done": 0}
+
+        def record_spend() -> Spent:
+            lm = state["lm"]
+            if lm is None:
+                return state["spent"]
+            u = lm.engine.usage.snapshot()
+            spent = Spent(u.calls, u.input_tokens + u.output_tokens,
+                          self.search.cost(spec.lm.model, u.input_tokens, u.output_tokens))
+            state["spent"] = spent
+            for key, value in spent.as_dict().items():
+                trial.set_user_attr(key, value)
+            return spent
+
+        def on_progress(done: int, total: int, score: float, calls: int) -> None:
+            state["score"], state["done"] = score, done
+            steps = self._steps(total)
+            if done not in steps:
+                return
+            spent = record_spend()
+            reason = self.budget.exceeded(study_spent(self.study, skip=trial.number) + spent)
+            if reason:
+                self.study.set_user_attr("stopped", reason)
+                trial.set_user_attr("pruned_by", reason)
+                raise Pruned(reason)
+            if len(self.search.objectives) == 1 and done < steps[-1]:
+                trial.report(score, step=done)
+                if trial.should_prune():
+                    trial.set_user_attr("pruned_by", f"pruner at {done} items (score {score:.3f})")
+                    raise Pruned(f"pruned at {done} items")
+
+        hooks = RunHooks(tags={"workbench.run_kind": TRIAL_KIND, STUDY_TAG: self.study.study_name,
+                               "workbench.trial": str(trial.number), "workbench.worker": self.worker},
+                         on_lm=lambda lm: state.__setitem__("lm", lm),
+                         on_run=lambda tracked: trial.set_user_attr("mlflow_run_id", tracked.run_id),
+                         on_progress=on_progress)
+        start = time.perf_counter()
+        try:
+            outcome = run(spec, reporter=self.reporter, parent_run_id=self.parent_run_id, hooks=hooks)
+        except Pruned:
+            self._close_pruned(trial, state)
+            raise
+        except (RunFailed, UserError) as exc:
+            trial.set_user_attr("error", str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
+            raise
+        finally:
+            record_spend()
+            trial.set_user_attr("seconds", time.perf_counter() - start)
+        result = outcome.result
+        metrics = {"score": result.score, "lm_calls": state["spent"].lm_calls, "tokens": state["spent"].tokens,
+                   "cost_usd": state["spent"].cost_usd, "seconds_per_example": result.seconds / max(result.n, 1)}
+        trial.set_user_attr("score_ci", list(result.ci))
+        trial.set_user_attr("n", result.n)
+        values_out = tuple(metrics[o.metric] for o in self.search.objectives)
+        return values_out[0] if len(values_out) == 1 else values_out
+
+    def _steps(self, n: int) -> list[int]:
+        """Item counts after which the trial reports: `steps` even increments of the eval set."""
+        k = min(self.search.steps, max(n, 1))
+        return sorted({max(1, round(n * (i + 1) / k)) for i in range(k)})
+
+    def _close_pruned(self, trial: optuna.Trial, state: dict[str, Any]) -> None:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if not run_id:
+            return
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient()
+        client.set_tag(run_id, "workbench.trial_state", "PRUNED")
+        client.set_tag(run_id, "workbench.pruned_by", str(trial.user_attrs.get("pruned_by", ""))[:250])
+        if not math.isnan(state["score"]):
+            client.log_metric(run_id, "partial_score", state["score"])
+            client.log_metric(run_id, "partial_n", float(state["done"]))
