@@ -9,7 +9,7 @@
 3. overhead: time inside MLflow and Optuna-storage calls (the trial's own thread; heartbeats
    run beside it) as a fraction of trial time, for SQLite and PostgreSQL.
 
-    python benchmarks/sweep.py                      # all three (~40 min on 2 cores)
+    python benchmarks/sweep.py                      # all three (~35 min on 2 cores)
     python benchmarks/sweep.py --parts overhead
 """
 
@@ -179,7 +179,8 @@ class CallTimer:
         self.originals = []
         for cls in classes:
             for name, fn in list(vars(cls).items()):
-                if callable(fn) and not name.startswith("_") and name not in skip:
+                plain = callable(fn) and not isinstance(fn, (staticmethod, classmethod, type))
+                if plain and not name.startswith("_") and name not in skip:
                     self.originals.append((cls, name, fn))
                     setattr(cls, name, self._wrap(fn))
 
@@ -238,8 +239,8 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["overhead", "quality", "scaling"],
                         choices=["overhead", "quality", "scaling"])
     parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--dev", type=int, default=60)
-    parser.add_argument("--test", type=int, default=300)
+    parser.add_argument("--dev", type=int, default=40)
+    parser.add_argument("--test", type=int, default=200)
     args = parser.parse_args()
     sections = []
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
@@ -251,7 +252,7 @@ def main() -> None:
             elif part == "quality":
                 sections.append(quality(folder, args.trials, args.dev, args.test))
             else:
-                sections.append(scaling(folder, 8, 20))
+                sections.append(scaling(folder, 6, 16))
             write_sections(sections[-1:], "benchmarks/sweep.py")
     print("wrote benchmarks/RESULTS.md")
 
