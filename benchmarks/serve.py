@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import workbench  # noqa: E402
 from benchmarks.results import table, write_sections  # noqa: E402
+from benchmarks.servers import free_port, wait_until_up  # noqa: E402
 from workbench.registry import datasets  # noqa: E402
 
 SPEC = ROOT / "experiments" / "routing_clinc150.yaml"
@@ -54,12 +54,6 @@ def summary(latencies: list[float], seconds: float) -> dict[str, float]:
     ms = np.array(latencies) * 1000
     return {"n": len(latencies), "per_s": len(latencies) / seconds, "p50": float(np.percentile(ms, 50)),
             "p95": float(np.percentile(ms, 95))}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def post(url: str, text: str) -> tuple[bool, float]:
@@ -110,17 +104,8 @@ def sustained(url: str, texts: list[str], clients: int, duration: float) -> tupl
 def start_server(bundle: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", str(bundle), "--port", str(port),
-                               "--no-cache"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    for _ in range(240):
-        if server.poll() is not None:
-            raise SystemExit(f"server exited: {server.stderr.read()[-2000:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
-            return server
-        except OSError:
-            time.sleep(0.5)
-    server.kill()
-    raise SystemExit("server did not answer /health within 120 s")
+                               "--no-cache"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return wait_until_up(server, f"http://127.0.0.1:{port}/health", what="workbench serve")
 
 
 def main() -> None:

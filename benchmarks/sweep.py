@@ -23,7 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import optuna  # noqa: E402
 
 import workbench  # noqa: E402
 from benchmarks.results import table, write_sections  # noqa: E402
+from benchmarks.servers import free_port, wait_until_up  # noqa: E402
 from workbench.comparison.stats import paired_test  # noqa: E402
 from workbench.sweep.budget import Budget  # noqa: E402
 from workbench.sweep.driver import sweep  # noqa: E402
@@ -74,22 +74,11 @@ def start_llama_server(port: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_model_path("smollm2-135m-instruct")),
                              "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2).read()
-            return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("llama_cpp.server did not start")
+    return wait_until_up(proc, f"http://127.0.0.1:{port}/v1/models", what="llama_cpp.server")
 
 
 def scaling(folder: Path, trials: int, dev: int) -> str:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = start_llama_server(port)
     rows = []
     try:
@@ -217,13 +206,15 @@ def overhead(folder: Path, trials: int, dev: int) -> str:
         timer = CallTimer([MlflowClient, RDBStorage], skip={"record_heartbeat"})
         try:
             result = sweep(spec, trials=trials, storage_url=storage, study_name="overhead", budget=Budget(), say=quiet)
+            spent = timer.seconds
+            done = result.study.trials  # read before the database is dropped
         finally:
             timer.restore()
             if db:
                 db.drop()
-        trial_seconds = sum(t.duration.total_seconds() for t in result.study.trials if t.duration)
-        rows.append([storage_kind, str(len(result.study.trials)), f"{trial_seconds / len(result.study.trials):.2f}",
-                     f"{timer.seconds / len(result.study.trials):.3f}", f"{timer.seconds / trial_seconds:.1%}"])
+        trial_seconds = sum(t.duration.total_seconds() for t in done if t.duration)
+        rows.append([storage_kind, str(len(done)), f"{trial_seconds / len(done):.2f}",
+                     f"{spent / len(done):.3f}", f"{spent / trial_seconds:.1%}"])
         print("  ", rows[-1], flush=True)
     return ("## Sweep-overhead: tracking and storage per trial\n\n"
             f"In-process sweep of {trials} trials ({dev} dev items each, embedded LM, cache off). Time inside "
