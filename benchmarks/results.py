@@ -10,7 +10,8 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 ORDER = ["Speed:", "Cost:", "CLINC150,", "BANKING77,", "RAG-retrieval:", "RAG-answers:", "Tools-AST:",
-         "Tools-select:", "Tools-exec:", "Tools-GSM8K:", "Compare:", "Serve:"]
+         "Tools-select:", "Tools-exec:", "Tools-GSM8K:", "Compare:", "Serve:", "Sweep-overhead:",
+         "Sweep-quality:", "Sweep-scaling:"]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
