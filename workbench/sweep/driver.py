@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import optuna
 
 from workbench.errors import RunFailed, UserError
-from workbench.spec import Spec
+from workbench.spec import Spec, TrackingSpec
 from workbench.sweep.budget import Budget, estimate, study_spent
 from workbench.sweep.study import create_or_resume, load_existing, open_storage, retry_callback
 from workbench.sweep.trial import STUDY_TAG, TrialObjective
@@ -68,7 +68,7 @@ def work(study: optuna.Study, trials: int, *, worker: str, reporter=None, say=pr
     """Run trials until the study has `trials` finished (complete or pruned), a budget or
     the deadline stops it. Returns why it stopped."""
     objective = TrialObjective(study, worker=worker, reporter=reporter)
-    configure(objective.spec_for({}).tracking)
+    configure(TrackingSpec.model_validate(study.user_attrs["spec"]["tracking"]))
     failures = 0
     while True:
         attrs = study.user_attrs

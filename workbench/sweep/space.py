@@ -76,10 +76,18 @@ class Distribution(_Strict):
         if self.type == "float":
             return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
         choices = self.choices or []
-        if all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
+        if self._plain():
             return trial.suggest_categorical(name, choices)
-        picked = trial.suggest_categorical(name, [json.dumps(c, sort_keys=True) for c in choices])
-        return json.loads(picked)
+        return self.decode(trial.suggest_categorical(name, [json.dumps(c, sort_keys=True) for c in choices]))
+
+    def _plain(self) -> bool:
+        return all(c is None or isinstance(c, (bool, int, float, str)) for c in self.choices or [])
+
+    def decode(self, stored: Any) -> Any:
+        """The spec value of a trial's stored parameter (mapping/list choices are stored as JSON text)."""
+        if self.type == "categorical" and not self._plain() and isinstance(stored, str):
+            return json.loads(stored)
+        return stored
 
 
 class Objective(_Strict):

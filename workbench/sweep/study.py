@@ -121,7 +121,7 @@ def load_existing(storage: RDBStorage, name: str, worker: int = 0) -> optuna.Stu
         known = ", ".join(names[:10]) or "none"
         raise UserError(f"no study named {name!r} in this storage (studies: {known}); start it with "
                         "`workbench sweep SPEC --study NAME --storage URL`", field="--study")
-    study = optuna.load_study(study_name=name, storage=storage)
-    search = SearchSpec.model_validate(study.user_attrs["search"])
+    attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+    search = SearchSpec.model_validate(attrs["search"])
     return optuna.load_study(study_name=name, storage=storage, sampler=sampler_for(search, worker),
                              pruner=pruner_for(search))

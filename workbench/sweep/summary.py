@@ -3,8 +3,6 @@ best trial's full spec as YAML (ready for `workbench run`)."""
 
 from __future__ import annotations
 
-import json
-
 import optuna
 import yaml
 
@@ -19,12 +17,7 @@ State = optuna.trial.TrialState
 def best_spec(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict:
     """The spec a trial ran, with its sampled values applied and no search section."""
     search = SearchSpec.model_validate(study.user_attrs["search"])
-    values = {}
-    for path, dist in search.space.items():
-        value = trial.params.get(path)
-        if dist.type == "categorical" and isinstance(value, str) and value[:1] in "{[":
-            value = json.loads(value)  # mapping/list choices are stored as JSON text
-        values[path] = value
+    values = {path: dist.decode(trial.params.get(path)) for path, dist in search.space.items()}
     data = apply(study.user_attrs["spec"], values)
     data.pop("search", None)
     return data
