@@ -56,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     from workbench.sweep.command import add_parsers as add_sweep_parsers
 
     add_sweep_parsers(sub)
+    init = sub.add_parser("init", help="write a runnable spec for your own data file (CSV, JSON(L), Parquet, ...)")
+    init.add_argument("data_file", metavar="DATA_FILE", help="the data: a file, or a save_to_disk folder")
+    init.add_argument("--task", required=True, choices=["routing", "rag", "tools"])
+    init.add_argument("--name", help="spec and experiment name (default: the file's name)")
+    init.add_argument("--out", help="where to write the spec (default experiments/NAME.yaml; never overwritten)")
+    init.add_argument("--input", help="the input column (default: proposed from the data)")
+    init.add_argument("--label", help="the label / answers / expected-calls column (default: proposed)")
+    init.add_argument("--corpus", help="rag: the passages (a folder of .txt/.md, or a JSONL of {id, title, text})")
+    init.add_argument("--tools", help="tools: registered tool names offered with every example, comma-separated")
+    init.add_argument("--imports", action="append", metavar="MODULE_OR_FILE",
+                      help="your module(s) to import first (dotted name or .py path; repeatable)")
     ls = sub.add_parser("list", help="registered programs, metrics, summaries, datasets, optimizers, retrievers, tools")
     ls.add_argument("kind", nargs="?", choices=["programs", "metrics", "summaries", "datasets", "optimizers", "retrievers", "tools"])
     return parser
@@ -90,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
 
             _quiet_libraries()
             return command.sweep_command(args) if args.command == "sweep" else command.worker_command(args)
+        if args.command == "init":
+            from workbench.commands import _quiet_libraries
+            from workbench.init import init_command
+
+            _quiet_libraries()
+            return init_command(args)
         if args.command == "runs":
             from workbench.commands import runs_command
 

@@ -132,8 +132,25 @@ def list_command(args: argparse.Namespace) -> int:
         for name in reg.names():
             entry = reg.get(name)
             doc = (getattr(entry, "fn", entry).__doc__ or "").strip().splitlines()  # a tool documents its function
-            print(f"  {name:34s} {doc[0] if doc else ''}")
+            rows = f"{_row_counts(entry):22s} " if kind == "datasets" else ""
+            print(f"  {name:34s} {rows}{doc[0] if doc else ''}")
     return 0
+
+
+def _row_counts(loader) -> str:
+    """`train/dev/test` rows of a dataset that loads without params; '(needs params)' otherwise."""
+    import inspect
+
+    from workbench.errors import UserError
+
+    if getattr(loader, "needs_params", False) or any(
+            p.default is p.empty and p.kind is not p.VAR_KEYWORD for p in inspect.signature(loader).parameters.values()):
+        return "(needs dataset.params)"
+    try:
+        data = loader()
+    except UserError as exc:
+        return f"(error: {exc.message[:40]})"
+    return "/".join(f"{len(data.splits[s]):,}" for s in ("train", "validation", "test"))
 
 
 def ui_command(args: argparse.Namespace) -> int:

@@ -25,6 +25,13 @@ class Registry:
         self._packages = packages
         self._entries: dict[str, Any] = {}
         self._loaded = False
+        self._after_load: list[Callable[[], None]] = []
+
+    def after_load(self, hook: Callable[[], None]) -> Callable[[], None]:
+        """Run `hook` once the built-in modules are imported (e.g. to register entries found
+        in data folders, so a collision names the folder rather than a built-in module)."""
+        self._after_load.append(hook)
+        return hook
 
     def register(self, name: str) -> Callable[[Any], Any]:
         def decorate(obj: Any) -> Any:
@@ -47,6 +54,8 @@ class Registry:
                         importlib.import_module(f"{package_name}.{info.name}")
                     except ValueError as exc:  # e.g. two entries under one name
                         raise UserError(str(exc), file=f"{package_name.replace('.', '/')}/{info.name}.py") from None
+        for hook in self._after_load:
+            hook()
 
     def names(self) -> list[str]:
         self._load()
@@ -69,6 +78,8 @@ datasets = Registry("dataset", ("workbench.data",))
 optimizers = Registry("optimizer", ("workbench.optimize",))
 retrievers = Registry("retriever", ("workbench.retrieval",))
 tools = Registry("tool", ("programs.tools",))
+
+ALL = (programs, metrics, summaries, datasets, optimizers, retrievers, tools)
 
 program = programs.register
 metric = metrics.register

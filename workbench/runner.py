@@ -24,6 +24,7 @@ from workbench import registry
 from workbench.baselines import BASELINES, BaselineScore
 from workbench.console import Reporter
 from workbench.data import TaskData, sample
+from workbench.data.checks import DataChecks, check as check_data
 from workbench.errors import RunFailed, UserError
 from workbench.evaluate import EvalResult, evaluate, score_of
 from workbench.lm import build_lm
@@ -48,6 +49,7 @@ class Prepared:
     trainset: list[dspy.Example]
     valset: list[dspy.Example]
     evalset: list[dspy.Example]
+    checks: DataChecks | None = None
 
 
 @dataclass
@@ -103,8 +105,9 @@ def load_program_state(program: dspy.Module, path: str | Path) -> None:
 def load_dataset(loader, params: dict, source: str) -> TaskData:
     """Call a dataset loader with the spec's params; bad params name the spec and field."""
     accepted = inspect.signature(loader).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())  # checked by the loader's check_params
     for key in params:
-        if key not in accepted:
+        if key not in accepted and not takes_any:
             raise UserError(f"unknown parameter {key!r} (known: {', '.join(accepted) or 'none'})", file=source,
                             field=f"dataset.params.{key}")
     try:
@@ -121,7 +124,8 @@ def prepare(spec: Spec) -> Prepared:
     data = sample(load_dataset(loader, d.params, spec.source), train=d.train, dev=d.dev, test=d.test, seed=d.seed, source=spec.source)
     program = build_program(spec, data)
     split = "test" if spec.eval.split == "test" else "validation"
-    return Prepared(spec, data, program, data.examples("train"), data.examples("validation"), data.examples(split))
+    return Prepared(spec, data, program, data.examples("train"), data.examples("validation"), data.examples(split),
+                    checks=check_data(data, spec.eval.split))
 
 
 def _metric_fns(spec: Spec):
@@ -243,6 +247,20 @@ def _summaries(spec: Spec, prepared: Prepared, result: EvalResult, tracked) -> d
     return metrics
 
 
+def _baselines(prepared: Prepared, reporter: Reporter) -> list[BaselineScore]:
+    """The task's classical baselines on the evaluation items, printed before any LM call:
+    is an LM worth it on this data?"""
+    spec = prepared.spec
+    if spec.task not in BASELINES or not prepared.evalset:
+        return []
+    texts = [e[prepared.data.input_fields[0]] for e in prepared.evalset]
+    golds = [e[prepared.data.label_field] for e in prepared.evalset]
+    baselines = BASELINES[spec.task](prepared.data, texts, golds)
+    reporter.info(f"classical baselines on these {len(texts)} {spec.eval.split} items: "
+                  + ", ".join(f"{b.name} {b.score:.3f}" for b in baselines) + " (the LM program's score to beat)")
+    return baselines
+
+
 def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Path | None = None,
         parent_run_id: str | None = None, hooks: RunHooks | None = None) -> RunOutcome:
     """Compile (or load) and evaluate the spec's program in one tracked run (a child run of
@@ -260,6 +278,8 @@ def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Pat
     kind = "run" if program_path is None else "eval"
     reporter.info(f"{spec.name}: {len(prepared.trainset)} train / {len(prepared.valset)} dev / "
                   f"{len(prepared.evalset)} {spec.eval.split} · LM {lm.model}")
+    for warning in prepared.checks.warnings:
+        reporter.warn(f"data: {warning}")
     tracking = spec.tracking
     if not tracking.enabled:
         return _execute(prepared, lm, reflection_lm, reporter, None, program_path, hooks.on_progress)
@@ -269,6 +289,8 @@ def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Pat
         if hooks.on_run:
             hooks.on_run(tracked)
         tracked.log_params(spec.flat())
+        tracked.log_dict(prepared.checks.report, "data_checks.json")
+        tracked.log_metrics(prepared.checks.metrics())
         if program_path is not None:
             tracked.set_tags({"workbench.loaded_program": str(program_path)})
         outcome = _execute(prepared, lm, reflection_lm, reporter, tracked, program_path, hooks.on_progress)
@@ -284,6 +306,7 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
     else:
         program, compile_seconds, compile_calls = prepared.program, 0.0, 0
     _, scored, _ = _metric_fns(spec)
+    baselines = _baselines(prepared, reporter)
     if hasattr(program, "warm_up"):
         with reporter.phase("preparing retrieval (indexes, reranker)", lambda: 0):
             program.warm_up()
@@ -298,11 +321,6 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
                           gold_field=data.label_field, example_fields=data.table_fields,
                           usage=lm.engine.usage, threads=spec.eval.threads, max_failures=spec.eval.max_failures,
                           on_progress=update, lm=lm)
-    baselines = []
-    if spec.task in BASELINES and prepared.evalset:
-        texts = [e[prepared.data.input_fields[0]] for e in prepared.evalset]
-        golds = [e[prepared.data.label_field] for e in prepared.evalset]
-        baselines = BASELINES[spec.task](prepared.data, texts, golds)
     outcome = RunOutcome(None, result, baselines, compile_seconds, compile_calls, program=program)
     outcome.summary_metrics = _summaries(spec, prepared, result, tracked)
     if tracked is not None:

@@ -114,6 +114,9 @@ class Spec(_Strict):
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     # `workbench sweep`: the values to search and the objectives (ignored by `workbench run`).
     search: SearchSpec | None = None
+    # The user's own modules (dotted names, or .py paths relative to the spec's folder), imported
+    # before names are resolved: programs, metrics, datasets, optimizers and tools of their own.
+    imports: list[str] = Field(default_factory=list)
 
     # Where the spec came from, for error messages; not part of the YAML.
     source: str = Field(default="<spec>", exclude=True)
@@ -181,6 +184,11 @@ def validate(data: Any, source: str) -> Spec:
         field, message = _describe(errors[0])
         more = f" (+{len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise UserError(message + more, file=source, field=field) from None
+    if spec.imports:
+        from workbench.user_code import import_user_modules, resolve
+
+        spec.imports = resolve(spec.imports, spec_folder(source))
+        import_user_modules(spec.imports, file=source)
     check_names(spec)
     if spec.search is not None:
         check_search_space(spec.search, data, source)
@@ -212,9 +220,18 @@ def check_names(spec: Spec) -> None:
     registry.metrics.get(spec.metric.name, file=src, field="metric.name")
     for i, name in enumerate(spec.metric.summaries):
         registry.summaries.get(name, file=src, field=f"metric.summaries.{i}")
-    registry.datasets.get(spec.dataset.name, file=src, field="dataset.name")
+    loader = registry.datasets.get(spec.dataset.name, file=src, field="dataset.name")
+    if hasattr(loader, "check_params"):  # file datasets: params checked, paths resolved against the spec's folder
+        spec.dataset.params = loader.check_params(spec.dataset.params, base=spec_folder(src), spec_task=spec.task,
+                                                  file=src)
     optimizer = registry.optimizers.get(spec.optimizer.name, file=src, field="optimizer.name")
     _check_params(optimizer, spec.optimizer.params, src, "optimizer.params", skip=("ctx",))
+
+
+def spec_folder(source: str) -> Path:
+    """Relative paths in a spec are relative to the spec file's folder (else the current one)."""
+    path = Path(source)
+    return path.resolve().parent if path.is_file() or path.suffix in (".yaml", ".yml") else Path.cwd()
 
 
 def _check_params(factory: Any, params: dict[str, Any], source: str, field: str, skip: tuple[str, ...]) -> None:

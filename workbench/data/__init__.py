@@ -35,6 +35,7 @@ class TaskData:
     corpus: list[dict] | None = None  # retrieval tasks: passages {id, title, text}
     output_field: str | None = None  # the prediction field scored against label_field (default: same name)
     table_fields: tuple[str, ...] = ()  # more example fields for the per-example table (e.g. gold_passage)
+    stats: dict = field(default_factory=dict)  # what loading did: rows dropped, splits carved, files read
 
     def examples(self, split: str) -> list[dspy.Example]:
         """Rows of a split as dspy.Examples; `id` stays on the example but is not an input."""

@@ -100,6 +100,9 @@ def qa_corpus(corpus: str | None = None, questions: str | None = None, chunk_wor
                     corpus=passages_list, output_field="answer", table_fields=("gold_passage",))
 
 
+qa_corpus.needs_params = True
+
+
 def _features() -> hf.Features:
     return hf.Features({"id": hf.Value("string"), "question": hf.Value("string"),
                         "answers": hf.Sequence(hf.Value("string")), "gold_passage": hf.Value("string")})
