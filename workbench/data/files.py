@@ -130,8 +130,10 @@ def read(files_of: dict[str, list[Path]], fmt: str, options: dict[str, Any], fie
                         file=str(next(iter(files_of.values()))[0]), field="dataset.params.options") from None
     except Exception as exc:  # noqa: BLE001  pyarrow/pandas parse errors arrive wrapped in DatasetGenerationError
         cause = exc.__cause__ or exc.__context__ or exc
-        raise UserError(f"cannot read it as {fmt}: {_first_line(cause)}", file=str(next(iter(files_of.values()))[0]),
-                        field=field) from None
+        first = str(next(iter(files_of.values()))[0])
+        if "corresponds to no data" in str(exc):  # a header and no rows
+            raise UserError("the data has no rows", file=first, field=field) from None
+        raise UserError(f"cannot read it as {fmt}: {_first_line(cause)}", file=first, field=field) from None
 
 
 def _first_line(exc: BaseException) -> str:
