@@ -11,7 +11,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 ORDER = ["Speed:", "Cost:", "CLINC150,", "BANKING77,", "RAG-retrieval:", "RAG-answers:", "Tools-AST:",
          "Tools-select:", "Tools-exec:", "Tools-GSM8K:", "Compare:", "Serve:", "Sweep-overhead:",
-         "Sweep-quality:", "Sweep-scaling:"]
+         "Sweep-quality:", "Sweep-scaling:", "Own-data-load:", "Own-data-init:"]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

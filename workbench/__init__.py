@@ -9,7 +9,14 @@ from workbench.errors import UserError
 from workbench.spec import Spec, load_spec
 
 __version__ = "0.1.0"
-__all__ = ["Spec", "UserError", "compare", "load", "load_spec", "run", "prepare", "__version__"]
+__all__ = ["Spec", "UserError", "compare", "init_spec", "load", "load_spec", "run", "prepare", "__version__"]
+
+
+def init_spec(data_file, task, **kwargs):
+    """Write a runnable spec for a user's data file (see `workbench init`); returns its path."""
+    from workbench.init import init_spec as _init_spec
+
+    return _init_spec(data_file, task, **kwargs)
 
 
 def run(spec, **kwargs):

@@ -200,6 +200,20 @@ def write_spec(args) -> tuple[Path, str]:
     return out, said
 
 
+def init_spec(data_file: str | Path, task: str, *, name: str | None = None, out: str | Path | None = None,
+              input: str | None = None, label: str | None = None, corpus: str | None = None,
+              tools: list[str] | None = None, imports: list[str] | None = None) -> Path:
+    """The Python form of `workbench init`: writes the spec and returns its path."""
+    import argparse
+
+    if task not in PROGRAMS:
+        raise UserError(f"unknown task {task!r} (known: {', '.join(PROGRAMS)})", field="--task")
+    args = argparse.Namespace(data_file=str(data_file), task=task, name=name, out=str(out) if out else None,
+                              input=input, label=label, corpus=corpus, tools=",".join(tools) if tools else None,
+                              imports=imports)
+    return write_spec(args)[0]
+
+
 def init_command(args) -> int:
     out, said = write_spec(args)
     name = yaml.safe_load(out.read_text(encoding="utf-8"))["name"]
