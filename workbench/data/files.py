@@ -164,6 +164,30 @@ def arrow_column(split: hf.Dataset, name: str) -> pa.ChunkedArray:
     return column
 
 
+def label_codes(column: pa.ChunkedArray) -> np.ndarray:
+    """Integer codes of a column's values (Arrow dictionary encoding; no Python strings)."""
+    encoded = pc.dictionary_encode(pc.cast(column, pa.string())).combine_chunks()
+    return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def stratified(codes: np.ndarray, counts: np.ndarray, carve: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, carved): `carve` rows drawn at random within each label, in proportion to its
+    count (largest remainders get the rounding), at least one per label; numpy only."""
+    share = counts * carve / counts.sum()
+    quota = np.maximum(np.floor(share).astype(np.int64), 1)
+    order = np.argsort(-(share - np.floor(share)), kind="stable")
+    for i in order[:max(carve - int(quota.sum()), 0)]:
+        quota[i] += 1
+    while quota.sum() > carve:  # the at-least-one floor overshot: take back from the largest quotas
+        quota[np.argmax(quota - (counts == quota))] -= 1
+    shuffled = np.random.default_rng(seed).permutation(len(codes))
+    grouped = shuffled[np.argsort(codes[shuffled], kind="stable")]  # by label, random within each
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    chosen = np.zeros(len(codes), dtype=bool)
+    chosen[np.concatenate([grouped[a:a + q] for a, q in zip(starts, quota)])] = True
+    return np.flatnonzero(~chosen), np.flatnonzero(chosen)
+
+
 def split_ratio(rows: hf.Dataset, fraction: float, seed: int, stratify: str | None) -> tuple[np.ndarray, np.ndarray, str]:
     """(kept, carved) row indices: `fraction` of the rows carved off, stratified by the label
     column when every label has two rows and the carved part can hold every label."""
@@ -174,14 +198,10 @@ def split_ratio(rows: hf.Dataset, fraction: float, seed: int, stratify: str | No
                         field="dataset.params.split")
     how = "random"
     if stratify is not None:
-        labels = arrow_column(rows, stratify).to_numpy(zero_copy_only=False)
-        classes, counts = np.unique(labels.astype(str), return_counts=True)
-        if counts.min() >= 2 and len(classes) <= carve <= n - len(classes):
-            from sklearn.model_selection import StratifiedShuffleSplit
-
-            splitter = StratifiedShuffleSplit(n_splits=1, test_size=carve, random_state=seed)
-            kept, carved = next(splitter.split(np.zeros(n), labels.astype(str)))
-            return np.sort(kept), np.sort(carved), "stratified"
+        codes = label_codes(arrow_column(rows, stratify))
+        counts = np.bincount(codes)
+        if counts.min() >= 2 and len(counts) <= carve <= n - len(counts):
+            return (*stratified(codes, counts, carve, seed), "stratified")
         how = "random (a label has fewer than 2 rows, or more labels than rows to carve)"
     order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[carve:]), np.sort(order[:carve]), how
@@ -191,7 +211,7 @@ def with_ids(table: hf.Dataset, id_column: str | None, prefix: str) -> hf.Datase
     """An `id` column: the given column as text, else the row's number in its file set."""
     if id_column:
         ids = pc.cast(table.data.table.column(id_column), pa.string())
-        table = table.remove_columns([id_column]) if id_column != "id" else table.remove_columns(["id"])
+        table = table.remove_columns([id_column])
     else:
         if "id" in table.column_names:
             table = table.remove_columns(["id"])
@@ -330,8 +350,8 @@ def load_file_dataset(params: dict[str, Any], *, name: str = "file", file: str =
         splits = {k: s.select_columns(keep) for k, s in splits.items()}
         if label != "label":
             splits = {k: s.rename_column(label, "label") for k, s in splits.items()}
-        splits = {k: s.cast_column("label", hf.Value("string")) if s.features["label"].dtype != "string" else s
-                  for k, s in splits.items()}
+        splits = {k: s if s.features["label"].dtype in ("string", "large_string") else
+                  s.cast_column("label", hf.Value("string")) for k, s in splits.items()}
         return TaskData(name=name, splits=hf.DatasetDict(splits), input_fields=("text",), label_field="label",
                         labels=labels, fingerprint=fingerprint, stats=notes)
     if task == "rag":
