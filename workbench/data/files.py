@@ -151,8 +151,8 @@ def require_columns(table: hf.Dataset, columns: list[tuple[str, str]], file: str
 def blank(column: pa.ChunkedArray) -> np.ndarray:
     """True where a value is missing or, for text, only white space."""
     missing = pc.is_null(column)
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        missing = pc.or_(missing, pc.equal(pc.utf8_trim_whitespace(column), ""))
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):  # a mask, not a trimmed copy
+        missing = pc.or_(missing, pc.fill_null(pc.match_substring_regex(column, r"^\s*$"), True))
     return np.asarray(missing.to_numpy(zero_copy_only=False), dtype=bool)
 
 
