@@ -111,13 +111,14 @@ def _pick(columns: list[Column], hints: re.Pattern, exclude: set[str], what: str
 
 def dataset_params(args, data_file: Path, spec_dir: Path) -> tuple[dict[str, Any], str]:
     """The `dataset.params` for the file, and a one-line description of what was chosen."""
-    from workbench.data.files import detect_format, read
+    from workbench.data.files import detect_format, read, scan
 
     file = str(data_file)
     if not data_file.exists():
         raise UserError("data file not found", file=file, field="DATA_FILE")
     options = sniff_options(data_file)
     fmt = detect_format([data_file], None, "DATA_FILE")
+    scan([data_file], fmt, options, {}, "DATA_FILE")  # empty or not UTF-8: one line, before the builder
     loaded = read({"train": [data_file]}, fmt, options, "DATA_FILE")
     table = next(iter(loaded.values()))
     if len(table) == 0:

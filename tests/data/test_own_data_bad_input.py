@@ -44,6 +44,10 @@ def _case(tmp_path, name):
         return _routing(split={"validation": 0.5, "test": 0.5}), {}, ["dataset.params.split", "add up to 1"]
     if name == "unknown param":
         return _routing(labels="queue"), {}, ["dataset.params.labels", "unknown key"]
+    if name == "label named like the input":
+        (tmp_path / "named.csv").write_text("id;message;text\n" + "".join(f"{i};msg {i};q{i % 2}\n" for i in range(20)))
+        return _routing("named.csv", label="text"), {}, ["named.csv", "dataset.params.label",
+                                                         "the label column is named 'text'"]
     if name == "import fails":
         (tmp_path / "broken.py").write_text("import not_a_module_anywhere\n")
         return _routing(), {"imports": ["broken.py"]}, ["imports.0", "cannot import", "ModuleNotFoundError",
@@ -67,7 +71,7 @@ def _case(tmp_path, name):
 
 
 CASES = ["missing file", "unknown format", "absent column", "empty file", "header only", "not utf-8", "one class",
-         "split fraction 1", "fractions add to 1", "unknown param", "import fails", "import missing", "duplicate tool",
+         "split fraction 1", "fractions add to 1", "unknown param", "label named like the input", "import fails", "import missing", "duplicate tool",
          "unknown tool", "call to a tool not offered"]
 
 

@@ -26,7 +26,9 @@ from workbench.errors import UserError
 
 TASKS = ("routing", "rag", "tools")
 FORMATS = ("csv", "tsv", "json", "parquet", "arrow", "disk")
-SPLIT_NAMES = {"train": "train", "validation": "validation", "dev": "validation", "test": "test"}
+# What a split is called (path keys, split_column values) -> the name used here.
+SPLIT_NAMES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
+               "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
 DEFAULT_INPUT = {"routing": "text", "rag": "question", "tools": "question"}
 DEFAULT_LABEL = {"routing": "label", "rag": "answers", "tools": "expected_calls"}
 

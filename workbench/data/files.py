@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from workbench.data import TaskData
-from workbench.data.file_params import FORMATS, FileParams, check, files_by_split
+from workbench.data.file_params import FORMATS, SPLIT_NAMES, FileParams, check, files_by_split
 from workbench.data.file_tasks import build_rag, build_tools
 from workbench.errors import UserError
 from workbench.paths import cache_dir
@@ -36,8 +36,6 @@ from workbench.registry import dataset
 
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".jsonl": "json", ".ndjson": "json",
                ".parquet": "parquet", ".pq": "parquet", ".arrow": "arrow"}
-_SPLIT_VALUES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
-                 "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
 _CHUNK = 1 << 22
 
 
@@ -78,26 +76,34 @@ def detect_format(files: list[Path], given: str | None, field: str) -> str:
     return formats.pop()
 
 
-def check_text(path: Path, encoding: str, field: str) -> None:
-    """Empty files and bytes that are not `encoding` are one clear line, not a builder traceback."""
-    if path.stat().st_size == 0:
-        raise UserError("the file is empty", file=str(path), field=field)
-    if codecs.lookup(encoding).name != "utf-8":
-        return
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                raise UserError(f"not UTF-8 text (byte {offset + exc.start}); if it is another encoding, say so in "
-                                "dataset.params.options.encoding (e.g. latin-1)", file=str(path), field=field) from None
-            offset += len(chunk)
+def scan(files: list[Path], fmt: str, options: dict[str, Any], params: dict[str, Any], field: str) -> str:
+    """One read of every file: an empty file or bytes that are not UTF-8 text (for text formats
+    whose `encoding` is UTF-8) are one clear line instead of a builder traceback; returns the
+    fingerprint of the files' bytes and the params."""
+    text = fmt in ("csv", "tsv", "json") and codecs.lookup(str(options.get("encoding", "utf-8"))).name == "utf-8"
+    digest = hashlib.sha256(repr(sorted((k, repr(v)) for k, v in params.items() if k != "path")).encode())
+    for path in files:
+        if path.is_file() and path.stat().st_size == 0:
+            raise UserError("the file is empty", file=str(path), field=field)
+        decoder = codecs.getincrementaldecoder("utf-8")() if text else None
+        for item in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+            digest.update(item.name.encode())
+            offset = 0
+            with item.open("rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+                    try:
+                        decoder and decoder.decode(chunk)
+                    except UnicodeDecodeError as exc:
+                        raise UserError(f"not UTF-8 text (byte {offset + exc.start}); if it is another encoding, say "
+                                        "so in dataset.params.options.encoding (e.g. latin-1)", file=str(path),
+                                        field=field) from None
+                    offset += len(chunk)
+    return digest.hexdigest()[:16]
 
 
 def read(files_of: dict[str, list[Path]], fmt: str, options: dict[str, Any], field: str) -> hf.DatasetDict:
-    """The files as a DatasetDict, one split per key, through the builder for `fmt`."""
+    """The files as a DatasetDict, one split per key, through the builder for `fmt` (after `scan`)."""
     if fmt == "disk":
         loaded = {}
         for split, files in files_of.items():
@@ -107,20 +113,11 @@ def read(files_of: dict[str, list[Path]], fmt: str, options: dict[str, Any], fie
                 raise UserError(f"not a readable save_to_disk folder: {_first_line(exc)}", file=str(files[0]),
                                 field=field) from None
             if isinstance(saved, hf.DatasetDict):
-                loaded.update({_SPLIT_VALUES.get(k, k): v for k, v in saved.items()})
+                loaded.update({SPLIT_NAMES.get(k, k): v for k, v in saved.items()})
             else:
                 loaded[split] = saved
         return hf.DatasetDict(loaded)
     builder, kwargs = ("csv", {"sep": "\t", **options}) if fmt == "tsv" else (fmt, dict(options))
-    if fmt in ("csv", "tsv", "json"):
-        for files in files_of.values():
-            for path in files:
-                check_text(path, str(kwargs.get("encoding", "utf-8")), field)
-    else:
-        for files in files_of.values():
-            for path in files:
-                if path.stat().st_size == 0:
-                    raise UserError("the file is empty", file=str(path), field=field)
     hf.disable_progress_bars()
     try:
         return hf.load_dataset(builder, data_files={s: [str(p) for p in f] for s, f in files_of.items()},
@@ -238,11 +235,11 @@ def splits_of(loaded: hf.DatasetDict, params: FileParams, file: str, stratify: s
                             field="dataset.params.split_column")
         rows = splits.pop("train")
         values = arrow_column(rows, params.split_column).to_numpy(zero_copy_only=False).astype(str)
-        unknown = sorted(set(np.unique(values)) - set(_SPLIT_VALUES), key=str)
+        unknown = sorted(set(np.unique(values)) - set(SPLIT_NAMES), key=str)
         if unknown:
             raise UserError(f"values {unknown[:5]} are not train/validation/dev/test", file=file,
                             field="dataset.params.split_column")
-        mapped = np.vectorize(_SPLIT_VALUES.get, otypes=[object])(values) if len(values) else values
+        mapped = np.vectorize(SPLIT_NAMES.get, otypes=[object])(values) if len(values) else values
         for name in ("train", "validation", "test"):
             chosen = np.flatnonzero(mapped == name)
             if len(chosen):
@@ -275,27 +272,24 @@ def drop_blank(split: hf.Dataset, columns: list[str]) -> tuple[hf.Dataset, int]:
     return split.select(np.flatnonzero(~mask)), int(mask.sum())
 
 
-def build_routing(splits: dict[str, hf.Dataset], params: FileParams) -> tuple[dict[str, hf.Dataset], list[str]]:
-    label = params.label_column()
+def label_set(splits: dict[str, hf.Dataset], label: str) -> list[str]:
+    """The distinct labels over all splits (Arrow `unique`, no Python rows)."""
     labels: set[str] = set()
-    out = {}
-    for name, split in splits.items():
-        column = pc.cast(arrow_column(split, label), pa.string())
-        labels.update(v for v in pc.unique(column).to_pylist() if v is not None)
-        out[name] = split
-    return out, sorted(labels)
+    for split in splits.values():
+        labels.update(v for v in pc.unique(pc.cast(arrow_column(split, label), pa.string())).to_pylist() if v is not None)
+    return sorted(labels)
 
 
-def _fingerprint(files: list[Path], params: dict[str, Any]) -> str:
-    digest = hashlib.sha256(repr(sorted((k, repr(v)) for k, v in params.items() if k != "path")).encode())
-    for path in files:
-        for item in sorted(path.rglob("*")) if path.is_dir() else [path]:
-            if item.is_file():
-                digest.update(item.name.encode())
-                with item.open("rb") as handle:
-                    while chunk := handle.read(_CHUNK):
-                        digest.update(chunk)
-    return digest.hexdigest()[:16]
+def with_input(split: hf.Dataset, inputs: list[str], target: str, label: str, file: str) -> hf.Dataset:
+    """The input column, or several joined, as one column named `target` (what the programs read)."""
+    if inputs == [target]:
+        return split
+    if label == target:
+        raise UserError(f"the label column is named {target!r}, the name the input takes; rename it in the file or "
+                        "choose it as the input", file=file, field="dataset.params.label")
+    text = joined_text(split, inputs) if len(inputs) > 1 else split.data.table.column(inputs[0])
+    drop = [c for c in dict.fromkeys([*inputs, target]) if c in split.column_names and c != label]
+    return split.remove_columns(drop).add_column(target, text)
 
 
 def load_file_dataset(params: dict[str, Any], *, name: str = "file", file: str = "<spec>") -> TaskData:
@@ -306,6 +300,7 @@ def load_file_dataset(params: dict[str, Any], *, name: str = "file", file: str =
     all_files = [p for files in files_of.values() for p in files]
     fmt = detect_format(all_files, parsed.format, "dataset.params.path")
     where = str(all_files[0])
+    fingerprint = scan(all_files, fmt, parsed.options, params, "dataset.params.path")
     loaded = read(files_of, fmt, parsed.options, "dataset.params.path")
     if not loaded or all(len(split) == 0 for split in loaded.values()):
         raise UserError("the data has no rows", file=where, field="dataset.params.path")
@@ -317,22 +312,13 @@ def load_file_dataset(params: dict[str, Any], *, name: str = "file", file: str =
     if task == "rag":
         needed.append((parsed.gold_passage, "dataset.params.gold_passage"))
     notes: dict[str, Any] = {"format": fmt, "files": [str(p) for p in all_files], "dropped": {}}
+    input_name = "text" if task == "routing" else "question"
     prepared = {}
     for split_name, split in loaded.items():
-        require_columns(split, needed, str(files_of.get(split_name, all_files)[0]))
+        source = str(files_of.get(split_name, all_files)[0])
+        require_columns(split, needed, source)
         split = with_ids(split, parsed.id, "row" if len(loaded) == 1 else split_name)
-        if len(inputs) > 1 or inputs[0] != ("text" if task == "routing" else "question"):
-            text = joined_text(split, inputs) if len(inputs) > 1 else split.data.table.column(inputs[0])
-            target = "text" if task == "routing" else "question"
-            if target in split.column_names and target not in inputs:
-                split = split.remove_columns([target])
-            split = split.add_column(f"__{target}", text)
-            split = split.remove_columns([c for c in inputs if c != target and c in split.column_names])
-            if target in split.column_names:
-                split = split.remove_columns([target])
-            split = split.rename_column(f"__{target}", target)
-        prepared[split_name] = split
-    input_name = "text" if task == "routing" else "question"
+        prepared[split_name] = with_input(split, inputs, input_name, label, source)
     dropped = {}
     for split_name in list(prepared):
         prepared[split_name], dropped[split_name] = drop_blank(prepared[split_name], [input_name, label])
@@ -340,9 +326,8 @@ def load_file_dataset(params: dict[str, Any], *, name: str = "file", file: str =
     if all(len(split) == 0 for split in prepared.values()):
         raise UserError(f"every row has an empty {input_name!r} or {label!r}", file=where, field="dataset.params.label")
     splits = splits_of(hf.DatasetDict(prepared), parsed, where, label if task == "routing" else None, notes)
-    fingerprint = _fingerprint(all_files, params)
     if task == "routing":
-        splits, labels = build_routing(splits, parsed)
+        labels = label_set(splits, label)
         if len(labels) < 2:
             raise UserError(f"the label column has {len(labels)} class{'es' if len(labels) != 1 else ''} "
                             f"({labels[:1]}); routing needs at least 2", file=where, field="dataset.params.label")
