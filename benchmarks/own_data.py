@@ -100,8 +100,8 @@ def loading(rows: int) -> str:
             + f"\n\nCold load / pandas = **{cold['seconds'] / pandas['seconds']:.2f}** (target ≤ 2), warm "
             f"**{warm['seconds'] / pandas['seconds']:.2f}**. The loader's time includes dropping blank rows, a seeded "
             "stratified 70/10/20 split and the id column. Peak RSS counts the pages of the memory-mapped Arrow "
-            "file that were read and Arrow's temporaries (trimmed text for the blank check, label codes, split "
-            f"indices): {cold['peak_mb'] - cold['base_mb']:.0f} MB cold and {warm['peak_mb'] - warm['base_mb']:.0f} MB "
+            "file that were read and Arrow's temporaries (the blank-input mask, label codes, split indices)"
+            f": {cold['peak_mb'] - cold['base_mb']:.0f} MB cold and {warm['peak_mb'] - warm['base_mb']:.0f} MB "
             f"warm over the imports, vs {pandas['peak_mb'] - pandas['base_mb']:.0f} MB for pandas' DataFrame.\n")
     return text
 
