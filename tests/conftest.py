@@ -125,3 +125,27 @@ def llama_server():
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture
+def mock_endpoint():
+    """`mock_endpoint(**script)`: a started MockEndpoint on 127.0.0.1 (stopped after the test)."""
+    from workbench.lm.mock_server import MockEndpoint
+
+    started = []
+
+    def start(**script):
+        server = MockEndpoint(**script).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def endpoint_spec(path: Path, server, *, test: int = 20, lm: dict | None = None, **changes) -> Path:
+    """The default routing spec pointed at a mock endpoint (small, no cache, no demos pool limit)."""
+    return write_spec(path, lm={"backend": "openai", "model": server.model, "api_base": server.base_url,
+                                "cache": False, "max_tokens": 32, "timeout_s": 2.0, **(lm or {})},
+                      dataset={"test": test, "dev": 20, "train": 2000}, **changes)

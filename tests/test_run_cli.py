@@ -139,10 +139,13 @@ def test_run_of_a_dead_process_is_failed_by_the_next_run(store):
 
 
 def test_broken_endpoint_fails_the_run_cleanly(store):
-    """Every LM call fails; with eval.max_failures=2 the run stops FAILED, one line, exit 1."""
-    result = run_cli("run", str(SPEC), "--set", "dataset.test=10", *_sets(store.overrides),
-                     "--set", "lm.backend=openai", "--set", "lm.api_base=http://127.0.0.1:9/v1",
-                     "--set", "lm.model=nothing", "--set", "eval.max_failures=2")
+    """A dead endpoint is caught by the preflight (exit 2, no run); with the preflight off and
+    no retries, every LM call fails and eval.max_failures=2 stops the run FAILED, exit 1."""
+    dead = ["--set", "lm.backend=openai", "--set", "lm.api_base=http://127.0.0.1:9/v1", "--set", "lm.model=nothing"]
+    result = run_cli("run", str(SPEC), "--set", "dataset.test=10", *_sets(store.overrides), *dead)
+    assert result.returncode == 2 and "lm.api_base: cannot reach" in result.stderr and store.runs() == []
+    result = run_cli("run", str(SPEC), "--set", "dataset.test=10", *_sets(store.overrides), *dead,
+                     "--set", "lm.preflight=false", "--set", "lm.retries=0", "--set", "eval.max_failures=2")
     assert result.returncode == 1, result.stderr[-2000:]
     lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "predictions failed" in lines[0] and "Traceback" not in result.stderr

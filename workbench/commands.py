@@ -48,14 +48,26 @@ def print_outcome(reporter: Reporter, spec, outcome) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     _quiet_libraries()
-    from workbench.runner import run
+    from workbench.data.loading import load_data
+    from workbench.lm.preflight import preflight
     from workbench.spec import load_spec
 
+    # Everything a user can get wrong is checked before DSPy, MLflow or llama.cpp is imported:
+    # the spec (names from the registries' index), the endpoint, then the data.
     reporter = Reporter(quiet=args.quiet)
     spec = load_spec(args.spec, args.overrides)
+    if getattr(args, "program", None) is not None and not str(args.program).endswith(".json"):
+        from workbench.errors import UserError
+
+        raise UserError("a saved program must be DSPy JSON state (.json); pickles are never loaded", file=args.program)
+    for line in preflight(spec):
+        reporter.info(f"endpoint ok: {line}")
     if getattr(args, "seeds", 1) != 1:
         return _seeds_command(reporter, spec, args)
-    outcome = run(spec, reporter=reporter, program_path=getattr(args, "program", None))
+    loaded = load_data(spec)
+    from workbench.runner import run
+
+    outcome = run(spec, reporter=reporter, program_path=getattr(args, "program", None), loaded=loaded)
     print_outcome(reporter, spec, outcome)
     result = outcome.result
     if args.quiet:

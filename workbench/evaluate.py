@@ -1,8 +1,10 @@
 """Evaluate a program on examples: per-example table, score with CI, failures counted.
 
 A prediction that raises (the LM's output did not parse, the LM call failed, the program
-hit a bug on one input) scores 0 and is recorded with its error type; it never stops the
-evaluation. `max_failures` (optional) stops an evaluation that is clearly broken.
+hit a bug on one input) scores 0 and is recorded with its error type (`parse`: the model's
+answer; `lm_error`: the endpoint failed the call after its retries; `error`: anything else).
+One failure never stops the evaluation; `max_failures` and `stop_when` (the LM's breaker)
+stop one that is clearly broken, raising with the partial result so it can still be logged.
 """
 
 from __future__ import annotations
@@ -21,10 +23,19 @@ from dspy.utils.exceptions import AdapterParseError, LMError
 
 from workbench.errors import RunFailed
 from workbench.lm.base import UsageCounter, UsageTotals
+from workbench.lm.resilience import call_stats
 from workbench.stats import bootstrap_ci
 
 
-class TooManyFailures(RunFailed):
+class EvaluationStopped(RunFailed):
+    """The evaluation stopped early; `partial` holds the examples done so far."""
+
+    def __init__(self, message: str, partial: EvalResult | None = None):
+        super().__init__(message)
+        self.partial = partial
+
+
+class TooManyFailures(EvaluationStopped):
     """More predictions failed than eval.max_failures allows."""
 
 
@@ -43,11 +54,16 @@ class EvalResult:
 
     @property
     def failures(self) -> int:
-        return int((self.table.error_type != "").sum())
+        return int((self.table.error_type != "").sum()) if len(self.table) else 0
 
     @property
     def parse_failures(self) -> int:
-        return int((self.table.error_type == "parse").sum())
+        return int((self.table.error_type == "parse").sum()) if len(self.table) else 0
+
+    @property
+    def lm_failures(self) -> int:
+        """Examples lost to the endpoint (the call failed after its retries), not to the model."""
+        return int((self.table.error_type == "lm_error").sum()) if len(self.table) else 0
 
     def metrics(self, prefix: str = "") -> dict[str, float]:
         n = max(self.n, 1)
@@ -58,7 +74,10 @@ class EvalResult:
             f"{prefix}n_examples": float(self.n),
             f"{prefix}parse_failure_rate": self.parse_failures / n,
             f"{prefix}failure_rate": self.failures / n,
+            f"{prefix}lm_error_rate": self.lm_failures / n,
             f"{prefix}lm_calls": float(self.usage.calls),
+            f"{prefix}lm_retries": float(self.usage.retries),
+            f"{prefix}lm_wait_seconds": self.usage.wait_seconds,
             f"{prefix}prompt_tokens": float(self.usage.input_tokens),
             f"{prefix}completion_tokens": float(self.usage.output_tokens),
             f"{prefix}seconds": self.seconds,
@@ -97,6 +116,7 @@ class _Fields:
 
 def _predict_one(program: dspy.Module, example: dspy.Example, metric: Callable, fields: _Fields) -> dict:
     start = time.perf_counter()
+    retries_before = call_stats.retries
     row: dict[str, Any] = {"id": example.get("id", ""), **example.inputs().toDict()}
     row["gold"] = example.get(fields.gold) if fields.gold else ""
     for name in fields.from_example:
@@ -115,6 +135,7 @@ def _predict_one(program: dspy.Module, example: dspy.Example, metric: Callable, 
         for name in fields.from_prediction:
             row[name] = partial.get(name)
     row["seconds"] = time.perf_counter() - start
+    row["retries"] = call_stats.retries - retries_before
     return row
 
 
@@ -132,8 +153,10 @@ def _prompts(lm: dspy.LM, calls: int, limit: int = 6000) -> str:
 def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callable, *, output_field: str | None,
              gold_field: str | None = None, example_fields: tuple[str, ...] = (),
              usage: UsageCounter | None = None, threads: int = 1, max_failures: int | None = None,
-             on_progress: Callable[[int, float, int], None] | None = None, lm: dspy.LM | None = None) -> EvalResult:
-    """Run `program` on every example; `on_progress(done, mean_score, lm_calls)` after each.
+             on_progress: Callable[[int, float, int], None] | None = None, lm: dspy.LM | None = None,
+             stop_when: Callable[[], str] | None = None) -> EvalResult:
+    """Run `program` on every example; `on_progress(done, mean_score, lm_calls)` after each;
+    `stop_when()` returning a reason stops it (EvaluationStopped with the partial result).
 
     The table holds the inputs, `gold` (example[gold_field], default output_field),
     `predicted` (prediction[output_field]), the score and error, plus `example_fields` and
@@ -155,7 +178,12 @@ def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callabl
         total += row["score"]
         failed += bool(row["error_type"])
         if max_failures is not None and failed > max_failures:
-            raise TooManyFailures(f"{failed} predictions failed (limit {max_failures}); last: {row['error']}")
+            raise TooManyFailures(f"{failed} predictions failed (limit {max_failures}); last: {row['error']}",
+                                  _result(rows, usage, before, start))
+        reason = stop_when() if stop_when else ""
+        if reason:
+            raise EvaluationStopped(f"evaluation stopped after {done} of {len(examples)} examples: {reason}",
+                                    _result(rows, usage, before, start))
         if on_progress:
             on_progress(done, total / done, usage.since(before).calls if usage else 0)
 
@@ -186,7 +214,13 @@ def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callabl
                 for future in futures:
                     future.cancel()
                 raise
-    table = pd.DataFrame(rows)
+    return _result(rows, usage, before, start)
+
+
+def _result(rows: list[dict | None], usage: UsageCounter | None, before: UsageTotals, start: float) -> EvalResult:
+    """The examples done so far (all of them at the end) as an EvalResult."""
+    done = [r for r in rows if r is not None]
+    table = pd.DataFrame(done)
     scores = table["score"].to_numpy() if len(table) else []
     return EvalResult(
         table=table,
@@ -194,5 +228,5 @@ def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callabl
         ci=bootstrap_ci(scores),
         usage=usage.since(before) if usage else UsageTotals(),
         seconds=time.perf_counter() - start,
-        error_counts=dict(Counter(r["error_type"] for r in rows if r["error_type"])),
+        error_counts=dict(Counter(r["error_type"] for r in done if r["error_type"])),
     )

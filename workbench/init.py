@@ -187,7 +187,7 @@ def write_spec(args) -> tuple[Path, str]:
                             "tracking": {"experiment": name}}
     checked = validate(yaml.safe_load(yaml.safe_dump(spec)), str(out))
     from workbench import registry
-    from workbench.runner import load_dataset
+    from workbench.data.loading import load_dataset
 
     data = load_dataset(registry.datasets.get("file"), checked.dataset.params, str(out))
     sizes = {s: len(data.splits[s]) for s in ("validation", "test")}

@@ -64,11 +64,38 @@ class Registry:
     def get(self, name: str, *, file: str | None = None, field: str | None = None) -> Any:
         self._load()
         if name not in self._entries:
-            close = difflib.get_close_matches(name, self._entries, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            known = ", ".join(sorted(self._entries))
-            raise UserError(f"unknown {self.kind} {name!r}{hint}; known: {known}", file=file, field=field)
+            raise self._unknown(name, self._entries, file, field)
         return self._entries[name]
+
+    def _unknown(self, name: str, known: Any, file: str | None, field: str | None) -> UserError:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return UserError(f"unknown {self.kind} {name!r}{hint}; known: {', '.join(sorted(known))}", file=file,
+                         field=field)
+
+    def info(self, name: str, *, file: str | None = None, field: str | None = None) -> dict[str, Any]:
+        """What a spec check needs to know about an entry (see `registry_index.describe`),
+        from the on-disk index when it is fresh, so no module is imported."""
+        from workbench import registry_index
+
+        if name in self._entries:
+            return registry_index.describe(self._entries[name])
+        index = None if self._loaded else _fresh_index()
+        if index is not None:
+            known = {**index.get(self.kind, {}), **{n: None for n in self._entries}}
+            if name not in known:
+                raise self._unknown(name, known, file, field)
+            return index[self.kind][name]
+        self._load()
+        _write_index()
+        return registry_index.describe(self.get(name, file=file, field=field))
+
+    def builtin_entries(self) -> dict[str, Any]:
+        """Entries registered by the packages this registry loads (not by user modules)."""
+        self._load()
+        roots = tuple(p.split(".")[0] for p in self._packages) + ("workbench",)
+        return {n: e for n, e in self._entries.items()
+                if str(getattr(e, "__module__", "") or "").split(".")[0] in roots or hasattr(e, "folder")}
 
 
 programs = Registry("program", ("programs",))
@@ -80,6 +107,34 @@ retrievers = Registry("retriever", ("workbench.retrieval",))
 tools = Registry("tool", ("programs.tools",))
 
 ALL = (programs, metrics, summaries, datasets, optimizers, retrievers, tools)
+
+_index_state: dict[str, Any] = {}
+
+
+def _packages() -> list[str]:
+    return sorted({p for reg in ALL for p in reg._packages})
+
+
+def _fresh_index() -> dict[str, Any] | None:
+    """The on-disk index of every registry, if its sources are unchanged (checked once per process)."""
+    from workbench import registry_index
+
+    if "entries" not in _index_state:
+        key = registry_index.source_key(_packages())
+        _index_state.update(key=key, entries=registry_index.read(key))
+    return _index_state["entries"]
+
+
+def _write_index() -> None:
+    """Load every registry and remember what they hold (after a full load, once per process)."""
+    from workbench import registry_index
+
+    if _index_state.get("written"):
+        return
+    entries = {reg.kind: {n: registry_index.describe(e) for n, e in reg.builtin_entries().items()} for reg in ALL}
+    key = _index_state.get("key") or registry_index.source_key(_packages())
+    registry_index.write(key, entries)
+    _index_state.update(written=True, key=key)
 
 program = programs.register
 metric = metrics.register

@@ -23,12 +23,14 @@ from dspy.utils.exceptions import AdapterParseError, LMError
 from workbench import registry
 from workbench.baselines import BASELINES, BaselineScore
 from workbench.console import Reporter
-from workbench.data import TaskData, sample
-from workbench.data.checks import DataChecks, check as check_data
+from workbench.data import TaskData
+from workbench.data.checks import DataChecks
+from workbench.data.loading import LoadedData, load_data, load_dataset  # noqa: F401  (load_dataset: API)
 from workbench.errors import RunFailed, UserError
-from workbench.evaluate import EvalResult, evaluate, score_of
+from workbench.evaluate import EvalResult, EvaluationStopped, evaluate, score_of
 from workbench.lm import build_lm
 from workbench.lm.adapters import build_adapter
+from workbench.lm.preflight import preflight
 from workbench.optimize import CompileContext
 from workbench.prompts import last_call_messages, render_call, render_program
 from workbench.spec import Spec
@@ -39,6 +41,17 @@ log = logging.getLogger(__name__)
 
 class CompileError(RunFailed):
     """The optimizer could not finish (its LM calls failed); the run is marked FAILED."""
+
+
+class EndpointFailed(RunFailed):
+    """Too many examples were lost to LM call failures: the score is the endpoint's, not the model's."""
+
+
+def _guard(lms: list[dspy.LM], spec: Spec) -> Callable[[], str]:
+    """Arm each LM's breaker with eval.max_consecutive_lm_errors; returns the stop check."""
+    for lm in lms:
+        lm.engine.breaker.limit = spec.eval.max_consecutive_lm_errors
+    return lambda: next((lm.engine.breaker.reason for lm in lms if lm.engine.breaker.open), "")
 
 
 @dataclass
@@ -102,30 +115,13 @@ def load_program_state(program: dspy.Module, path: str | Path) -> None:
         raise UserError(f"state does not fit this spec's program: {type(exc).__name__}: {exc}", file=str(path)) from None
 
 
-def load_dataset(loader, params: dict, source: str) -> TaskData:
-    """Call a dataset loader with the spec's params; bad params name the spec and field."""
-    accepted = inspect.signature(loader).parameters
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())  # checked by the loader's check_params
-    for key in params:
-        if key not in accepted and not takes_any:
-            raise UserError(f"unknown parameter {key!r} (known: {', '.join(accepted) or 'none'})", file=source,
-                            field=f"dataset.params.{key}")
-    try:
-        return loader(**params)
-    except UserError as exc:
-        if exc.file is None:
-            exc.file = source
-        raise
-
-
-def prepare(spec: Spec) -> Prepared:
-    loader = registry.datasets.get(spec.dataset.name, file=spec.source, field="dataset.name")
-    d = spec.dataset
-    data = sample(load_dataset(loader, d.params, spec.source), train=d.train, dev=d.dev, test=d.test, seed=d.seed, source=spec.source)
+def prepare(spec: Spec, loaded: LoadedData | None = None) -> Prepared:
+    loaded = loaded or load_data(spec)
+    data = loaded.data
     program = build_program(spec, data)
     split = "test" if spec.eval.split == "test" else "validation"
     return Prepared(spec, data, program, data.examples("train"), data.examples("validation"), data.examples(split),
-                    checks=check_data(data, spec.eval.split))
+                    checks=loaded.checks)
 
 
 def _metric_fns(spec: Spec):
@@ -181,9 +177,14 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
             compiled = factory(ctx, **spec.optimizer.params)
         except (AdapterParseError, LMError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if lm.engine.breaker.open:
+                raise CompileError(f"{spec.optimizer.name} stopped: {lm.engine.breaker.reason}") from None
             raise CompileError(f"{spec.optimizer.name} stopped: the LM failed during compile "
                                f"({type(exc).__name__}: {first[:200]}); try a larger "
                                "optimizer.prompt_max_tokens or a stronger LM") from exc
+    for used in (lm, reflection_lm):
+        if used is not None and used.engine.breaker.open:  # optimizers swallow failed candidates
+            raise CompileError(f"{spec.optimizer.name} stopped: {used.engine.breaker.reason}")
     return compiled, time.perf_counter() - start, usage.since(before).calls
 
 
@@ -262,16 +263,18 @@ def _baselines(prepared: Prepared, reporter: Reporter) -> list[BaselineScore]:
 
 
 def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Path | None = None,
-        parent_run_id: str | None = None, hooks: RunHooks | None = None) -> RunOutcome:
+        parent_run_id: str | None = None, hooks: RunHooks | None = None, loaded: LoadedData | None = None) -> RunOutcome:
     """Compile (or load) and evaluate the spec's program in one tracked run (a child run of
-    `parent_run_id` when given)."""
+    `parent_run_id` when given); `loaded`: the spec's data, if already loaded."""
     reporter = reporter or Reporter(quiet=True)
     hooks = hooks or RunHooks()
-    prepared = prepare(spec)
+    preflight(spec)  # a dead endpoint, rejected key or unknown model: exit 2 before anything is written
+    prepared = prepare(spec, loaded)
     if program_path is not None:
         load_program_state(prepared.program, program_path)
     lm = build_lm(spec.lm, source=spec.source)
     reflection_lm = build_lm(spec.optimizer.reflection_lm, source=spec.source) if spec.optimizer.reflection_lm else None
+    _guard([x for x in (lm, reflection_lm) if x is not None], spec)
     dspy.configure(lm=lm, adapter=build_adapter(spec.lm.adapter))
     if hooks.on_lm:
         hooks.on_lm(lm)
@@ -317,12 +320,33 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
                 on_progress(done, len(prepared.evalset), score, calls)
 
         data = prepared.data
-        result = evaluate(program, prepared.evalset, scored, output_field=data.output_field or data.label_field,
-                          gold_field=data.label_field, example_fields=data.table_fields,
-                          usage=lm.engine.usage, threads=spec.eval.threads, max_failures=spec.eval.max_failures,
-                          on_progress=update, lm=lm)
+        try:
+            result = evaluate(program, prepared.evalset, scored, output_field=data.output_field or data.label_field,
+                              gold_field=data.label_field, example_fields=data.table_fields,
+                              usage=lm.engine.usage, threads=spec.eval.threads, max_failures=spec.eval.max_failures,
+                              on_progress=update, lm=lm, stop_when=_guard([lm], spec))
+        except EvaluationStopped as stopped:
+            if tracked is not None and stopped.partial is not None:
+                _log_partial(tracked, stopped.partial, str(stopped))
+            raise
     outcome = RunOutcome(None, result, baselines, compile_seconds, compile_calls, program=program)
     outcome.summary_metrics = _summaries(spec, prepared, result, tracked)
     if tracked is not None:
         _log_results(tracked, prepared, outcome, program, lm)
+    rate = result.lm_failures / max(result.n, 1)
+    if result.lm_failures and rate > spec.eval.max_lm_error_rate:
+        reason = (f"{result.lm_failures} of {result.n} examples ({rate:.1%}) were lost to LM call failures after "
+                  f"retries (eval.max_lm_error_rate {spec.eval.max_lm_error_rate:.0%}); the score "
+                  f"{result.score:.3f} is the endpoint's, not the model's. Most common: {result.most_common_error()}")
+        if tracked is not None:
+            tracked.set_tags({"workbench.failure_reason": reason[:5000]})
+        raise EndpointFailed(reason)
     return outcome
+
+
+def _log_partial(tracked, result: EvalResult, reason: str) -> None:
+    """What an evaluation that stopped early did finish: metrics (with their n) and table."""
+    tracked.set_tags({"workbench.failure_reason": reason[:5000], "workbench.partial": "true"})
+    tracked.log_metrics(result.metrics())
+    if len(result.table):
+        tracked.log_table(result.table, "predictions.json")

@@ -7,7 +7,6 @@ naming the file and the dotted field; nothing is started before a spec validates
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,7 +56,17 @@ class LMSpec(_Strict):
     max_tokens: int = Field(default=256, ge=1)
     n_ctx: int = Field(default=4096, ge=256)
     timeout_s: float = Field(default=120.0, gt=0)
-    num_retries: int = Field(default=0, ge=0)
+    # Transient failures (429, 5xx, 408/409, timeouts, dropped connections) are retried with
+    # exponential backoff and jitter, honouring Retry-After: at most `retries` extra attempts
+    # and `retry_max_seconds` of waiting per call.
+    retries: int = Field(default=5, ge=0, le=100)
+    retry_max_seconds: float = Field(default=60.0, ge=0)
+    # Client-side limits, shared by every thread of the process (null = none).
+    max_requests_per_minute: float | None = Field(default=None, gt=0)
+    max_tokens_per_minute: float | None = Field(default=None, gt=0)
+    # One cheap call (the endpoint's model list) before anything runs: a dead host, a
+    # rejected key or an unknown model is an input error, not a run full of failures.
+    preflight: bool = True
     cache: bool = True
     # What the endpoint understands (a capability declaration; ignored by the embedded LM):
     # openai_json_schema (OpenAI, vLLM, llama.cpp server), json_object_schema (llama-cpp-python
@@ -65,6 +74,14 @@ class LMSpec(_Strict):
     response_format: Literal["openai_json_schema", "json_object_schema", "json_object", "none"] = "openai_json_schema"
     adapter: Literal["compact_json", "json", "chat"] = "compact_json"
     seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "num_retries" in data and "retries" not in data:
+            data = {**data, "retries": data["num_retries"]}
+            del data["num_retries"]
+        return data
 
     @model_validator(mode="after")
     def _endpoint_fields(self) -> LMSpec:
@@ -91,6 +108,11 @@ class EvalSpec(_Strict):
     split: Literal["test", "dev"] = "test"
     threads: int = Field(default=1, ge=1, le=64)
     max_failures: int | None = Field(default=None, ge=0)
+    # The endpoint, not the model: this many LM calls failing in a row (after retries) stop
+    # the run (FAILED, partial table logged); a run whose share of examples lost to LM call
+    # failures exceeds max_lm_error_rate ends FAILED too: its score is not the model's.
+    max_consecutive_lm_errors: int | None = Field(default=10, ge=1)
+    max_lm_error_rate: float = Field(default=0.02, ge=0.0, le=1.0)
 
 
 class TrackingSpec(_Strict):
@@ -213,19 +235,39 @@ def check_search_space(search: SearchSpec, data: dict[str, Any], source: str) ->
 
 
 def check_names(spec: Spec) -> None:
-    """Resolve every registry name and parameter now, so a typo never starts a run."""
+    """Resolve every registry name and parameter now, so a typo never starts a run. Uses the
+    registries' on-disk index when it is fresh: no program, metric or optimizer is imported."""
     src = spec.source
-    program = registry.programs.get(spec.program.name, file=src, field="program.name")
-    _check_params(program, spec.program.params, src, "program.params", skip=("data",))
-    registry.metrics.get(spec.metric.name, file=src, field="metric.name")
+    program = registry.programs.info(spec.program.name, file=src, field="program.name")
+    _check_params(program, spec.program.params, src, "program.params")
+    registry.metrics.info(spec.metric.name, file=src, field="metric.name")
     for i, name in enumerate(spec.metric.summaries):
-        registry.summaries.get(name, file=src, field=f"metric.summaries.{i}")
-    loader = registry.datasets.get(spec.dataset.name, file=src, field="dataset.name")
-    if hasattr(loader, "check_params"):  # file datasets: params checked, paths resolved against the spec's folder
-        spec.dataset.params = loader.check_params(spec.dataset.params, base=spec_folder(src), spec_task=spec.task,
-                                                  file=src)
-    optimizer = registry.optimizers.get(spec.optimizer.name, file=src, field="optimizer.name")
-    _check_params(optimizer, spec.optimizer.params, src, "optimizer.params", skip=("ctx",))
+        registry.summaries.info(name, file=src, field=f"metric.summaries.{i}")
+    loader = registry.datasets.info(spec.dataset.name, file=src, field="dataset.name")
+    if loader["check"]:  # file datasets: params checked, paths resolved against the spec's folder
+        spec.dataset.params = _dataset_check(spec.dataset.name, loader["check"])(
+            spec.dataset.params, base=spec_folder(src), spec_task=spec.task, file=src)
+    optimizer = registry.optimizers.info(spec.optimizer.name, file=src, field="optimizer.name")
+    _check_params(optimizer, spec.optimizer.params, src, "optimizer.params")
+    for lm in (spec.lm, spec.optimizer.reflection_lm):
+        if lm is not None and lm.backend == "embedded":
+            from workbench.lm.models import resolve_model_path
+
+            resolve_model_path(lm.model, source=src)
+
+
+def _dataset_check(name: str, check: str):
+    """A dataset's spec-time parameter check, without importing the loader's module when the
+    check is one of the light ones (file datasets and dataset folders)."""
+    if check == "file":
+        from workbench.data.file_params import check_file_params
+
+        return check_file_params
+    if check.startswith("folder:"):
+        from workbench.data.folders import folder_check
+
+        return folder_check(Path(check.removeprefix("folder:")) / "dataset.yaml")
+    return registry.datasets.get(name).check_params
 
 
 def spec_folder(source: str) -> Path:
@@ -234,14 +276,10 @@ def spec_folder(source: str) -> Path:
     return path.resolve().parent if path.is_file() or path.suffix in (".yaml", ".yml") else Path.cwd()
 
 
-def _check_params(factory: Any, params: dict[str, Any], source: str, field: str, skip: tuple[str, ...]) -> None:
-    signature = inspect.signature(factory)
-    accepted = getattr(factory, "accepted_params", None) or {
-        n for n, p in signature.parameters.items() if n not in skip and p.kind is p.KEYWORD_ONLY}
-    takes_any = not hasattr(factory, "accepted_params") and any(
-        p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+def _check_params(info: dict[str, Any], params: dict[str, Any], source: str, field: str) -> None:
+    accepted = info["params"] or []
     for key in params:
-        if key not in accepted and not takes_any:
+        if key not in accepted and not info["any"]:
             known = ", ".join(sorted(accepted)) or "none"
             raise UserError(f"unknown parameter (accepted: {known})", file=source, field=f"{field}.{key}")
 

@@ -11,13 +11,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import datasets as hf
-import dspy
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import UserError
 from workbench.paths import datasets_dir
+
+if TYPE_CHECKING:  # imported where used: checking a spec must not import DSPy or `datasets`
+    import datasets as hf
+    import dspy
 
 SPLITS = ("train", "validation", "test")
 
@@ -39,6 +40,8 @@ class TaskData:
 
     def examples(self, split: str) -> list[dspy.Example]:
         """Rows of a split as dspy.Examples; `id` stays on the example but is not an input."""
+        import dspy
+
         rows = self.splits[split]
         return [dspy.Example(**row).with_inputs(*self.input_fields) for row in rows]
 
@@ -82,6 +85,8 @@ def fingerprint_files(*paths: Path, extra: str = "") -> str:
 def sample(data: TaskData, *, train: int | None, dev: int | None, test: int | None, seed: int,
            source: str = "<spec>") -> TaskData:
     """Seeded subsets of each split; asking for more items than a split has is an error."""
+    import datasets as hf
+
     wanted = {"train": train, "validation": dev, "test": test}
     names = {"train": "dataset.train", "validation": "dataset.dev", "test": "dataset.test"}
     out = {}

@@ -183,3 +183,14 @@ def files_by_split(path) -> dict[str, list[str]]:
     for split, pattern in _patterns(path):
         out.setdefault(split, []).append(pattern)
     return out
+
+
+def check_file_params(params: dict[str, Any], *, base: Path, spec_task: str | None, file: str) -> dict[str, Any]:
+    """Spec-time check (see `check`), plus: named tools must be registered."""
+    checked = check(params, base=base, spec_task=spec_task, file=file)
+    if checked.get("tools"):
+        from workbench.registry import tools
+
+        for i, tool_name in enumerate(checked["tools"]):
+            tools.info(tool_name, file=file, field=f"dataset.params.tools.{i}")
+    return checked

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from workbench.data import TaskData
-from workbench.data.file_params import FORMATS, SPLIT_NAMES, FileParams, check, files_by_split
+from workbench.data.file_params import FORMATS, SPLIT_NAMES, FileParams, check_file_params, files_by_split
 from workbench.data.file_tasks import build_rag, build_tools
 from workbench.errors import UserError
 from workbench.paths import cache_dir
@@ -342,17 +342,6 @@ def load_file_dataset(params: dict[str, Any], *, name: str = "file", file: str =
     if task == "rag":
         return build_rag(name, splits, parsed, fingerprint, notes, where)
     return build_tools(name, splits, parsed, fingerprint, notes, where)
-
-
-def check_file_params(params: dict[str, Any], *, base: Path, spec_task: str | None, file: str) -> dict[str, Any]:
-    """Spec-time check (see `file_params.check`), plus: named tools must be registered."""
-    checked = check(params, base=base, spec_task=spec_task, file=file)
-    if checked.get("tools"):
-        from workbench.registry import tools
-
-        for i, tool_name in enumerate(checked["tools"]):
-            tools.get(tool_name, file=file, field=f"dataset.params.tools.{i}")
-    return checked
 
 
 @dataset("file")

@@ -44,26 +44,20 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return data
 
 
-def folder_loader(manifest: Path, data: dict[str, Any]):
-    """A registered loader for one dataset folder."""
-    from workbench.data.files import check_file_params, load_file_dataset
+def _merged(own: dict[str, Any], overrides: dict[str, Any], base: Path) -> dict[str, Any]:
+    return {**own, **resolve_paths(overrides, base)}
 
-    name = str(data.get("name") or manifest.parent.name)
-    own = resolve_paths(data["params"], manifest.parent)
 
-    def merged(overrides: dict[str, Any], base: Path) -> dict[str, Any]:
-        return {**own, **resolve_paths(overrides, base)}
+def folder_check(manifest: Path):
+    """The spec-time check of a folder dataset's params (light: reads only the manifest)."""
+    from workbench.data.file_params import check_file_params
 
-    def loader(**overrides: Any) -> TaskData:
-        try:
-            return load_file_dataset(merged(overrides, Path.cwd()), name=name, file=str(manifest))
-        except UserError as exc:
-            exc.file = exc.file or str(manifest)
-            raise
+    own = resolve_paths(read_manifest(manifest)["params"], manifest.parent)
 
     def check_params(params: dict[str, Any], *, base: Path, spec_task: str | None, file: str) -> dict[str, Any]:
         try:
-            checked = check_file_params(merged(params, base), base=manifest.parent, spec_task=spec_task, file=str(manifest))
+            checked = check_file_params(_merged(own, params, base), base=manifest.parent, spec_task=spec_task,
+                                        file=str(manifest))
         except UserError as exc:
             if exc.field and exc.field.startswith("dataset.params."):
                 key = exc.field.removeprefix("dataset.params.").split(".")[0]
@@ -73,8 +67,25 @@ def folder_loader(manifest: Path, data: dict[str, Any]):
             raise
         return {k: v for k, v in checked.items() if k in params or k == "task"}
 
+    return check_params
+
+
+def folder_loader(manifest: Path, data: dict[str, Any]):
+    """A registered loader for one dataset folder."""
+    name = str(data.get("name") or manifest.parent.name)
+    own = resolve_paths(data["params"], manifest.parent)
+
+    def loader(**overrides: Any) -> TaskData:
+        from workbench.data.files import load_file_dataset
+
+        try:
+            return load_file_dataset(_merged(own, overrides, Path.cwd()), name=name, file=str(manifest))
+        except UserError as exc:
+            exc.file = exc.file or str(manifest)
+            raise
+
     loader.__doc__ = str(data.get("description") or f"files of datasets/{manifest.parent.name}/").strip()
-    loader.check_params = check_params
+    loader.check_params = folder_check(manifest)
     loader.folder = manifest.parent
     loader.license = data.get("license") or _first_line(manifest.parent / "LICENSE")
     return name, loader

@@ -1,51 +1,23 @@
-"""LM backends behind one contract, and the one place a spec's `lm:` becomes a `dspy.LM`."""
+"""LM backends behind one contract, and the one place a spec's `lm:` becomes a `dspy.LM`.
+
+The names below load on first use, so `workbench.lm.preflight`, `workbench.lm.models` and
+`workbench.lm.resilience` are importable without importing DSPy.
+"""
 
 from __future__ import annotations
 
-import os
-
-import dspy
-
-from workbench.errors import UserError
-from workbench.lm.base import Backend, UsageCounter, UsageTotals
-from workbench.paths import cache_dir
-from workbench.spec import LMSpec
+from typing import Any
 
 __all__ = ["Backend", "UsageCounter", "UsageTotals", "build_backend", "build_lm", "configure_cache"]
 
-_cache_configured: str | None = None
 
+def __getattr__(name: str) -> Any:
+    if name in ("Backend", "UsageCounter", "UsageTotals"):
+        from workbench.lm import base
 
-def configure_cache() -> str:
-    """Put DSPy's response cache on disk under the project (.cache/dspy), once per process."""
-    global _cache_configured
-    folder = str(cache_dir() / "dspy")
-    if _cache_configured != folder:
-        os.makedirs(folder, exist_ok=True)
-        dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=folder,
-                             restrict_pickle=True)
-        _cache_configured = folder
-    return folder
+        return getattr(base, name)
+    if name in ("build_backend", "build_lm", "configure_cache"):
+        from workbench.lm import build
 
-
-def build_backend(spec: LMSpec, *, source: str = "<spec>") -> Backend:
-    if spec.backend == "embedded":
-        from workbench.lm.embedded import EmbeddedBackend
-
-        return EmbeddedBackend(spec.model, n_ctx=spec.n_ctx, seed=spec.seed, source=source)
-    from workbench.lm.openai_compat import OpenAICompatBackend
-
-    if spec.api_key_env and spec.api_key_env not in os.environ:
-        raise UserError(f"environment variable {spec.api_key_env} is not set", file=source, field="lm.api_key_env")
-    return OpenAICompatBackend(spec.model, spec.api_base or "", api_key_env=spec.api_key_env,
-                               response_format=spec.response_format,
-                               timeout_s=spec.timeout_s, seed=spec.seed)
-
-
-def build_lm(spec: LMSpec, *, source: str = "<spec>", backend: Backend | None = None) -> dspy.LM:
-    """A `dspy.LM` whose engine is our backend; the backend stays reachable as `lm.engine`."""
-    if spec.cache:
-        configure_cache()
-    backend = backend or build_backend(spec, source=source)
-    return dspy.LM(backend.model_id, engine=backend, cache=spec.cache, temperature=spec.temperature,
-                   max_tokens=spec.max_tokens, num_retries=spec.num_retries)
+        return getattr(build, name)
+    raise AttributeError(f"module 'workbench.lm' has no attribute {name!r}")

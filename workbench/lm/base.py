@@ -1,8 +1,10 @@
 """The contract every LM backend meets, as a DSPy 3.4 custom engine.
 
-A backend turns one `dspy.lm15.Request` into one `dspy.lm15.Response` (DSPy owns caching,
-retries and history around it), declares what it supports so DSPy's JSONAdapter sends the
-output schema, counts calls and tokens, and maps its own failures to lm15 errors.
+A backend turns one `dspy.lm15.Request` into one `dspy.lm15.Response` (DSPy owns caching
+and history around it), declares what it supports so DSPy's JSONAdapter sends the output
+schema, counts calls and tokens, and maps its own failures to lm15 errors. Every call goes
+through the same guard (`workbench.lm.resilience`): the client-side rate limit, retries of
+transient failures with backoff, and the breaker that stops a run on a dead endpoint.
 `tests/lm/test_backend_contract.py` is the one conformance suite every backend passes.
 """
 
@@ -14,7 +16,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dspy.lm15 import Message, Request, Response, TextPart, Usage, response_to_events
+from dspy.lm15 import Message, Request, Response, TextPart, TransportError, Usage, response_to_events
+
+from workbench.lm.resilience import Breaker, EndpointDown, RateLimiter, RetryPolicy, call_stats, is_transient
 
 
 @dataclass
@@ -25,7 +29,9 @@ class UsageTotals:
     input_tokens: int = 0
     output_tokens: int = 0
     seconds: float = 0.0
-    failures: int = 0
+    failures: int = 0        # calls that failed after their retries
+    retries: int = 0         # extra attempts spent on transient failures
+    wait_seconds: float = 0.0  # waiting for the client-side rate limit and for backoff
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -38,13 +44,16 @@ class UsageCounter:
         self._lock = threading.Lock()
         self._totals = UsageTotals()
 
-    def add(self, *, input_tokens: int = 0, output_tokens: int = 0, seconds: float = 0.0, failed: bool = False) -> None:
+    def add(self, *, input_tokens: int = 0, output_tokens: int = 0, seconds: float = 0.0, failed: bool = False,
+            retries: int = 0, wait_seconds: float = 0.0) -> None:
         with self._lock:
             self._totals.calls += 1
             self._totals.input_tokens += input_tokens
             self._totals.output_tokens += output_tokens
             self._totals.seconds += seconds
             self._totals.failures += int(failed)
+            self._totals.retries += retries
+            self._totals.wait_seconds += wait_seconds
 
     def snapshot(self) -> UsageTotals:
         with self._lock:
@@ -87,19 +96,42 @@ class Backend:
     def __init__(self, model_id: str) -> None:
         self.model_id = model_id
         self.usage = UsageCounter()
+        self.retry = RetryPolicy(retries=0)  # remote backends set their own
+        self.breaker = Breaker(limit=None)   # the runner sets eval.max_consecutive_lm_errors
+        self.limiter = RateLimiter()
 
     def complete(self, request: Request) -> Response:
         from dspy.clients.engines.base import validate_request
 
         validate_request(request)
+        messages, schema = request_messages(request), output_schema(request)
         start = time.perf_counter()
-        try:
-            text, usage, finish = self._generate(request_messages(request), output_schema(request), request.config)
-        except Exception:
-            self.usage.add(seconds=time.perf_counter() - start, failed=True)
-            raise
+        retries, waited = 0, 0.0
+        while True:
+            try:
+                self.breaker.check()
+            except EndpointDown as exc:  # not a call: nothing reached the model
+                raise TransportError(f"not calling {self.model_id}: {exc}") from None
+            waited += self.limiter.wait(_estimate_tokens(messages, request.config))
+            try:
+                text, usage, finish = self._generate(messages, schema, request.config)
+                break
+            except Exception as exc:
+                backoff_left = self.retry.max_seconds - waited
+                if not is_transient(exc) or retries >= self.retry.retries or backoff_left <= 0:
+                    self.breaker.record(exc)
+                    self.usage.add(seconds=time.perf_counter() - start, failed=True, retries=retries,
+                                   wait_seconds=waited)
+                    call_stats.retries += retries
+                    raise
+                pause = min(self.retry.delay(retries, getattr(exc, "retry_after", None)), backoff_left)
+                retries += 1
+                waited += pause
+                time.sleep(pause)
+        self.breaker.record(None)
+        call_stats.retries += retries
         self.usage.add(input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
-                       seconds=time.perf_counter() - start)
+                       seconds=time.perf_counter() - start, retries=retries, wait_seconds=waited)
         return Response(id=None, model=self.model_id, message=Message.assistant([TextPart(text)]),
                         finish_reason=finish, usage=usage)
 
@@ -115,6 +147,12 @@ class Backend:
 
     def _generate(self, messages: list[dict[str, str]], schema: dict[str, Any] | None, config) -> tuple[str, Usage, str]:
         raise NotImplementedError
+
+
+def _estimate_tokens(messages: list[dict[str, str]], config) -> int:
+    """What a call will cost in tokens, before it is made: ~4 characters per prompt token
+    plus the completion budget (the rate limiter books this)."""
+    return sum(len(m["content"]) for m in messages) // 4 + (config.max_tokens or 256)
 
 
 def schema_key(schema: dict[str, Any]) -> str:

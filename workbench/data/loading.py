@@ -1,0 +1,46 @@
+"""A spec's data, loaded and checked before any LM library is imported.
+
+`load_data(spec)` calls the registered loader with `dataset.params`, samples the splits the
+spec asks for and runs the data checks, so a missing column, an empty split or a split
+asked for beyond its size is one line and exit 2 before DSPy, MLflow or llama.cpp load.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+from workbench import registry
+from workbench.data import TaskData, sample
+from workbench.data.checks import DataChecks, check as check_data
+from workbench.errors import UserError
+
+
+@dataclass
+class LoadedData:
+    data: TaskData
+    checks: DataChecks
+
+
+def load_dataset(loader, params: dict, source: str) -> TaskData:
+    """Call a dataset loader with the spec's params; bad params name the spec and field."""
+    accepted = inspect.signature(loader).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())  # checked by the loader's check_params
+    for key in params:
+        if key not in accepted and not takes_any:
+            raise UserError(f"unknown parameter {key!r} (known: {', '.join(accepted) or 'none'})", file=source,
+                            field=f"dataset.params.{key}")
+    try:
+        return loader(**params)
+    except UserError as exc:
+        if exc.file is None:
+            exc.file = source
+        raise
+
+
+def load_data(spec) -> LoadedData:
+    loader = registry.datasets.get(spec.dataset.name, file=spec.source, field="dataset.name")
+    d = spec.dataset
+    data = sample(load_dataset(loader, d.params, spec.source), train=d.train, dev=d.dev, test=d.test, seed=d.seed,
+                  source=spec.source)
+    return LoadedData(data, check_data(data, spec.eval.split))

@@ -1,0 +1,54 @@
+"""The one place a spec's `lm:` becomes a backend and a `dspy.LM` (and DSPy's cache is set up)."""
+
+from __future__ import annotations
+
+import os
+
+import dspy
+
+from workbench.errors import UserError
+from workbench.lm.base import Backend, UsageCounter, UsageTotals
+from workbench.paths import cache_dir
+from workbench.spec import LMSpec
+
+__all__ = ["Backend", "UsageCounter", "UsageTotals", "build_backend", "build_lm", "configure_cache"]
+
+_cache_configured: str | None = None
+
+
+def configure_cache() -> str:
+    """Put DSPy's response cache on disk under the project (.cache/dspy), once per process."""
+    global _cache_configured
+    folder = str(cache_dir() / "dspy")
+    if _cache_configured != folder:
+        os.makedirs(folder, exist_ok=True)
+        dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=folder,
+                             restrict_pickle=True)
+        _cache_configured = folder
+    return folder
+
+
+def build_backend(spec: LMSpec, *, source: str = "<spec>") -> Backend:
+    if spec.backend == "embedded":
+        from workbench.lm.embedded import EmbeddedBackend
+
+        return EmbeddedBackend(spec.model, n_ctx=spec.n_ctx, seed=spec.seed, source=source)
+    from workbench.lm.openai_compat import OpenAICompatBackend
+
+    if spec.api_key_env and spec.api_key_env not in os.environ:
+        raise UserError(f"environment variable {spec.api_key_env} is not set", file=source, field="lm.api_key_env")
+    return OpenAICompatBackend(spec.model, spec.api_base or "", api_key_env=spec.api_key_env,
+                               response_format=spec.response_format, timeout_s=spec.timeout_s, seed=spec.seed,
+                               retries=spec.retries, retry_max_seconds=spec.retry_max_seconds,
+                               max_requests_per_minute=spec.max_requests_per_minute,
+                               max_tokens_per_minute=spec.max_tokens_per_minute)
+
+
+def build_lm(spec: LMSpec, *, source: str = "<spec>", backend: Backend | None = None) -> dspy.LM:
+    """A `dspy.LM` whose engine is our backend; the backend stays reachable as `lm.engine`."""
+    if spec.cache:
+        configure_cache()
+    backend = backend or build_backend(spec, source=source)
+    # Retries live in the backend (counted, with Retry-After); DSPy must not retry on top.
+    return dspy.LM(backend.model_id, engine=backend, cache=spec.cache, temperature=spec.temperature,
+                   max_tokens=spec.max_tokens, num_retries=0)

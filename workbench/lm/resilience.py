@@ -1,0 +1,141 @@
+"""What keeps a run honest against a real endpoint: retries, a breaker, a rate limiter.
+
+- `RetryPolicy`: 429, 5xx, 408/409, timeouts, dropped connections and replies that are not
+  a completion are retried with exponential backoff and full jitter, waiting at least what
+  `Retry-After` asks, at most `retries` times and `max_seconds` of waiting per call. Other
+  4xx (a bad request, a rejected key, an unknown model) fail at once: retrying cannot help.
+- `Breaker`: counts LM calls that failed after their retries; `limit` in a row opens it,
+  and from then on every call fails at once (the run stops instead of paying for, or
+  waiting on, a dead endpoint). A success closes the count.
+- `RateLimiter`: client-side requests- and tokens-per-minute, shared by every thread (and
+  every LM object) of the process that talks to the same endpoint and model.
+
+Stdlib only, so backends and tests use it without DSPy.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+RETRY_STATUS = frozenset({408, 409, 429})
+
+
+class EndpointDown(RuntimeError):
+    """The breaker is open: the endpoint failed too many calls in a row."""
+
+
+@dataclass
+class RetryPolicy:
+    retries: int = 5
+    max_seconds: float = 60.0
+    base_seconds: float = 0.5
+    cap_seconds: float = 20.0
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number `attempt` (0-based): full jitter over an
+        exponential ceiling, never less than the server's Retry-After."""
+        ceiling = min(self.cap_seconds, self.base_seconds * (2 ** attempt))
+        wait = self.rng.uniform(0.0, ceiling)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return wait
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: rate limits, server errors, timeouts, transport failures."""
+    status = getattr(exc, "status", None)
+    if status is not None:
+        return status in RETRY_STATUS or status >= 500
+    name = type(exc).__name__
+    return name in ("RateLimitError", "ServerError", "TimeoutError", "TransportError")
+
+
+class Breaker:
+    """Opens after `limit` consecutive failed calls (None: never)."""
+
+    def __init__(self, limit: int | None = 10) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._in_a_row = 0
+        self.reason = ""
+
+    @property
+    def open(self) -> bool:
+        return bool(self.reason)
+
+    def check(self) -> None:
+        if self.reason:
+            raise EndpointDown(self.reason)
+
+    def record(self, error: BaseException | None) -> None:
+        with self._lock:
+            if error is None:
+                self._in_a_row = 0
+                return
+            self._in_a_row += 1
+            if self.limit is not None and self._in_a_row >= self.limit and not self.reason:
+                first = str(error).splitlines()[0][:200] if str(error) else ""
+                self.reason = (f"{self._in_a_row} LM calls in a row failed after their retries "
+                               f"(last: {type(error).__name__}: {first})")
+
+
+class RateLimiter:
+    """Spaces requests so that at most `rpm` requests and `tpm` tokens start per minute.
+
+    Each call reserves its slot on two schedules (requests and tokens) under a lock and
+    sleeps outside it, so threads queue in arrival order without holding the lock. A burst
+    of one second's worth is allowed before spacing starts.
+    """
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None) -> None:
+        self.rpm, self.tpm = rpm, tpm
+        self._lock = threading.Lock()
+        self._next_request = 0.0
+        self._next_token = 0.0
+
+    def reserve(self, tokens: int) -> float:
+        """Seconds the caller must wait before sending a request of about `tokens` tokens."""
+        if not self.rpm and not self.tpm:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            start = now
+            if self.rpm:
+                slot = max(self._next_request, now - 1.0)  # up to 1 s of unused capacity
+                start = max(start, slot)
+                self._next_request = slot + 60.0 / self.rpm
+            if self.tpm:
+                slot = max(self._next_token, now - 1.0)
+                start = max(start, slot)
+                self._next_token = slot + tokens * 60.0 / self.tpm
+            return max(0.0, start - now)
+
+    def wait(self, tokens: int) -> float:
+        seconds = self.reserve(tokens)
+        if seconds > 0:
+            time.sleep(seconds)
+        return seconds
+
+
+_limiters: dict[tuple, RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def shared_limiter(key: tuple, rpm: float | None, tpm: float | None) -> RateLimiter:
+    """One limiter per endpoint+model+limits per process, whichever LM object asks."""
+    with _limiters_lock:
+        return _limiters.setdefault((*key, rpm, tpm), RateLimiter(rpm, tpm))
+
+
+class CallStats(threading.local):
+    """Per-thread counters, so one evaluated example can report its own retries."""
+
+    retries = 0
+    waited = 0.0
+
+
+call_stats = CallStats()
