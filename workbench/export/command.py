@@ -33,6 +33,12 @@ def add_parsers(sub) -> None:
     sv.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="largest request body (default 65536)")
     sv.add_argument("--no-cache", action="store_true", help="do not answer repeated requests from the LM cache")
     sv.add_argument("--tracking-uri", default=TRACKING_DEFAULT, help="for models:/ URIs")
+    sv.add_argument("--api-key-env", metavar="NAME",
+                    help="require `Authorization: Bearer <value of $NAME>` on /predict and /metadata "
+                         "(needed to listen beyond loopback)")
+    sv.add_argument("--insecure", action="store_true", help="listen beyond loopback without a key (not advised)")
+    sv.add_argument("--rate-limit", type=float, default=600, metavar="PER_MINUTE",
+                    help="requests per minute per client address before 429 (default 600; 0 = none)")
 
 
 def export_command(args: argparse.Namespace) -> int:
@@ -63,5 +69,6 @@ def serve_command(args: argparse.Namespace) -> int:
     from workbench.serve import serve
 
     serve(args.target, host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
-          lm_overrides={"cache": False} if args.no_cache else None, tracking_uri=args.tracking_uri)
+          lm_overrides={"cache": False} if args.no_cache else None, tracking_uri=args.tracking_uri,
+          api_key_env=args.api_key_env, insecure=args.insecure, rate_limit=args.rate_limit)
     return 0
