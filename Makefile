@@ -29,6 +29,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall $(LLAMA_WHEEL)
 	$(BIN)/python -m pip install --quiet --progress-bar off -e ".[dev]"
 	$(BIN)/python -m workbench.lm.check
+	# the registries' name index (.cache/registry-index.json): later spec checks skip importing DSPy
+	$(BIN)/workbench list >/dev/null
 	rm -f $(VENV)/.installed-* && touch $@
 
 run: setup

@@ -231,3 +231,15 @@ def test_an_endpoint_echoing_the_key_has_it_masked(mock_endpoint, monkeypatch):
     with pytest.raises(Exception) as caught:
         _ask(backend)
     assert "sk-echoed-secret-123" not in str(caught.value) and "Incorrect API key provided: ***" in str(caught.value)
+
+
+def test_a_sweep_against_a_dead_endpoint_is_refused_before_the_study(tmp_path, store, capsys):
+    from tests.conftest import ROOT
+
+    port = free_port()
+    code = main(["sweep", str(ROOT / "experiments" / "sweep_routing_clinc150.yaml"), "--trials", "2",
+                 "--storage", f"sqlite:///{tmp_path / 'optuna.db'}", "--set", "lm.backend=openai",
+                 "--set", f"lm.api_base=http://127.0.0.1:{port}/v1", "--set", "lm.model=m",
+                 *sum((["--set", o] for o in store.overrides), [])])
+    assert code == 2 and "lm.api_base: cannot reach" in _one_line(capsys.readouterr().err)
+    assert store.runs() == [] and not (tmp_path / "optuna.db").exists()

@@ -32,12 +32,15 @@ def add_parsers(sub) -> None:
 
 def sweep_command(args: argparse.Namespace) -> int:
     from workbench.console import Reporter
+    from workbench.lm.preflight import preflight
     from workbench.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    preflight(spec)  # a dead endpoint is exit 2 before the study or its parent run exists
     from workbench.sweep.budget import Budget
     from workbench.sweep.driver import sweep
 
     budget = Budget(max_lm_calls=args.max_lm_calls, max_tokens=args.max_tokens, max_cost_usd=args.max_cost_usd)
-    spec = load_spec(args.spec, args.overrides)
     result = sweep(spec, trials=args.trials, workers=args.workers, storage_url=args.storage, study_name=args.study,
                    budget=budget, timeout_s=args.timeout, resume=args.resume, reporter=Reporter(quiet=True))
     print(f"stopped: {result.stop_reason}")

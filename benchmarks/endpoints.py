@@ -1,0 +1,202 @@
+"""Endpoint benchmarks: concurrency against a latency-bound endpoint, flakiness, fast errors.
+
+Every LM call goes to `workbench.lm.mock_server.MockEndpoint` on 127.0.0.1, which sleeps a
+fixed latency per completion (it stands for a remote API: the time is the server's, not
+this machine's CPU) and answers deterministically, so scores are comparable across runs.
+
+1. threads: `workbench run` (tracked in a temporary MLflow store) on 100 routing items with
+   eval.threads 1, 2, 4, 8, 16 at 200 ms per call: evaluation throughput as a ratio to one thread;
+2. workers: `workbench sweep --workers K` (K = 1, 2, 4; Optuna and MLflow on SQLite) on the
+   routing sweep spec, trials per minute as a ratio to one worker;
+3. flaky: 100 items with 30% of calls failing transiently (429/503/reset, Retry-After 0)
+   against the clean run: failed examples, calls that reached the server, wall time;
+4. errors: wall time of `workbench run` on every bad spec in tests/test_bad_input.py
+   (median of 3, registry index warm) and of `workbench run --help`.
+
+    python benchmarks/endpoints.py                  # all four (~6 min on 2 cores)
+    python benchmarks/endpoints.py --parts errors
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.results import table, write_sections  # noqa: E402
+from workbench.lm.mock_server import MockEndpoint  # noqa: E402
+
+ROUTING = ROOT / "experiments" / "routing_clinc150.yaml"
+SWEEP = ROOT / "experiments" / "sweep_routing_clinc150.yaml"
+
+
+def _endpoint(server: MockEndpoint, **lm) -> list[str]:
+    settings = {"backend": "openai", "model": server.model, "api_base": server.base_url, "cache": "false",
+                "timeout_s": 5, **lm}
+    return [f"lm.{k}={v}" for k, v in settings.items()]
+
+
+def _run(overrides: list[str]):
+    import workbench
+    from workbench.runner import run
+
+    return run(workbench.load_spec(ROUTING, overrides))
+
+
+def threads(folder: Path, n: int, latency: float) -> str:
+    rows, base = [], None
+    with MockEndpoint(latency=latency) as server:
+        for k in (1, 2, 4, 8, 16):
+            before = server.stats()["completions"]
+            server.max_active = 0
+            start = time.perf_counter()
+            outcome = _run([*_endpoint(server), f"dataset.test={n}", "dataset.train=2000", "dataset.dev=20",
+                            f"eval.threads={k}", f"tracking.uri=sqlite:///{folder}/threads.db",
+                            f"tracking.artifact_root={folder}/artifacts"])
+            wall = time.perf_counter() - start
+            result = outcome.result
+            per_s = result.n / result.seconds
+            base = base or per_s
+            rows.append([str(k), str(result.n), f"{result.seconds:.1f}", f"{per_s:.1f}", f"{per_s / base:.2f}",
+                         str(server.max_active), f"{wall:.1f}", str(server.stats()["completions"] - before)])
+            print("  threads", rows[-1], flush=True)
+    return ("## Endpoint-threads: evaluation throughput by eval.threads\n\n"
+            f"`workbench run` (routing, {n} CLINC150 test items, tracked in a temporary SQLite store, LM cache off) "
+            f"against the mock endpoint at {latency * 1000:.0f} ms per call. `eval s` is the evaluation alone; "
+            "`run s` adds data loading, the classical baselines and MLflow logging (about 4 s that threads do not "
+            "shorten). `peak in flight`: most requests the server was serving at once.\n\n"
+            + table(["threads", "n", "eval s", "examples/s", "ratio to 1 thread", "peak in flight", "run s",
+                     "server calls"], rows) + "\n")
+
+
+def workers(folder: Path, trials: int, dev: int, latency: float) -> str:
+    import workbench
+    from workbench.sweep.budget import Budget
+    from workbench.sweep.driver import sweep
+
+    rows, base = [], None
+    with MockEndpoint(latency=latency) as server:
+        for k in (1, 2, 4):
+            overrides = [*_endpoint(server), f"dataset.dev={dev}", "dataset.train=2000",
+                         f"tracking.uri=sqlite:///{folder}/sweep-{k}.db", f"tracking.artifact_root={folder}/artifacts",
+                         "search.pruner=none", "search.sampler=random"]
+            spec = workbench.load_spec(SWEEP, overrides)
+            start = time.perf_counter()
+            result = sweep(spec, trials=trials, workers=k, storage_url=f"sqlite:///{folder}/study-{k}.db",
+                           study_name="scaling", budget=Budget(), say=lambda *_: None)
+            minutes = (time.perf_counter() - start) / 60
+            import optuna
+
+            done = len(result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+            per_min = done / minutes
+            base = base or per_min
+            rows.append([str(k), str(done), f"{minutes * 60:.0f}", f"{per_min:.1f}", f"{per_min / base:.2f}"])
+            print("  workers", rows[-1], flush=True)
+    return ("## Endpoint-workers: sweep trials per minute by worker count\n\n"
+            f"`workbench sweep --workers K` on {trials} trials of the routing sweep spec ({dev} dev items per trial, "
+            f"eval.threads 1, LM cache off, Optuna and MLflow on SQLite) against the mock endpoint at "
+            f"{latency * 1000:.0f} ms per call. Wall time includes starting the worker processes (each loads the "
+            "data and builds its TF-IDF index once).\n\n"
+            + table(["workers", "trials", "seconds", "trials/min", "ratio to 1 worker"], rows) + "\n")
+
+
+def flaky(folder: Path, n: int, rate: float) -> str:
+    rows = []
+    scores = {}
+    for name, script in (("clean", {}), (f"{rate:.0%} transient failures",
+                                         {"fail_rate": rate, "fail_with": ["429", "503", "reset"], "retry_after": 0})):
+        with MockEndpoint(latency=0.05, **script) as server:
+            start = time.perf_counter()
+            outcome = _run([*_endpoint(server), f"dataset.test={n}", "dataset.train=2000", "dataset.dev=20",
+                            "eval.threads=4", "tracking.enabled=false"])
+            wall = time.perf_counter() - start
+            result = outcome.result
+            calls = server.stats()["completions"]
+            scores[name] = result.score
+            rows.append([name, str(result.n), f"{result.score:.3f}", str(result.failures),
+                         str(result.usage.retries), str(calls), f"{result.seconds:.1f}", f"{wall:.1f}"])
+            print("  flaky", rows[-1], flush=True)
+    clean_calls = int(rows[0][5])
+    ratio = int(rows[1][5]) / clean_calls
+    return ("## Endpoint-flaky: 100 items against a flaky endpoint\n\n"
+            f"`workbench run` (routing, {n} items, eval.threads 4, lm.retries 5) against the mock endpoint at 50 ms "
+            f"per call, clean and with {rate:.0%} of calls answered 429, 503 or a dropped connection (seeded, "
+            f"Retry-After 0). Server calls with failures: {ratio:.2f}× the clean run's; same score: "
+            f"{'yes' if scores[rows[0][0]] == scores[rows[1][0]] else 'no'}.\n\n"
+            + table(["endpoint", "n", "score", "failed examples", "retries", "server calls", "eval s", "run s"], rows)
+            + "\n")
+
+
+def errors(folder: Path, repeats: int) -> str:
+    from tests.conftest import write_spec
+    from tests.test_bad_input import CASES, FIELD_CASES
+
+    def timed(args: list[str]) -> tuple[float, int, str]:
+        times, code, err = [], 0, ""
+        for _ in range(repeats):
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True,
+                                  cwd=ROOT)
+            times.append(time.perf_counter() - start)
+            code, err = proc.returncode, proc.stderr.strip()
+        return statistics.median(times), code, err
+
+    track = ["--set", f"tracking.uri=sqlite:///{folder}/errors.db"]
+    subprocess.run([sys.executable, "-m", "workbench.cli", "list"], capture_output=True, cwd=ROOT)  # warm the index
+    rows = []
+    for name, (text, _) in sorted(CASES.items()):
+        path = folder / f"{name}.yaml"
+        path.write_text(text)
+        seconds, code, _ = timed(["run", str(path), *track])
+        rows.append([name, "spec text", f"{seconds:.2f}", str(code)])
+    for name, (changes, field, _) in sorted(FIELD_CASES.items()):
+        path = write_spec(folder / f"{name}.yaml", **changes)
+        seconds, code, _ = timed(["run", str(path), *track])
+        rows.append([name, field, f"{seconds:.2f}", str(code)])
+    seconds, code, _ = timed(["run", "--help"])
+    rows.append(["`workbench run --help`", "-", f"{seconds:.2f}", str(code)])
+    times = [float(r[2]) for r in rows[:-1]]
+    over = [r[0] for r in rows[:-1] if float(r[2]) > 1.5]
+    return ("## Endpoint-errors: time to report a bad input\n\n"
+            f"`workbench run BAD_SPEC` as a subprocess, median of {repeats}, for each of the {len(rows) - 1} bad specs "
+            "of tests/test_bad_input.py (the registries' on-disk index warm). Median over cases "
+            f"{statistics.median(times):.2f} s, worst {max(times):.2f} s; over 1.5 s: "
+            f"{', '.join(over) if over else 'none'}.\n\n"
+            + table(["bad input", "field", "seconds", "exit"], rows) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="threads,workers,flaky,errors")
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--dev", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    parts = args.parts.split(",")
+    sections = []
+    with tempfile.TemporaryDirectory(prefix="wb-endpoints-") as tmp:
+        folder = Path(tmp)
+        if "threads" in parts:
+            sections.append(threads(folder, args.n, args.latency))
+        if "workers" in parts:
+            sections.append(workers(folder, args.trials, args.dev, args.latency))
+        if "flaky" in parts:
+            sections.append(flaky(folder, args.n, 0.3))
+        if "errors" in parts:
+            sections.append(errors(folder, args.repeats))
+    write_sections(sections, "benchmarks/endpoints.py")
+    for section in sections:
+        print(section)
+
+
+if __name__ == "__main__":
+    main()
