@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from dspy.predict.parameter import Parameter
 
-from workbench.textclf import LabelRanker, NearestNeighbours
+from workbench.textclf import LabelRanker, NearestNeighbours, neighbours_for, ranker_for
 
 
 class ExamplePool(Parameter):
@@ -76,7 +76,7 @@ class ExamplePool(Parameter):
     def index(self) -> NearestNeighbours:
         with self._lock:
             if self._index is None:
-                self._index = NearestNeighbours(self._texts())
+                self._index = neighbours_for(self._texts())
                 self._labels = np.empty(len(self.examples), dtype=object)  # 1-D even when labels are lists
                 for i, e in enumerate(self.examples):
                     self._labels[i] = e[self.label_field]
@@ -85,7 +85,7 @@ class ExamplePool(Parameter):
     def ranker(self) -> LabelRanker:
         with self._lock:
             if self._ranker is None:
-                self._ranker = LabelRanker(self._texts(), [e[self.label_field] for e in self.examples])
+                self._ranker = ranker_for(self._texts(), [e[self.label_field] for e in self.examples])
             return self._ranker
 
     def nearest(self, text: str, k: int, labels: list[str] | None = None) -> list[dict[str, Any]]:

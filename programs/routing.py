@@ -14,7 +14,7 @@ from typing import Literal
 import dspy
 
 from programs.pool import ExamplePool
-from workbench.data import TaskData
+from workbench.data import TaskData, column
 from workbench.registry import program
 
 DEFAULT_INSTRUCTIONS = "Classify the user's message into exactly one of the allowed labels."
@@ -99,5 +99,5 @@ def router(data: TaskData, *, candidates: int = 0, instructions: str = DEFAULT_I
     train = data.splits["train"]
     pool = ExamplePool(data.input_fields[0], data.label_field,
                        [{data.input_fields[0]: t, data.label_field: y}
-                        for t, y in zip(train[data.input_fields[0]], train[data.label_field])])
+                        for t, y in zip(column(train, data.input_fields[0]), column(train, data.label_field))])
     return Router(data.labels, candidates=candidates, instructions=instructions, pool=pool)

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from workbench.data import TaskData
+from workbench.data import TaskData, column
 from workbench.stats import bootstrap_ci
-from workbench.textclf import LabelRanker, one_nn_predict
+from workbench.textclf import one_nn_predict, ranker_for
 
 
 class BaselineScore:
@@ -27,14 +27,14 @@ class BaselineScore:
 
 def routing_baselines(data: TaskData, eval_texts: list[str], eval_labels: list[str]) -> list[BaselineScore]:
     train = data.splits["train"]
-    texts, labels = list(train[data.input_fields[0]]), list(train[data.label_field])
+    texts, labels = column(train, data.input_fields[0]), column(train, data.label_field)
     results = []
     start = time.perf_counter()
     predicted = one_nn_predict(texts, labels, eval_texts)
     results.append(BaselineScore("tfidf_1nn", [p == g for p, g in zip(predicted, eval_labels)],
                                  time.perf_counter() - start))
     start = time.perf_counter()
-    predicted = LabelRanker(texts, labels).predict(eval_texts)
+    predicted = ranker_for(texts, labels).predict(eval_texts)
     results.append(BaselineScore("tfidf_logreg", [p == g for p, g in zip(predicted, eval_labels)],
                                  time.perf_counter() - start))
     return results

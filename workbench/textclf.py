@@ -2,12 +2,17 @@
 
 They choose demos and candidate labels for small LMs, and they are the classical
 baselines printed beside every LM result. Both are deterministic functions of their
-training texts, so a saved program stores texts and labels (plain JSON) and rebuilds them.
+training texts, so a saved program stores texts and labels (plain JSON) and rebuilds them,
+and a process fits each only once per training set (`neighbours_for`, `ranker_for`): the
+baseline and the program's candidate ranker share one fit, and a sweep worker's trials
+on the same data refit nothing.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import hashlib
+import threading
+from collections import Counter, OrderedDict
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -63,8 +68,41 @@ class LabelRanker:
         return [self.classes[i] for i in probs.argmax(axis=1)]
 
 
+_FITTED: OrderedDict[str, object] = OrderedDict()
+_FITTED_LOCK = threading.Lock()
+_FITTED_MAX = 8
+
+
+def _fitted(kind: str, parts: tuple, build):
+    """The fitted model for these exact inputs, fitted once per process (LRU of 8)."""
+    digest = hashlib.sha256(kind.encode())
+    for part in parts:
+        digest.update(b"\x1e")
+        for item in part if isinstance(part, list) else [part]:
+            digest.update(str(item).encode())
+            digest.update(b"\x1f")
+    key = digest.hexdigest()
+    with _FITTED_LOCK:  # one fit per key, even when threads ask at once
+        if key in _FITTED:
+            _FITTED.move_to_end(key)
+            return _FITTED[key]
+        model = build()
+        _FITTED[key] = model
+        while len(_FITTED) > _FITTED_MAX:
+            _FITTED.popitem(last=False)
+        return model
+
+
+def neighbours_for(texts: list[str]) -> NearestNeighbours:
+    return _fitted("nn", (texts,), lambda: NearestNeighbours(texts))
+
+
+def ranker_for(texts: list[str], labels: list[str], C: float = 10.0) -> LabelRanker:
+    return _fitted("ranker", (texts, labels, C), lambda: LabelRanker(texts, labels, C))
+
+
 def one_nn_predict(train_texts: list[str], train_labels: list[str], queries: list[str]) -> list[str]:
-    index = NearestNeighbours(train_texts)
+    index = neighbours_for(train_texts)
     best = index.scores(queries).argmax(axis=1)
     return [train_labels[i] for i in best]
 

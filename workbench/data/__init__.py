@@ -42,7 +42,7 @@ class TaskData:
         """Rows of a split as dspy.Examples; `id` stays on the example but is not an input."""
         import dspy
 
-        rows = self.splits[split]
+        rows = self.splits[split].to_list()  # one Arrow conversion, not one query per row
         return [dspy.Example(**row).with_inputs(*self.input_fields) for row in rows]
 
 
@@ -72,6 +72,11 @@ def jsonl_records(path: Path, field: str = "text") -> list[tuple[int, Any]]:
         except json.JSONDecodeError as exc:
             raise UserError(f"line {number} is not JSON: {exc.msg}", file=str(path), field=f"line {number}") from None
     return records
+
+
+def column(rows: hf.Dataset, name: str) -> list[Any]:
+    """A column as a list in one Arrow conversion (iterating `rows[name]` queries row by row)."""
+    return rows.select_columns([name]).to_dict()[name]
 
 
 def fingerprint_files(*paths: Path, extra: str = "") -> str:
