@@ -51,7 +51,8 @@ def test_three_workers_on_postgres_survive_a_kill_9(tmp_path, pg_database, mlflo
             study = optuna.load_study(study_name="pg", storage=pg_database)
         except Exception:  # noqa: BLE001  not created yet
             continue
-        running = [t for t in study.get_trials(states=(State.RUNNING,)) if "mlflow_run_id" in t.user_attrs]
+        running = [t for t in study.get_trials(states=(State.RUNNING,)) if "mlflow_run_id" in t.user_attrs
+                   and not t.user_attrs.get("worker", "").endswith(f":{driver.pid}")]  # a worker, not the driver
         workers = {t.user_attrs.get("worker") for t in study.get_trials(states=(State.RUNNING,))}
         if running and len(workers) >= 2:  # several workers at once, one of them mid-trial
             victim = running[0]

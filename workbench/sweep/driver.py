@@ -1,8 +1,8 @@
 """`workbench sweep` (the driver) and `workbench sweep-worker` (a worker joining a study).
 
 The driver validates the spec's search space, creates or resumes the Optuna study and the
-MLflow parent run, prints a pre-run estimate, then works the study itself (`--workers 1`)
-or starts K `sweep-worker` processes and watches them. When the trials are done, a budget
+MLflow parent run, prints a pre-run estimate, then works the study itself, with K-1
+`sweep-worker` processes beside it for `--workers K`, and watches them finish. When the trials are done, a budget
 is spent or the time is up, it logs the best trial, the trials table, the Pareto front,
 importances and the history to the parent run and ends it. Workers on other machines join
 with `workbench sweep-worker --study NAME --storage URL`.
@@ -172,11 +172,16 @@ def sweep(spec: Spec, *, trials: int, workers: int = 1, storage_url: str, study_
         if not existed:  # MLflow params are write-once; a resumed sweep's settings go to tags
             parent.log_params({k: v for k, v in settings.items() if k != "sweep.budget"})
         parent.set_tags({f"workbench.{k}": v for k, v in settings.items()})
+        here = f"{socket.gethostname()}:{os.getpid()}"
         if workers == 1:
-            reason = work(study, trials, worker=f"{socket.gethostname()}:{os.getpid()}", reporter=reporter, say=say)
+            reason = work(study, trials, worker=here, reporter=reporter, say=say)
         else:
-            procs = _spawn_workers(name, storage_url, workers)
+            # K-1 worker processes, and this process works too: it has everything imported already,
+            # so its first trial starts while the others are still starting (on 2 cores, 4.5 s of
+            # imports each), and one process fewer competes for the CPU.
+            procs = _spawn_workers(name, storage_url, workers - 1)
             try:
+                work(study, trials, worker=here, reporter=reporter, say=say)
                 _watch(procs, study, trials, say)
             finally:
                 for p in procs:
