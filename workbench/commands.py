@@ -146,6 +146,8 @@ def list_command(args: argparse.Namespace) -> int:
             doc = (getattr(entry, "fn", entry).__doc__ or "").strip().splitlines()  # a tool documents its function
             rows = f"{_row_counts(entry):22s} " if kind == "datasets" else ""
             print(f"  {name:34s} {rows}{doc[0] if doc else ''}")
+    if not args.kind:
+        registry.write_index()  # every registry is loaded now: later spec checks need not import them
     return 0
 
 

@@ -87,7 +87,7 @@ class Registry:
                 raise self._unknown(name, known, file, field)
             return index[self.kind][name]
         self._load()
-        _write_index()
+        write_index()
         return registry_index.describe(self.get(name, file=file, field=field))
 
     def builtin_entries(self) -> dict[str, Any]:
@@ -125,7 +125,7 @@ def _fresh_index() -> dict[str, Any] | None:
     return _index_state["entries"]
 
 
-def _write_index() -> None:
+def write_index() -> None:
     """Load every registry and remember what they hold (after a full load, once per process)."""
     from workbench import registry_index
 

@@ -29,6 +29,9 @@ class EndpointDown(RuntimeError):
 
 @dataclass
 class RetryPolicy:
+    """At most `retries` extra attempts and `max_seconds` of waiting per call; the n-th wait
+    is drawn from [0, min(cap, base * 2**n)] and never shorter than Retry-After."""
+
     retries: int = 5
     max_seconds: float = 60.0
     base_seconds: float = 0.5
