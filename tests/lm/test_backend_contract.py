@@ -95,10 +95,12 @@ def test_openai_backend_never_leaks_the_key(monkeypatch, llama_server):
 def test_openai_backend_maps_transport_errors():
     from dspy.lm15 import TransportError
 
-    backend = OpenAICompatBackend("m", "http://127.0.0.1:9/v1", timeout_s=2)
+    backend = OpenAICompatBackend("m", "http://127.0.0.1:9/v1", timeout_s=2, retries=2)
+    backend.retry.base_seconds = 0.01
     with pytest.raises(TransportError):
         backend.complete(_request("hello"))
-    assert backend.usage.snapshot().failures == 1
+    usage = backend.usage.snapshot()
+    assert usage.failures == 1 and usage.retries == 2  # a refused connection is transient: retried, then failed
 
 
 def test_embedded_model_loads_once_per_process(embedded_backend):

@@ -100,12 +100,13 @@ def _ask(backend):
 
 
 def test_transient_failures_are_retried_and_counted(mock_endpoint):
-    server = mock_endpoint(faults=["503", "429", "408", "reset", "garbage", "ok"], retry_after=0)
-    backend = _backend(server, retries=5)
+    server = mock_endpoint(faults=["503", "429", "408", "reset", "garbage", "timeout", "ok"], retry_after=0,
+                           timeout_sleep=1.0)
+    backend = _backend(server, retries=6, timeout_s=0.4)
     backend.retry.base_seconds = 0.01
     assert _ask(backend)
     usage = backend.usage.snapshot()
-    assert usage.retries == 5 and usage.failures == 0 and server.stats()["completions"] == 6
+    assert usage.retries == 6 and usage.failures == 0 and server.stats()["completions"] == 7
 
 
 def test_retry_after_is_honoured_and_bounded_by_retry_max_seconds(mock_endpoint):
