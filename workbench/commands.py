@@ -37,6 +37,9 @@ def print_outcome(reporter: Reporter, spec, outcome) -> None:
         caption += f" · {extra}"
     reporter.table(f"{spec.name}: {spec.metric.name} on {spec.eval.split}",
                    ["system", spec.metric.name, "95% CI", "n", "failures", "s/example", "LM calls"], rows, caption)
+    if result.usage.retries or result.usage.wait_seconds >= 1:
+        reporter.info(f"endpoint: {result.usage.retries} retried LM calls, {result.usage.wait_seconds:.1f} s waiting "
+                      "(backoff and the client-side rate limit)")
     if result.failures:
         reporter.warn(f"{result.failures} of {n} predictions failed and scored 0 "
                       f"({result.error_counts}); most common: {result.most_common_error()}")

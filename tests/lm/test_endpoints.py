@@ -173,6 +173,7 @@ def test_a_half_flaky_endpoint_scores_like_a_clean_one(tmp_path, store, capsys, 
     flaky = mock_endpoint(faults=["503", "ok", "429", "ok"], retry_after=0)
     code, err = _run(capsys, endpoint_spec(tmp_path / "flaky.yaml", flaky, eval={"threads": 4}), store)
     assert code == 0, err
+    assert "endpoint: 20 retried LM calls" in err
     runs = {r["name"]: r for r in store.runs()}
     assert all(r["status"] == "FINISHED" for r in runs.values()) and len(runs) == 2
     clean_run, flaky_run = sorted(store.runs(), key=lambda r: store.client().get_run(r["run_id"]).info.start_time)
