@@ -245,3 +245,14 @@ def test_a_sweep_against_a_dead_endpoint_is_refused_before_the_study(tmp_path, s
                  *sum((["--set", o] for o in store.overrides), [])])
     assert code == 2 and "lm.api_base: cannot reach" in _one_line(capsys.readouterr().err)
     assert store.runs() == [] and not (tmp_path / "optuna.db").exists()
+
+
+def test_an_endpoint_dead_during_compile_stops_the_optimizer(tmp_path, store, capsys, mock_endpoint):
+    server = mock_endpoint(down_after=0)  # the model list answers (preflight passes); every completion is dropped
+    spec = endpoint_spec(tmp_path / "spec.yaml", server, lm={"retries": 0},
+                         optimizer={"name": "BootstrapFewShot", "params": {"max_bootstrapped_demos": 2}},
+                         eval={"max_consecutive_lm_errors": 3})
+    code, err = _run(capsys, spec, store)
+    assert code == 1 and "BootstrapFewShot stopped" in err and "in a row" in err, err
+    assert [r["status"] for r in store.runs() if r["name"].startswith("routing")] == ["FAILED"]
+    assert server.stats()["completions"] <= 5  # the breaker stopped the calls, not the training set's size
