@@ -2,7 +2,8 @@
 
 A prediction that raises (the LM's output did not parse, the LM call failed, the program
 hit a bug on one input) scores 0 and is recorded with its error type (`parse`: the model's
-answer; `lm_error`: the endpoint failed the call after its retries; `error`: anything else).
+answer; `lm_error`: the endpoint failed the call after its retries; `lm_refused`: the LM
+rejected the input, e.g. over its context window; `error`: anything else).
 One failure never stops the evaluation; `max_failures` and `stop_when` (the LM's breaker)
 stop one that is clearly broken, raising with the partial result so it can still be logged.
 """
@@ -23,7 +24,7 @@ from dspy.utils.exceptions import AdapterParseError, LMError
 
 from workbench.errors import RunFailed
 from workbench.lm.base import UsageCounter, UsageTotals
-from workbench.lm.resilience import call_stats
+from workbench.lm.resilience import call_stats, is_endpoint_failure
 from workbench.stats import bootstrap_ci
 
 
@@ -90,10 +91,13 @@ class EvalResult:
 
 
 def _error_type(exc: Exception) -> str:
+    """`parse`: the model's answer did not parse; `lm_error`: the endpoint failed the call
+    (after retries); `lm_refused`: the LM rejected this input (context window, bad request);
+    `error`: anything else (a program bug on this input)."""
     if isinstance(exc, AdapterParseError):
         return "parse"
     if isinstance(exc, LMError) or type(exc).__module__.startswith(("dspy._vendor.lm15", "dspy.lm15")):
-        return "lm_error"
+        return "lm_error" if is_endpoint_failure(exc) else "lm_refused"
     return "error"
 
 

@@ -57,10 +57,17 @@ def test_which_errors_are_transient():
 
 def test_breaker_opens_after_n_in_a_row_and_a_success_resets_it():
     breaker = Breaker(limit=3)
-    for error in (OSError("a"), OSError("b"), None, OSError("c"), OSError("d")):
+    from dspy.lm15 import RateLimitError, TransportError
+
+    for error in (TransportError("a"), RateLimitError("b"), None, TransportError("c"), TransportError("d")):
         breaker.record(error)
     assert not breaker.open
     breaker.record(OSError("e"))
+    assert not breaker.open  # not an endpoint failure: neither counted nor a reset
+    from dspy.lm15 import ContextLengthError, ServerError
+
+    breaker.record(ContextLengthError("prompt too long"))
+    breaker.record(ServerError("e"))
     assert breaker.open and "3 LM calls in a row" in breaker.reason
     with pytest.raises(Exception, match="in a row"):
         breaker.check()
@@ -256,3 +263,13 @@ def test_an_endpoint_dead_during_compile_stops_the_optimizer(tmp_path, store, ca
     assert code == 1 and "BootstrapFewShot stopped" in err and "in a row" in err, err
     assert [r["status"] for r in store.runs() if r["name"].startswith("routing")] == ["FAILED"]
     assert server.stats()["completions"] <= 5  # the breaker stopped the calls, not the training set's size
+
+
+def test_inputs_the_lm_refuses_are_the_run_s_failures_not_the_endpoint_s(tmp_path, store, capsys, mock_endpoint):
+    server = mock_endpoint(faults=["ok", "ok", "ok", "ok", "400"])
+    code, err = _run(capsys, endpoint_spec(tmp_path / "spec.yaml", server), store)
+    assert code == 0, err  # a 400 is not retried, not an outage, and does not fail the run
+    [run] = store.runs()
+    metrics = _metrics(store, run["run_id"])
+    assert run["status"] == "FINISHED" and metrics["lm_error_rate"] == 0 and metrics["failure_rate"] == 0.2
+    assert "'lm_refused': 4" in err

@@ -48,17 +48,35 @@ class RetryPolicy:
         return wait
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Worth retrying: rate limits, server errors, timeouts, transport failures."""
+def _chain(exc: BaseException | None):
+    """The error and what caused it (DSPy wraps an engine's error in its own LM*Error)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        yield exc
+        exc, seen = exc.__cause__, seen + 1
+
+
+def _transient_one(exc: BaseException) -> bool:
     status = getattr(exc, "status", None)
     if status is not None:
         return status in RETRY_STATUS or status >= 500
-    name = type(exc).__name__
-    return name in ("RateLimitError", "ServerError", "TimeoutError", "TransportError")
+    return type(exc).__name__ in ("RateLimitError", "ServerError", "TimeoutError", "TransportError")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: rate limits, server errors, timeouts, transport failures."""
+    return any(_transient_one(e) for e in _chain(exc))
+
+
+def is_endpoint_failure(exc: BaseException) -> bool:
+    """The endpoint's fault, not the input's or the model's: transient failures that outlived
+    their retries, and a key or account the endpoint stopped accepting."""
+    return is_transient(exc) or any(type(e).__name__ in ("AuthError", "BillingError") for e in _chain(exc))
 
 
 class Breaker:
-    """Opens after `limit` consecutive failed calls (None: never)."""
+    """Opens after `limit` consecutive endpoint failures (None: never). Other errors (a prompt
+    over the context window, a request the endpoint rejects) neither count nor reset it."""
 
     def __init__(self, limit: int | None = 10) -> None:
         self.limit = limit
@@ -78,6 +96,8 @@ class Breaker:
         with self._lock:
             if error is None:
                 self._in_a_row = 0
+                return
+            if not is_endpoint_failure(error):
                 return
             self._in_a_row += 1
             if self.limit is not None and self._in_a_row >= self.limit and not self.reason:
