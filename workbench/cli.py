@@ -17,8 +17,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
-def _add_spec_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", help="experiment spec (YAML), e.g. experiments/routing_clinc150.yaml")
+def _add_spec_args(parser: argparse.ArgumentParser, optional: bool = False) -> None:
+    parser.add_argument("spec", nargs="?" if optional else None,
+                        help="experiment spec (YAML), e.g. experiments/routing_clinc150.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override a spec value, e.g. --set dataset.test=50 (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="no progress output; print one result line")
@@ -32,8 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=int, default=1, metavar="N",
                      help="compile with N optimizer seeds (child runs; the parent logs mean and 95%% CI)")
     ev = sub.add_parser("eval", help="evaluate a saved program (DSPy JSON state) with a spec")
-    _add_spec_args(ev)
-    ev.add_argument("--program", required=True, help="program.json saved by a run")
+    _add_spec_args(ev, optional=True)
+    ev.add_argument("--program", help="program.json saved by a run (with SPEC)")
+    ev.add_argument("--retry-failed", metavar="RUN", help="re-run only the examples RUN lost to LM call failures "
+                    "(not wrong or unparsed answers) with RUN's program; a new run merges them with RUN's successes")
+    ev.add_argument("--tracking-uri", default=os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"),
+                    help="the store holding RUN (--retry-failed)")
     runs = sub.add_parser("runs", help="list recent runs with their scores")
     runs.add_argument("--experiment", help="only this experiment")
     runs.add_argument("--limit", type=int, default=20)

@@ -58,6 +58,20 @@ def run_command(args: argparse.Namespace) -> int:
     # Everything a user can get wrong is checked before DSPy, MLflow or llama.cpp is imported:
     # the spec (names from the registries' index), the endpoint, then the data.
     reporter = Reporter(quiet=args.quiet)
+    if args.command == "eval":
+        from workbench.errors import UserError
+
+        if getattr(args, "retry_failed", None):
+            if args.spec or args.program:
+                raise UserError("--retry-failed takes the run's own spec and program; give no SPEC or --program",
+                                field="--retry-failed")
+            from workbench.retry_failed import retry_failed
+
+            outcome, spec = retry_failed(args.retry_failed, tracking_uri=args.tracking_uri,
+                                         overrides=args.overrides, reporter=reporter)
+            return _report_outcome(reporter, spec, outcome, args)
+        if not args.spec or not args.program:
+            raise UserError("give SPEC and --program PATH, or --retry-failed RUN", field="eval")
     spec = load_spec(args.spec, args.overrides)
     if getattr(args, "program", None) is not None and not str(args.program).endswith(".json"):
         from workbench.errors import UserError
@@ -71,6 +85,10 @@ def run_command(args: argparse.Namespace) -> int:
     from workbench.runner import run
 
     outcome = run(spec, reporter=reporter, program_path=getattr(args, "program", None), loaded=loaded)
+    return _report_outcome(reporter, spec, outcome, args)
+
+
+def _report_outcome(reporter: Reporter, spec, outcome, args: argparse.Namespace) -> int:
     print_outcome(reporter, spec, outcome)
     result = outcome.result
     if args.quiet:

@@ -234,3 +234,16 @@ def _result(rows: list[dict | None], usage: UsageCounter | None, before: UsageTo
         seconds=time.perf_counter() - start,
         error_counts=dict(Counter(r["error_type"] for r in done if r["error_type"])),
     )
+
+
+def merge(result: EvalResult, kept: pd.DataFrame, order: list[str]) -> EvalResult:
+    """`result` (re-run examples) laid over `kept` (an earlier run's other rows), in `order`:
+    score and CI over all of them; usage and time are the re-run's own."""
+    table = pd.concat([kept, result.table], ignore_index=True)
+    rank = {i: n for n, i in enumerate(order)}
+    table = table.iloc[sorted(range(len(table)), key=lambda r: rank.get(str(table["id"].iloc[r]), len(rank)))]
+    table = table.reset_index(drop=True)
+    errors = table.loc[table.error_type != "", "error_type"] if len(table) else []
+    return EvalResult(table=table, score=float(table["score"].mean()) if len(table) else 0.0,
+                      ci=bootstrap_ci(table["score"].to_numpy()), usage=result.usage, seconds=result.seconds,
+                      error_counts=dict(Counter(errors)))

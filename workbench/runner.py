@@ -27,7 +27,7 @@ from workbench.data import TaskData
 from workbench.data.checks import DataChecks
 from workbench.data.loading import LoadedData, load_data, load_dataset  # noqa: F401  (load_dataset: API)
 from workbench.errors import RunFailed, UserError
-from workbench.evaluate import EvalResult, EvaluationStopped, evaluate, score_of
+from workbench.evaluate import EvalResult, EvaluationStopped, evaluate, merge, score_of
 from workbench.lm import build_lm
 from workbench.lm.adapters import build_adapter
 from workbench.lm.preflight import preflight
@@ -63,6 +63,7 @@ class Prepared:
     valset: list[dspy.Example]
     evalset: list[dspy.Example]
     checks: DataChecks | None = None
+    subset: Subset | None = None
 
 
 @dataclass
@@ -74,6 +75,16 @@ class RunHooks:
     on_lm: Callable[[dspy.LM], None] | None = None
     on_run: Callable[[Any], None] | None = None
     on_progress: Callable[[int, int, float, int], None] | None = None
+
+
+@dataclass
+class Subset:
+    """Evaluate only these example ids and merge the result with `kept` (the rows of an
+    earlier run on the same items that need no re-run): `workbench eval --retry-failed`."""
+
+    ids: set[str]
+    kept: Any  # pandas.DataFrame of the earlier run's per-example rows
+    order: list[str] = field(default_factory=list)  # the full evaluation set's ids, in order
 
 
 @dataclass
@@ -220,13 +231,15 @@ def _log_results(tracked, prepared: Prepared, outcome: RunOutcome, program: dspy
     state = program.dump_state()
     tracked.log_dict(state, "program.json")
     tracked.log_text(render_program(program), "prompts.md")
-    if prepared.evalset:
+    if prepared.evalset and spec.lm.cache:
         try:
             program(**prepared.evalset[0].inputs())  # answered from the cache: records the exact messages
         except Exception:  # noqa: BLE001  this example failed in the evaluation too (counted there);
             pass           # the messages of its last LM call are still what we want to show
         tracked.log_text(render_call(last_call_messages(lm), title=f"Call for example {prepared.evalset[0].get('id')}"),
                          "prompt_example.md")
+    elif lm.history:  # without a cache a repeat call would be paid for: show the evaluation's last call
+        tracked.log_text(render_call(last_call_messages(lm), title="The evaluation's last LM call"), "prompt_example.md")
     tracked.log_text(json.dumps(spec.model_dump(mode="json"), indent=2), "spec.json")
     for folder in getattr(program, "index_dirs", list)():
         tracked.log_dir(folder, f"indexes/{folder.name}")
@@ -263,13 +276,16 @@ def _baselines(prepared: Prepared, reporter: Reporter) -> list[BaselineScore]:
 
 
 def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Path | None = None,
-        parent_run_id: str | None = None, hooks: RunHooks | None = None, loaded: LoadedData | None = None) -> RunOutcome:
+        parent_run_id: str | None = None, hooks: RunHooks | None = None, loaded: LoadedData | None = None,
+        subset: Subset | None = None) -> RunOutcome:
     """Compile (or load) and evaluate the spec's program in one tracked run (a child run of
-    `parent_run_id` when given); `loaded`: the spec's data, if already loaded."""
+    `parent_run_id` when given); `loaded`: the spec's data, if already loaded; `subset`: evaluate
+    only some items and merge them with an earlier run's rows."""
     reporter = reporter or Reporter(quiet=True)
     hooks = hooks or RunHooks()
     preflight(spec)  # a dead endpoint, rejected key or unknown model: exit 2 before anything is written
     prepared = prepare(spec, loaded)
+    prepared.subset = subset
     if program_path is not None:
         load_program_state(prepared.program, program_path)
     lm = build_lm(spec.lm, source=spec.source)
@@ -309,26 +325,30 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
     else:
         program, compile_seconds, compile_calls = prepared.program, 0.0, 0
     _, scored, _ = _metric_fns(spec)
-    baselines = _baselines(prepared, reporter)
+    subset = prepared.subset
+    evalset = [e for e in prepared.evalset if str(e.get("id", "")) in subset.ids] if subset else prepared.evalset
+    baselines = [] if subset else _baselines(prepared, reporter)
     if hasattr(program, "warm_up"):
         with reporter.phase("preparing retrieval (indexes, reranker)", lambda: 0):
             program.warm_up()
-    with reporter.progress(f"evaluating on {spec.eval.split}", len(prepared.evalset)) as show:
+    with reporter.progress(f"evaluating on {spec.eval.split}", len(evalset)) as show:
         def update(done: int, score: float, calls: int) -> None:
             show(done, score, calls)
             if on_progress:
-                on_progress(done, len(prepared.evalset), score, calls)
+                on_progress(done, len(evalset), score, calls)
 
         data = prepared.data
         try:
-            result = evaluate(program, prepared.evalset, scored, output_field=data.output_field or data.label_field,
+            result = evaluate(program, evalset, scored, output_field=data.output_field or data.label_field,
                               gold_field=data.label_field, example_fields=data.table_fields,
                               usage=lm.engine.usage, threads=spec.eval.threads, max_failures=spec.eval.max_failures,
                               on_progress=update, lm=lm, stop_when=_guard([lm], spec))
         except EvaluationStopped as stopped:
             if tracked is not None and stopped.partial is not None:
-                _log_partial(tracked, stopped.partial, str(stopped))
+                _log_partial(tracked, stopped.partial, str(stopped), spec, program)
             raise
+    if subset is not None:
+        result = merge(result, subset.kept, subset.order)
     outcome = RunOutcome(None, result, baselines, compile_seconds, compile_calls, program=program)
     outcome.summary_metrics = _summaries(spec, prepared, result, tracked)
     if tracked is not None:
@@ -344,9 +364,12 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
     return outcome
 
 
-def _log_partial(tracked, result: EvalResult, reason: str) -> None:
-    """What an evaluation that stopped early did finish: metrics (with their n) and table."""
+def _log_partial(tracked, result: EvalResult, reason: str, spec: Spec, program: dspy.Module) -> None:
+    """What an evaluation that stopped early did finish: metrics (with their n) and table, plus
+    the spec and program, so `workbench eval --retry-failed` can finish it later."""
     tracked.set_tags({"workbench.failure_reason": reason[:5000], "workbench.partial": "true"})
     tracked.log_metrics(result.metrics())
     if len(result.table):
         tracked.log_table(result.table, "predictions.json")
+    tracked.log_dict(program.dump_state(), "program.json")
+    tracked.log_text(json.dumps(spec.model_dump(mode="json"), indent=2), "spec.json")
