@@ -10,10 +10,12 @@ this machine's CPU) and answers deterministically, so scores are comparable acro
    routing sweep spec, trials per minute as a ratio to one worker;
 3. flaky: 100 items with 30% of calls failing transiently (429/503/reset, Retry-After 0)
    against the clean run: failed examples, calls that reached the server, wall time;
-4. errors: wall time of `workbench run` on every bad spec in tests/test_bad_input.py
+4. retry: a run with 10% of calls failing (no retries), then `workbench eval --retry-failed`
+   once the endpoint recovered, against a clean run on the same items;
+5. errors: wall time of `workbench run` on every bad spec in tests/test_bad_input.py
    (median of 3, registry index warm) and of `workbench run --help`.
 
-    python benchmarks/endpoints.py                  # all four (~15 min on 2 cores)
+    python benchmarks/endpoints.py                  # all five (~15 min on 2 cores)
     python benchmarks/endpoints.py --parts errors
 """
 
@@ -145,6 +147,49 @@ def flaky(folder: Path, n: int, rate: float) -> str:
             + "\n")
 
 
+def retry(folder: Path, n: int) -> str:
+    """A run on an endpoint failing 10% of calls (no retries), then --retry-failed once it recovered."""
+    from mlflow.tracking import MlflowClient
+
+    from workbench.commands import _quiet_libraries
+    from workbench.console import Reporter
+    from workbench.retry_failed import retry_failed
+
+    _quiet_libraries()
+    uri = f"sqlite:///{folder}/retry.db"
+    track = [f"tracking.uri={uri}", f"tracking.artifact_root={folder}/artifacts", "eval.max_lm_error_rate=1",
+             f"dataset.test={n}", "dataset.train=2000", "dataset.dev=20", "eval.threads=4"]
+    with MockEndpoint(latency=0.05, faults=["ok"] * 9 + ["503"]) as server:
+        flaky = _run([*_endpoint(server, retries=0), *track])
+        lost = flaky.result.lm_failures
+        server.faults, server._cycle = [], None
+        before = server.stats()["completions"]
+        start = time.perf_counter()
+        retried, _ = retry_failed(flaky.run_id, tracking_uri=uri, overrides=[], reporter=Reporter(quiet=True))
+        seconds = time.perf_counter() - start
+        paid = server.stats()["completions"] - before
+    with MockEndpoint(latency=0.05) as server:
+        clean = _run([*_endpoint(server), *track])
+    same_items = MlflowClient(uri).get_run(retried.run_id).data.tags["workbench.eval_fingerprint"] == \
+        MlflowClient(uri).get_run(clean.run_id).data.tags["workbench.eval_fingerprint"]
+    rows = [["flaky run (10% of calls 503, lm.retries 0)", str(flaky.result.n), f"{flaky.result.score:.3f}",
+             str(lost), str(flaky.result.usage.calls)],
+            ["--retry-failed of it", str(retried.result.n), f"{retried.result.score:.3f}",
+             str(retried.result.lm_failures), f"{retried.result.usage.calls} ({paid} at the server)"],
+            ["clean run, same items", str(clean.result.n), f"{clean.result.score:.3f}", str(clean.result.lm_failures),
+             str(clean.result.usage.calls)]]
+    print("  retry", rows, flush=True)
+    return ("## Endpoint-retry: `workbench eval --retry-failed` after a flaky run\n\n"
+            f"{n} routing items against the mock endpoint (50 ms per call) answering every 10th call 503, with "
+            "lm.retries 0 so the failures stay in the table; then the endpoint recovers and the run's failures are "
+            f"retried ({seconds:.1f} s, including loading the data and the program). LM calls of the retry = examples "
+            f"lost: {'yes' if retried.result.usage.calls == lost else 'no'}; merged score = clean run's: "
+            f"{'yes' if retried.result.score == clean.result.score else 'no'}; same evaluation items: "
+            f"{'yes' if same_items else 'no'}. (`server calls` of the retry include none beyond the lost examples "
+            "when the response cache is off.)\n\n"
+            + table(["run", "n", "score", "examples lost to the endpoint", "LM calls"], rows) + "\n")
+
+
 def errors(folder: Path, repeats: int) -> str:
     from tests.conftest import write_spec
     from tests.test_bad_input import CASES, FIELD_CASES
@@ -185,7 +230,7 @@ def errors(folder: Path, repeats: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="threads,workers,flaky,errors")
+    parser.add_argument("--parts", default="threads,workers,flaky,retry,errors")
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--trials", type=int, default=24)
@@ -202,6 +247,8 @@ def main() -> None:
             sections.append(workers(folder, args.trials, args.dev, args.latency))
         if "flaky" in parts:
             sections.append(flaky(folder, args.n, 0.3))
+        if "retry" in parts:
+            sections.append(retry(folder, args.n))
         if "errors" in parts:
             sections.append(errors(folder, args.repeats))
     write_sections(sections, "benchmarks/endpoints.py")
