@@ -185,8 +185,7 @@ def retry(folder: Path, n: int) -> str:
             f"retried ({seconds:.1f} s, including loading the data and the program). LM calls of the retry = examples "
             f"lost: {'yes' if retried.result.usage.calls == lost else 'no'}; merged score = clean run's: "
             f"{'yes' if retried.result.score == clean.result.score else 'no'}; same evaluation items: "
-            f"{'yes' if same_items else 'no'}. (`server calls` of the retry include none beyond the lost examples "
-            "when the response cache is off.)\n\n"
+            f"{'yes' if same_items else 'no'}.\n\n"
             + table(["run", "n", "score", "examples lost to the endpoint", "LM calls"], rows) + "\n")
 
 
