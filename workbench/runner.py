@@ -9,7 +9,6 @@ rendered prompts. `workbench eval` is `run()` with a saved program instead of co
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import time

@@ -7,11 +7,11 @@ import os
 import dspy
 
 from workbench.errors import UserError
-from workbench.lm.base import Backend, UsageCounter, UsageTotals
+from workbench.lm.base import Backend
 from workbench.paths import cache_dir
 from workbench.spec import LMSpec
 
-__all__ = ["Backend", "UsageCounter", "UsageTotals", "build_backend", "build_lm", "configure_cache"]
+__all__ = ["build_backend", "build_lm", "configure_cache"]
 
 _cache_configured: str | None = None
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import importlib.util
 import logging
 import os
 import threading
@@ -20,7 +19,6 @@ from typing import Any
 
 from dspy.lm15 import Usage
 
-from workbench.errors import UserError
 from workbench.lm.base import Backend, schema_key
 from workbench.lm.models import KNOWN_MODELS, SMOLLM2_FILE, resolve_model_path  # noqa: F401  (re-exported)
 

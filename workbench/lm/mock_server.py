@@ -26,9 +26,6 @@ from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-TRANSIENT = ("429", "503", "500", "timeout", "reset")
-
-
 def _value_for(schema: dict[str, Any]) -> Any:
     """The first value a JSON schema allows (enough for the workbench's output schemas)."""
     if "enum" in schema:

@@ -158,7 +158,6 @@ class CallStats(threading.local):
     """Per-thread counters, so one evaluated example can report its own retries."""
 
     retries = 0
-    waited = 0.0
 
 
 call_stats = CallStats()
