@@ -79,7 +79,10 @@ def describe(obj: Any) -> dict[str, Any]:
     if getattr(obj, "folder", None) is not None and hasattr(obj, "check_params"):
         info["check"] = f"folder:{obj.folder}"
     elif hasattr(obj, "check_params"):
-        info["check"] = "file"
+        from workbench.data.file_params import check_file_params
+
+        # the file dataset's check is light to import; any other loader's is called on the loader itself
+        info["check"] = "file" if obj.check_params is check_file_params else "loader"
     return info
 
 
