@@ -360,6 +360,12 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
         if tracked is not None:
             tracked.set_tags({"workbench.failure_reason": reason[:5000]})
         raise EndpointFailed(reason)
+    if result.n and (result.table.error_type == "lm_refused").all():  # e.g. an unsupported lm.response_format
+        reason = (f"the LM refused every one of the {result.n} examples ({result.most_common_error()}); check "
+                  "lm.response_format, lm.max_tokens and the context window: no score was measured")
+        if tracked is not None:
+            tracked.set_tags({"workbench.failure_reason": reason[:5000]})
+        raise EndpointFailed(reason)
     return outcome
 
 

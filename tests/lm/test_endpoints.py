@@ -273,3 +273,10 @@ def test_inputs_the_lm_refuses_are_the_run_s_failures_not_the_endpoint_s(tmp_pat
     metrics = _metrics(store, run["run_id"])
     assert run["status"] == "FINISHED" and metrics["lm_error_rate"] == 0 and metrics["failure_rate"] == 0.2
     assert "'lm_refused': 4" in err
+
+
+def test_an_lm_refusing_every_input_fails_the_run(tmp_path, store, capsys, mock_endpoint):
+    server = mock_endpoint(faults=["400"])  # e.g. the endpoint rejects the response_format on every call
+    code, err = _run(capsys, endpoint_spec(tmp_path / "spec.yaml", server, test=5), store)
+    assert code == 1 and "refused every one of the 5 examples" in err and "lm.response_format" in err
+    assert [r["status"] for r in store.runs()] == ["FAILED"]
