@@ -46,11 +46,10 @@ class EndpointFailed(RunFailed):
     """Too many examples were lost to LM call failures: the score is the endpoint's, not the model's."""
 
 
-def _guard(lms: list[dspy.LM], spec: Spec) -> Callable[[], str]:
-    """Arm each LM's breaker with eval.max_consecutive_lm_errors; returns the stop check."""
+def _arm_breakers(lms: list[dspy.LM], spec: Spec) -> None:
+    """Every LM of the run stops calling after eval.max_consecutive_lm_errors endpoint failures in a row."""
     for lm in lms:
         lm.engine.breaker.limit = spec.eval.max_consecutive_lm_errors
-    return lambda: next((lm.engine.breaker.reason for lm in lms if lm.engine.breaker.open), "")
 
 
 @dataclass
@@ -289,7 +288,7 @@ def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Pat
         load_program_state(prepared.program, program_path)
     lm = build_lm(spec.lm, source=spec.source)
     reflection_lm = build_lm(spec.optimizer.reflection_lm, source=spec.source) if spec.optimizer.reflection_lm else None
-    _guard([x for x in (lm, reflection_lm) if x is not None], spec)
+    _arm_breakers([x for x in (lm, reflection_lm) if x is not None], spec)
     dspy.configure(lm=lm, adapter=build_adapter(spec.lm.adapter))
     if hooks.on_lm:
         hooks.on_lm(lm)
@@ -341,7 +340,7 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
             result = evaluate(program, evalset, scored, output_field=data.output_field or data.label_field,
                               gold_field=data.label_field, example_fields=data.table_fields,
                               usage=lm.engine.usage, threads=spec.eval.threads, max_failures=spec.eval.max_failures,
-                              on_progress=update, lm=lm, stop_when=_guard([lm], spec))
+                              on_progress=update, lm=lm, stop_when=lambda: lm.engine.breaker.reason)
         except EvaluationStopped as stopped:
             if tracked is not None and stopped.partial is not None:
                 _log_partial(tracked, stopped.partial, str(stopped), spec, program)

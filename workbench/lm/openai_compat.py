@@ -19,7 +19,7 @@ import httpx
 from dspy.lm15 import AuthError, InvalidRequestError, RateLimitError, ServerError, TimeoutError, TransportError, Usage
 
 from workbench.lm.base import Backend
-from workbench.lm.resilience import RetryPolicy, shared_limiter
+from workbench.lm.resilience import RetryPolicy, mask_secret, shared_limiter
 
 
 def _retry_after(reply: httpx.Response) -> float | None:
@@ -60,9 +60,7 @@ class OpenAICompatBackend(Backend):
 
     def redact(self, text: str) -> str:
         """The text with the key masked (some endpoints echo the key they rejected)."""
-        if self._secret and len(self._secret) >= 4:
-            text = text.replace(self._secret, "***")
-        return text
+        return mask_secret(text, self._secret)
 
     def describe(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "backend": "openai", "model": self.model, "api_base": self.api_base,

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from workbench.errors import UserError
+from workbench.lm.resilience import mask_secret
 
 DEADLINE_S = 8.0
 _passed: set[tuple] = set()  # endpoints that passed in this process (sweeps run many trials)
@@ -42,10 +43,6 @@ def preflight(spec, *, deadline: float = DEADLINE_S) -> list[str]:
     return lines
 
 
-def _mask(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret and len(secret) >= 4 else text
-
-
 def check_endpoint(lm, *, field: str = "lm", source: str = "<spec>", deadline: float = DEADLINE_S) -> str:
     import httpx
 
@@ -57,7 +54,7 @@ def check_endpoint(lm, *, field: str = "lm", source: str = "<spec>", deadline: f
     stop = time.monotonic() + deadline
 
     def fail(where: str, message: str) -> UserError:
-        return UserError(_mask(message, key), file=source, field=f"{field}.{where}")
+        return UserError(mask_secret(message, key), file=source, field=f"{field}.{where}")
 
     def request(method: str, path: str, **kwargs) -> httpx.Response:
         attempt = 0

@@ -154,6 +154,11 @@ def shared_limiter(key: tuple, rpm: float | None, tpm: float | None) -> RateLimi
         return _limiters.setdefault((*key, rpm, tpm), RateLimiter(rpm, tpm))
 
 
+def mask_secret(text: str, secret: str | None) -> str:
+    """`text` with `secret` masked (some endpoints echo the key they rejected)."""
+    return text.replace(secret, "***") if secret and len(secret) >= 4 else text
+
+
 class CallStats(threading.local):
     """Per-thread counters, so one evaluated example can report its own retries."""
 
