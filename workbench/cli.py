@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--tracking-uri", default=os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+    from workbench.gate.command import add_parser as add_gate_parser
+
+    add_gate_parser(sub, os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
     from workbench.export.command import add_parsers
 
     add_parsers(sub)
@@ -90,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
 
             _quiet_libraries()
             return compare_command(args)
+        if args.command == "gate":
+            from workbench.commands import _quiet_libraries
+            from workbench.gate.command import gate_command
+
+            _quiet_libraries()
+            return gate_command(args)
         if args.command == "ui":
             from workbench.commands import ui_command
 

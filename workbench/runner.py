@@ -124,13 +124,28 @@ def load_program_state(program: dspy.Module, path: str | Path) -> None:
         raise UserError(f"state does not fit this spec's program: {type(exc).__name__}: {exc}", file=str(path)) from None
 
 
-def prepare(spec: Spec, loaded: LoadedData | None = None) -> Prepared:
+def prepare(spec: Spec, loaded: LoadedData | None = None, eval_ids: list[str] | None = None) -> Prepared:
+    """`eval_ids`: evaluate exactly these examples of the split, in this order (a gate pairs
+    its candidate with the baseline's items); an id the split lacks is the user's error."""
     loaded = loaded or load_data(spec)
     data = loaded.data
-    program = build_program(spec, data)
     split = "test" if spec.eval.split == "test" else "validation"
-    return Prepared(spec, data, program, data.examples("train"), data.examples("validation"), data.examples(split),
+    evalset = data.examples(split)
+    if eval_ids is not None:
+        evalset = _restrict(evalset, eval_ids, spec)
+    program = build_program(spec, data)
+    return Prepared(spec, data, program, data.examples("train"), data.examples("validation"), evalset,
                     checks=loaded.checks)
+
+
+def _restrict(evalset: list[dspy.Example], ids: list[str], spec: Spec) -> list[dspy.Example]:
+    by_id = {str(e.get("id", "")): e for e in evalset}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise UserError(f"{len(missing)} of the {len(ids)} examples to evaluate are not in this spec's "
+                        f"{spec.eval.split} split (first: {missing[0]!r}); use the dataset settings the other run "
+                        "used (dataset.test / dataset.seed / dataset.params)", file=spec.source, field="dataset")
+    return [by_id[i] for i in ids]
 
 
 def _metric_fns(spec: Spec):
@@ -275,14 +290,14 @@ def _baselines(prepared: Prepared, reporter: Reporter) -> list[BaselineScore]:
 
 def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Path | None = None,
         parent_run_id: str | None = None, hooks: RunHooks | None = None, loaded: LoadedData | None = None,
-        subset: Subset | None = None) -> RunOutcome:
+        subset: Subset | None = None, eval_ids: list[str] | None = None) -> RunOutcome:
     """Compile (or load) and evaluate the spec's program in one tracked run (a child run of
     `parent_run_id` when given); `loaded`: the spec's data, if already loaded; `subset`: evaluate
-    only some items and merge them with an earlier run's rows."""
+    only some items and merge them with an earlier run's rows; `eval_ids`: evaluate exactly these."""
     reporter = reporter or Reporter(quiet=True)
     hooks = hooks or RunHooks()
     preflight(spec)  # a dead endpoint, rejected key or unknown model: exit 2 before anything is written
-    prepared = prepare(spec, loaded)
+    prepared = prepare(spec, loaded, eval_ids)
     prepared.subset = subset
     if program_path is not None:
         load_program_state(prepared.program, program_path)

@@ -46,9 +46,10 @@ class MetricSpec(_Strict):
 
 
 class LMSpec(_Strict):
-    """An LM: the embedded GGUF model (default) or any OpenAI-compatible endpoint."""
+    """An LM: the embedded GGUF model (default), any OpenAI-compatible endpoint, or the
+    deterministic `recorded` backend of the fast tests (`model`: synthetic, or a recordings .jsonl)."""
 
-    backend: Literal["embedded", "openai"] = "embedded"
+    backend: Literal["embedded", "openai", "recorded"] = "embedded"
     model: str = "smollm2-135m-instruct"
     api_base: str | None = None
     api_key_env: str | None = None
@@ -87,7 +88,7 @@ class LMSpec(_Strict):
     def _endpoint_fields(self) -> LMSpec:
         if self.backend == "openai" and not self.api_base:
             raise ValueError("backend 'openai' needs api_base (e.g. http://127.0.0.1:8000/v1)")
-        if self.backend == "embedded" and (self.api_base or self.api_key_env):
+        if self.backend != "openai" and (self.api_base or self.api_key_env):
             raise ValueError("api_base/api_key_env only apply to backend 'openai'")
         return self
 

@@ -24,10 +24,15 @@ SCHEMA = {"type": "object", "properties": {"label": {"type": "string", "enum": l
           "required": ["label"], "additionalProperties": False}
 
 
-@pytest.fixture(params=["embedded", "openai_server"])
-def backend(request, embedded_backend):
+@pytest.fixture(params=["recorded", pytest.param("embedded", marks=pytest.mark.slow),
+                        pytest.param("openai_server", marks=pytest.mark.slow)])
+def backend(request):
+    if request.param == "recorded":
+        from workbench.lm.recorded import RecordedBackend
+
+        return RecordedBackend()
     if request.param == "embedded":
-        return embedded_backend
+        return request.getfixturevalue("embedded_backend")
     base = request.getfixturevalue("llama_server")
     return OpenAICompatBackend("smollm2", base, response_format="json_object_schema", timeout_s=60)
 

@@ -48,7 +48,7 @@ def leaderboard(runs: list[RunData]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def _aligned(a: RunData, b: RunData) -> tuple[pd.Series, pd.Series]:
+def aligned_scores(a: RunData, b: RunData) -> tuple[pd.Series, pd.Series]:
     sa, sb = a.scores(), b.scores()
     only_a, only_b = set(sa.index) - set(sb.index), set(sb.index) - set(sa.index)
     if only_a or only_b or sa.index.has_duplicates:
@@ -105,7 +105,7 @@ def compare(refs: list[str], *, tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     pairs = list(itertools.combinations(runs, 2)) if all_pairs else [(runs[0], other) for other in runs[1:]]
     rows, changes, diffs = [], {}, {}
     for a, b in pairs:
-        sa, sb = _aligned(a, b)
+        sa, sb = aligned_scores(a, b)
         result = paired_test(sa.to_numpy(), sb.to_numpy(), seed=seed)
         rows.append({"a": a.label, "b": b.label, "score_a": result.mean_a, "score_b": result.mean_b,
                      "difference": result.difference, "ci_low": result.ci[0], "ci_high": result.ci[1],

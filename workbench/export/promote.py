@@ -46,14 +46,14 @@ def _champion(client, name: str):
 
 def decide(client, champion_run_id: str, candidate_run_id: str, *, force: bool) -> tuple[bool, str]:
     """(candidate becomes champion?, why), by the paired test on the shared evaluation examples."""
-    from workbench.comparison.report import _aligned
+    from workbench.comparison.report import aligned_scores
     from workbench.comparison.runs import load_run
     from workbench.comparison.stats import paired_test
 
     champion = load_run(client, client.get_run(champion_run_id))
     candidate = load_run(client, client.get_run(candidate_run_id))
     try:
-        a, b = _aligned(champion, candidate)
+        a, b = aligned_scores(champion, candidate)
     except UserError:
         if force:
             return True, "forced: the runs were evaluated on different examples, no paired test possible"

@@ -32,6 +32,12 @@ class UsageTotals:
     failures: int = 0        # calls that failed after their retries
     retries: int = 0         # extra attempts spent on transient failures
     wait_seconds: float = 0.0  # waiting for the client-side rate limit and for backoff
+    requests: int = 0        # every LM call the program made, answered from the response cache or not
+
+    @property
+    def cache_hits(self) -> int:
+        """Requests the response cache answered (a request that reached the model is a call)."""
+        return max(self.requests - self.calls, 0)
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -54,6 +60,10 @@ class UsageCounter:
             self._totals.failures += int(failed)
             self._totals.retries += retries
             self._totals.wait_seconds += wait_seconds
+
+    def request(self) -> None:
+        with self._lock:
+            self._totals.requests += 1
 
     def snapshot(self) -> UsageTotals:
         with self._lock:

@@ -29,10 +29,24 @@ def configure_cache() -> str:
 
 
 def build_backend(spec: LMSpec, *, source: str = "<spec>") -> Backend:
+    backend = _backend(spec, source)
+    record_to = os.environ.get("WORKBENCH_RECORD_LM")
+    if record_to:  # keep what this backend answers, for the recorded backend to replay
+        from workbench.lm.recorded import Recorder
+
+        Recorder(backend, record_to)
+    return backend
+
+
+def _backend(spec: LMSpec, source: str) -> Backend:
     if spec.backend == "embedded":
         from workbench.lm.embedded import EmbeddedBackend
 
         return EmbeddedBackend(spec.model, n_ctx=spec.n_ctx, seed=spec.seed, source=source)
+    if spec.backend == "recorded":
+        from workbench.lm.recorded import RecordedBackend
+
+        return RecordedBackend(spec.model, source=source)
     from workbench.lm.openai_compat import OpenAICompatBackend
 
     if spec.api_key_env and spec.api_key_env not in os.environ:
@@ -44,11 +58,24 @@ def build_backend(spec: LMSpec, *, source: str = "<spec>") -> Backend:
                                max_tokens_per_minute=spec.max_tokens_per_minute)
 
 
+class CountingLM(dspy.LM):
+    """A `dspy.LM` that counts every request on its backend's usage, cache hits included
+    (the backend itself only sees the misses): the run's cache hit rate."""
+
+    def __call__(self, *args, **kwargs):
+        self.engine.usage.request()
+        return super().__call__(*args, **kwargs)
+
+    async def acall(self, *args, **kwargs):
+        self.engine.usage.request()
+        return await super().acall(*args, **kwargs)
+
+
 def build_lm(spec: LMSpec, *, source: str = "<spec>", backend: Backend | None = None) -> dspy.LM:
     """A `dspy.LM` whose engine is our backend; the backend stays reachable as `lm.engine`."""
     if spec.cache:
         configure_cache()
     backend = backend or build_backend(spec, source=source)
     # Retries live in the backend (counted, with Retry-After); DSPy must not retry on top.
-    return dspy.LM(backend.model_id, engine=backend, cache=spec.cache, temperature=spec.temperature,
+    return CountingLM(backend.model_id, engine=backend, cache=spec.cache, temperature=spec.temperature,
                    max_tokens=spec.max_tokens, num_retries=0)
