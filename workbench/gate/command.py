@@ -135,10 +135,12 @@ def _run_spec(args, reporter: Reporter, client_for_spec):
     if baseline.task and baseline.task != spec.task:
         raise UserError(f"the baseline is a {baseline.task!r} run and the spec a {spec.task!r} one: nothing to pair",
                         field="--against")
-    split = baseline.tags.get("workbench.eval_split")
-    if split and split != spec.eval.split:
+    split = baseline.tags.get("workbench.eval_split") or spec.eval.split
+    if split != spec.eval.split:
         reporter.info(f"evaluating on {split} like the baseline (the spec says {spec.eval.split})")
-        spec = load_spec(args.candidate, [*overrides, f"eval.split={split}"])
+    # the whole split, so every one of the baseline's examples is there whatever size or seed the spec asks for
+    whole = "dataset.test=null" if split == "test" else "dataset.dev=null"
+    spec = load_spec(args.candidate, [*overrides, f"eval.split={split}", whole])
     from workbench.data.loading import load_data
 
     loaded = load_data(spec)
@@ -147,7 +149,7 @@ def _run_spec(args, reporter: Reporter, client_for_spec):
         raise UserError(f"the baseline was evaluated on dataset {dataset!r}, the spec loads {loaded.data.name!r}",
                         file=spec.source, field="dataset.name")
     ids = [str(i) for i in baseline.table["id"]]
-    reporter.info(f"gating {spec.name} against {label} (run {baseline.run_id[:12]}): {len(ids)} {split or 'eval'} "
+    reporter.info(f"gating {spec.name} against {label} (run {baseline.run_id[:12]}): its {len(ids)} {split} "
                   "examples, paired")
     from workbench.runner import RunHooks, run
 
