@@ -10,6 +10,7 @@ import os
 import sys
 
 from workbench.errors import RunFailed, UserError
+from workbench.tracking import default_uri
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,12 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--program", help="program.json saved by a run (with SPEC)")
     ev.add_argument("--retry-failed", metavar="RUN", help="re-run only the examples RUN lost to LM call failures "
                     "(not wrong or unparsed answers) with RUN's program; a new run merges them with RUN's successes")
-    ev.add_argument("--tracking-uri", default=os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"),
+    ev.add_argument("--tracking-uri", default=default_uri(),
                     help="the store holding RUN (--retry-failed)")
     runs = sub.add_parser("runs", help="list recent runs with their scores")
     runs.add_argument("--experiment", help="only this experiment")
     runs.add_argument("--limit", type=int, default=20)
-    runs.add_argument("--tracking-uri", default=os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+    runs.add_argument("--tracking-uri", default=default_uri())
     cmp = sub.add_parser("compare", help="compare finished runs: leaderboard, paired tests, changed examples, "
                                          "prompt diff, plots")
     cmp.add_argument("runs", nargs="+", help="run ids (or unique 8+ character prefixes) or experiment names; "
@@ -50,14 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--all-pairs", action="store_true", help="test every pair, not each run against the first")
     cmp.add_argument("--out", help="folder for report.md, CSVs and PNGs (default mlruns/comparisons/<time>)")
     cmp.add_argument("--no-log", action="store_true", help="do not log the comparison as an MLflow run")
-    cmp.add_argument("--tracking-uri", default=os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+    cmp.add_argument("--tracking-uri", default=default_uri())
     ui = sub.add_parser("ui", help="the MLflow UI over the project's store, on 127.0.0.1")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=5000)
-    ui.add_argument("--tracking-uri", default=os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+    ui.add_argument("--tracking-uri", default=default_uri())
+    from workbench.cache import add_parser as add_cache_parser
     from workbench.gate.command import add_parser as add_gate_parser
 
-    add_gate_parser(sub, os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+    add_cache_parser(sub, default_uri())
+
+    add_gate_parser(sub, default_uri())
     from workbench.export.command import add_parsers
 
     add_parsers(sub)
@@ -99,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
 
             _quiet_libraries()
             return gate_command(args)
+        if args.command == "cache":
+            from workbench.cache import cache_command
+
+            return cache_command(args)
         if args.command == "ui":
             from workbench.commands import ui_command
 

@@ -18,14 +18,17 @@ import subprocess
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import UserError
 from workbench.paths import project_root
-from workbench.spec import TrackingSpec
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from workbench.spec import TrackingSpec
+
+DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 EXPERIMENT_KIND = "custom_model_development"
 RUN_KIND_TAG = "workbench.kind"
 HOST_TAG = "workbench.host"
@@ -41,6 +44,22 @@ def resolve_uri(uri: str) -> str:
     if uri.startswith("sqlite:////"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return uri
+
+
+def default_uri() -> str:
+    """The store commands read when not told: $WORKBENCH_TRACKING_URI, else the project's SQLite file."""
+    return os.environ.get("WORKBENCH_TRACKING_URI", DEFAULT_URI)
+
+
+def client(uri: str, *, must_exist: bool = False):
+    """An MlflowClient bound to `uri` (never to a process-wide default). `must_exist`: a
+    SQLite store that is not there yet is the user's error (nothing to read), not a new file."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if must_exist and uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise UserError(f"no MLflow store at {uri} (run something first)", field="--tracking-uri")
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(resolve_uri(uri))
 
 
 def configure(tracking: TrackingSpec):

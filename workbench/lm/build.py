@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dspy
 
@@ -22,6 +23,9 @@ def configure_cache() -> str:
     folder = str(cache_dir() / "dspy")
     if _cache_configured != folder:
         os.makedirs(folder, exist_ok=True)
+        from workbench.cache import hold_shared_lock
+
+        hold_shared_lock(Path(folder))  # `workbench cache clear` waits for no one and deletes nothing while held
         dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=folder,
                              restrict_pickle=True)
         _cache_configured = folder
