@@ -81,7 +81,10 @@ def get_or_create_experiment(client, name: str, artifact_root: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    location = (Path(artifact_root).resolve() / name).as_uri()
+    # A tracking server keeps artifacts where it is configured to (proxied for every client);
+    # a file or database store keeps them under artifact_root on this disk.
+    served = str(getattr(client, "tracking_uri", "") or "").startswith(("http://", "https://"))
+    location = None if served else (Path(artifact_root).resolve() / name).as_uri()
     try:
         return client.create_experiment(name, artifact_location=location, tags={"mlflow.experimentKind": EXPERIMENT_KIND})
     except MlflowException:  # another process created it first
