@@ -1,12 +1,15 @@
 """Shared fixtures: the real embedded LM, a temp MLflow store, CLI runners, a local server.
 
 The LM response cache is pointed at a fresh folder for the whole session, so tests reach
-the real model instead of answers cached by earlier runs on this machine.
+the real model instead of answers cached by earlier runs on this machine. Two tiers:
+`make test` runs what is not marked `slow` (logic, mostly on the deterministic `recorded`
+backend: `FAST_LM`); `make test-all` adds the end-to-end tests on the embedded LM.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -20,9 +23,26 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "experiments" / "routing_clinc150.yaml"
+# The deterministic LM of the fast tier (workbench/lm/recorded.py), as spec overrides.
+FAST_LM = ["lm.backend=recorded", "lm.model=synthetic"]
 _SESSION_CACHE = tempfile.mkdtemp(prefix="workbench-test-cache-")
 os.environ["WORKBENCH_CACHE"] = _SESSION_CACHE
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+_TEMPLATE: list[Path] = []
+
+
+def _migrated_store() -> Path:
+    """An empty MLflow SQLite store with every migration applied, made once per session:
+    a new store copies it instead of running MLflow's migrations again (~2 s each)."""
+    if not _TEMPLATE:
+        from mlflow.tracking import MlflowClient
+
+        path = Path(_SESSION_CACHE) / "template-mlflow.db"
+        MlflowClient(f"sqlite:///{path}").search_experiments()
+        _TEMPLATE.append(path)
+    return _TEMPLATE[0]
 
 
 class Store:
@@ -31,6 +51,9 @@ class Store:
     def __init__(self, root: Path):
         self.root = root
         self.db = root / "mlflow.db"
+        if not self.db.exists():
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(_migrated_store(), self.db)
         self.uri = f"sqlite:///{self.db}"
         self.overrides = [f"tracking.uri={self.uri}", f"tracking.artifact_root={root / 'artifacts'}"]
 
@@ -61,6 +84,17 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "workbench.cli", *args], cwd=cwd or ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_main(capsys, *args: str) -> subprocess.CompletedProcess:
+    """`workbench ARGS` in this process (the CLI's own code, without a new interpreter's
+    seconds of imports), returned like `run_cli`'s result."""
+    from workbench.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(["workbench", *args], code, captured.out, captured.err)
 
 
 def write_spec(path: Path, **changes) -> Path:

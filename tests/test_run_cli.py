@@ -1,4 +1,5 @@
-"""`workbench run / eval / runs` as real subprocesses, on the real embedded LM and a temp store."""
+"""`workbench run / eval / runs` as real subprocesses on a temp store: the recorded LM for the
+tracking checks, a slow mock endpoint for the runs that get interrupted or killed."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import time
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, SPEC, run_cli
+from tests.conftest import FAST_LM, ROOT, SPEC, run_cli
 
-SMALL = ["--set", "dataset.test=12", "--set", "dataset.dev=10"]
+SMALL = ["--set", "dataset.test=12", "--set", "dataset.dev=10", "--set", "dataset.train=2000", *[a for o in FAST_LM for a in ("--set", o)]]
 
 
 def _sets(overrides: list[str]) -> list[str]:
@@ -49,7 +50,7 @@ def test_run_is_tracked_completely(first_run):
     assert m["score_ci_low"] <= m["score"] <= m["score_ci_high"]
     assert m["n_examples"] == 12 and m["lm_calls"] == 12 and m["compile_lm_calls"] == 0
     assert p["dataset.name"] == "clinc150_domains" and p["optimizer.params.k"] == "5"
-    assert t["workbench.task"] == "routing" and t["workbench.lm"].startswith("embedded/SmolLM2")
+    assert t["workbench.task"] == "routing" and t["workbench.lm"].startswith("recorded/synthetic")
     assert len(t["workbench.dataset_fingerprint"]) == 16 and t["mlflow.source.git.commit"]
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"predictions.json", "program.json", "prompts.md", "prompt_example.md", "confusion_matrix.png",
@@ -78,7 +79,7 @@ def test_eval_reloads_to_the_same_predictions(first_run, tmp_path):
     store, run_id, _ = first_run
     program = store.root / "artifacts" / "routing" / run_id / "artifacts" / "program.json"
     state = json.loads(program.read_text())
-    assert state["demo_pool"]["k"] == 5 and len(state["demo_pool"]["examples"]) == 15000
+    assert state["demo_pool"]["k"] == 5 and len(state["demo_pool"]["examples"]) == 2000
     result = run_cli("eval", str(SPEC), "--program", str(program), *SMALL, *_sets(store.overrides),
                      "--set", "lm.cache=false", "--quiet")  # no cache: the LM really answers again
     assert result.returncode == 0, result.stderr[-2000:]
@@ -101,22 +102,30 @@ def test_runs_lists_recent_runs(first_run):
     assert run_id[:12] in result.stdout and "FINISHED" in result.stdout and "retrieval_demos" in result.stdout
 
 
-def _start_long_run(store) -> subprocess.Popen:
-    """A run that takes minutes, returned once it is inside its evaluation loop."""
+def _start_long_run(store, mock_endpoint) -> subprocess.Popen:
+    """A run that takes a minute (300 items at 0.2 s per call), returned once it is inside its
+    evaluation loop."""
+    server = mock_endpoint(latency=0.2)
     args = [sys.executable, "-m", "workbench.cli", "run", str(SPEC), "--set", "dataset.test=300",
-            "--set", "lm.cache=false", *_sets(store.overrides)]
+            "--set", "dataset.train=2000",
+            "--set", "lm.cache=false", *_sets(store.overrides), *_sets(_endpoint(server))]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ})
     deadline = time.time() + 180
     while time.time() < deadline and not any(r["status"] == "RUNNING" for r in store.runs()):
-        time.sleep(0.5)
-    time.sleep(8)
+        time.sleep(0.2)
+    while time.time() < deadline and server.counts["completion"] < 3:  # evaluating
+        time.sleep(0.2)
     return proc
 
 
+def _endpoint(server) -> list[str]:
+    return ["lm.backend=openai", f"lm.api_base={server.base_url}", f"lm.model={server.model}"]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupted_run_is_marked_killed(sig, store):
-    proc = _start_long_run(store)
+def test_interrupted_run_is_marked_killed(sig, store, mock_endpoint):
+    proc = _start_long_run(store, mock_endpoint)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
@@ -124,14 +133,15 @@ def test_interrupted_run_is_marked_killed(sig, store):
     assert [r["status"] for r in store.runs()] == ["KILLED"]
 
 
-def test_run_of_a_dead_process_is_failed_by_the_next_run(store):
+def test_run_of_a_dead_process_is_failed_by_the_next_run(store, mock_endpoint):
     """SIGKILL (like a segfault or the OOM killer) gives no chance to end the run; the next
     run in the experiment finds its process gone and marks it FAILED."""
-    proc = _start_long_run(store)
+    proc = _start_long_run(store, mock_endpoint)
     proc.kill()
     proc.communicate(timeout=60)
     assert [r["status"] for r in store.runs()] == ["RUNNING"]
-    result = run_cli("run", str(SPEC), "--set", "dataset.test=2", "--quiet", *_sets(store.overrides))
+    result = run_cli("run", str(SPEC), "--set", "dataset.test=2", "--set", "dataset.train=2000", "--quiet",
+                     *_sets(store.overrides), *_sets(FAST_LM))
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(r["status"] for r in store.runs()) == ["FAILED", "FINISHED"]
     dead = next(r for r in store.runs() if r["status"] == "FAILED")
@@ -142,9 +152,11 @@ def test_broken_endpoint_fails_the_run_cleanly(store):
     """A dead endpoint is caught by the preflight (exit 2, no run); with the preflight off and
     no retries, every LM call fails and eval.max_failures=2 stops the run FAILED, exit 1."""
     dead = ["--set", "lm.backend=openai", "--set", "lm.api_base=http://127.0.0.1:9/v1", "--set", "lm.model=nothing"]
-    result = run_cli("run", str(SPEC), "--set", "dataset.test=10", *_sets(store.overrides), *dead)
+    result = run_cli("run", str(SPEC), "--set", "dataset.test=10", "--set", "dataset.train=2000",
+                     *_sets(store.overrides), *dead)
     assert result.returncode == 2 and "lm.api_base: cannot reach" in result.stderr and store.runs() == []
-    result = run_cli("run", str(SPEC), "--set", "dataset.test=10", *_sets(store.overrides), *dead,
+    result = run_cli("run", str(SPEC), "--set", "dataset.test=10", "--set", "dataset.train=2000",
+                     *_sets(store.overrides), *dead,
                      "--set", "lm.preflight=false", "--set", "lm.retries=0", "--set", "eval.max_failures=2")
     assert result.returncode == 1, result.stderr[-2000:]
     lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]

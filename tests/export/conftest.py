@@ -1,5 +1,7 @@
-"""Two real routing runs in one temp MLflow store, shared by the export, serve and registry
-tests: `good` (5 retrieved demos + top-2 candidates) and `zero_shot` (no demos, all labels)."""
+"""Two routing runs in one temp MLflow store, shared by the export, serve and registry tests:
+`good` (5 retrieved demos + top-2 candidates) and `zero_shot` (no demos, all labels), on the
+deterministic recorded LM (the embedded LM's export, serve and registry path is
+tests/export/test_export_e2e.py, in the slow tier)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SPEC, Store, run_cli
+from tests.conftest import FAST_LM, SPEC, Store, run_cli
 
 SMALL = ["dataset.train=400", "dataset.dev=20", "dataset.test=24"]
 
@@ -23,8 +25,8 @@ def routing_run(store: Store, *overrides: str) -> str:
 @pytest.fixture(scope="session")
 def routing_store(tmp_path_factory) -> tuple[Store, dict[str, str]]:
     store = Store(tmp_path_factory.mktemp("export-store") / "mlruns")
-    runs = {"good": routing_run(store),
-            "zero_shot": routing_run(store, "optimizer.name=none", "optimizer.params={}",
+    runs = {"good": routing_run(store, *FAST_LM),
+            "zero_shot": routing_run(store, *FAST_LM, "optimizer.name=none", "optimizer.params={}",
                                       "program.params.candidates=0")}
     return store, runs
 

@@ -1,4 +1,4 @@
-"""Export -> bundle -> load, against real runs of the embedded LM, and every way it must refuse."""
+"""Export -> bundle -> load against real MLflow runs (recorded LM), and every way it must refuse."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_main
 
 
 def test_bundle_has_every_file_checksummed_and_no_secret(bundle):
@@ -23,7 +23,7 @@ def test_bundle_has_every_file_checksummed_and_no_secret(bundle):
     assert report["n"] == 24 and abs(report["verified_score"] - report["score"]) <= report["tolerance"]
     assert "baselines" in report and report["baselines"]
     lm = json.loads((bundle / "lm.json").read_text())
-    assert lm["backend"] == "embedded" and "api_key" not in lm
+    assert lm["backend"] == "recorded" and "api_key" not in lm
     assert "## Predictor `predict`" in (bundle / "prompts.md").read_text()
     assert not list(bundle.parent.glob(".*partial*"))  # the staging folder is gone
 
@@ -72,7 +72,7 @@ def _edit_manifest(folder, **changes):
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
-def test_bad_export_requests_exit_2_and_write_nothing(routing_store, bundle, tmp_path):
+def test_bad_export_requests_exit_2_and_write_nothing(routing_store, bundle, tmp_path, capsys):
     store, runs = routing_store
     cases = [
         (["export", "0123456789abcdef", "--out", str(tmp_path / "a")], "neither an experiment nor a run id"),
@@ -83,8 +83,8 @@ def test_bad_export_requests_exit_2_and_write_nothing(routing_store, bundle, tmp
     no_program = client.create_run(client.get_run(runs["good"]).info.experiment_id, run_name="empty").info.run_id
     client.set_terminated(no_program)
     cases.append((["export", no_program, "--out", str(tmp_path / "c")], "no compiled program"))
-    for args, message in cases:
-        result = run_cli(*args, "--tracking-uri", store.uri)
+    for i, (args, message) in enumerate(cases):  # the first through a real process, the rest in this one
+        result = (run_cli if i == 0 else lambda *a: run_main(capsys, *a))(*args, "--tracking-uri", store.uri)
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -1,4 +1,5 @@
-"""`workbench serve`: a real uvicorn subprocess over a real bundle and the embedded LM."""
+"""`workbench serve`: a real uvicorn subprocess over a real bundle (recorded LM; the embedded LM's
+serving is in tests/export/test_export_e2e.py)."""
 
 from __future__ import annotations
 
