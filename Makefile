@@ -1,5 +1,6 @@
-# make run  : create .venv, install everything, run the default experiment on the embedded LM
-# make test : the same set-up, then the test suite
+# make run      : create .venv, install everything, run the default experiment on the embedded LM
+# make test     : the same set-up, then the fast tier (logic on the recorded LM; <= 10 min on 2 cores)
+# make test-all : everything, with the end-to-end tests on the embedded LM, PostgreSQL and Chromium
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -16,7 +17,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 WHEELHOUSE ?= $(HOME)/.cache/dspy-workbench/wheels/$(shell echo "$(LLAMA_CPP_VERSION) $(LLAMA_CMAKE_ARGS)" | cksum | cut -d' ' -f1)
 LLAMA_WHEEL = $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 
-.PHONY: setup run test bench browser clean clean-llama
+.PHONY: setup run test test-all bench browser clean clean-llama
 
 setup: $(STAMP)
 
@@ -36,7 +37,10 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/workbench run $(SPEC)
 
-test: setup browser
+test: setup
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Headless Chromium for the MLflow UI test (Debian packages). Without root or a package

@@ -13,6 +13,7 @@ from tests.conftest import ROOT
                                         ("03_tool_use.ipynb", 3), ("04_compare_runs.ipynb", 2),
                                         ("05_export_and_serve.ipynb", 1),
                                         ("06_sweep.ipynb", 4), ("07_your_own_data.ipynb", 2)])
+@pytest.mark.slow
 def test_notebook_executes(name, runs, store, monkeypatch):
     monkeypatch.setenv("WORKBENCH_NB_TEST_SIZE", "6")
     monkeypatch.setenv("WORKBENCH_TRACKING_URI", store.uri)

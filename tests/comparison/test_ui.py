@@ -19,9 +19,10 @@ from tests.comparison.test_compare import _log
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e .[dev])")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                                reason="Chromium + ChromeDriver missing: apt-get install chromium chromium-driver "
-                                       "(make browser)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                 reason="Chromium + ChromeDriver missing: apt-get install chromium chromium-driver "
+                                        "(make browser)")]
 
 
 def _free_port() -> int:

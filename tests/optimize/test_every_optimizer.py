@@ -1,4 +1,5 @@
-"""Every registered optimizer compiles the router on the real embedded LM (tiny budgets).
+"""Every registered optimizer compiles the router (tiny budgets): on the recorded LM in the fast
+tier, on the real embedded LM in the slow one.
 
 Parametrized over the registry, so a new optimizer without an entry in BUDGETS fails here
 until someone decides how to test it cheaply.
@@ -10,7 +11,7 @@ import json
 
 import pytest
 
-from tests.conftest import SPEC
+from tests.conftest import FAST_LM, SPEC
 from workbench.registry import optimizers
 from workbench.runner import run
 from workbench.spec import load_spec
@@ -36,10 +37,11 @@ def test_every_registered_optimizer_has_a_budget():
     assert set(optimizers.names()) == set(BUDGETS)
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize("lm", ["recorded", pytest.param("embedded", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", sorted(BUDGETS))
-def test_optimizer_compiles_and_evaluates(name):
-    spec = load_spec(SPEC, ["dataset.train=12", "dataset.dev=4", "dataset.test=3", "tracking.enabled=false",
+def test_optimizer_compiles_and_evaluates(name, lm):
+    spec = load_spec(SPEC, [*(FAST_LM if lm == "recorded" else []),
+                            "dataset.train=12", "dataset.dev=4", "dataset.test=3", "tracking.enabled=false",
                             f"optimizer.name={name}", "optimizer.prompt_max_tokens=96", "lm.cache=false",
                             f"optimizer.params={json.dumps(BUDGETS[name])}"])  # JSON is YAML: validated too
     outcome = run(spec)

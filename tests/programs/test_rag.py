@@ -1,4 +1,5 @@
-"""The RAG program on the real corpus, retrievers and embedded LM (a few questions)."""
+"""The RAG program on the real corpus and retrievers: on the embedded LM (a few questions, slow
+tier), and a tracked run on the recorded LM (fast tier)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import FAST_LM, ROOT, run_cli
 from workbench.errors import UserError
 from workbench.runner import run
 from workbench.spec import load_spec
@@ -22,6 +23,7 @@ def outcome():
     return run(load_spec(RAG_SPEC, SMALL))
 
 
+@pytest.mark.slow
 def test_predictions_carry_answer_citations_and_ranking(outcome):
     table = outcome.result.table
     assert len(table) == 4 and outcome.result.failures == 0
@@ -32,6 +34,7 @@ def test_predictions_carry_answer_citations_and_ranking(outcome):
     assert {"gold_passage", "retrieved", "citations"} <= set(table.columns)
 
 
+@pytest.mark.slow
 def test_retrieval_and_answer_metrics_are_separate(outcome):
     m = outcome.summary_metrics
     table = outcome.result.table
@@ -42,6 +45,7 @@ def test_retrieval_and_answer_metrics_are_separate(outcome):
     assert 0.0 <= m["answer.groundedness"] <= 1.0 and "answer.citation_precision" in m
 
 
+@pytest.mark.slow
 def test_choose_mode_answers_with_one_of_its_candidate_spans(outcome):
     """The spec's default: the LM's answer is one of the spans cut from the best sentence,
     the citation is the passage that sentence came from, among the n shown."""
@@ -54,6 +58,7 @@ def test_choose_mode_answers_with_one_of_its_candidate_spans(outcome):
     assert len(baseline.scores) == len(table) and 0.0 <= baseline.score <= 1.0
 
 
+@pytest.mark.slow
 def test_learned_reranker_beats_its_first_stage_and_reloads_identically():
     from programs.rag import rag
     from workbench.data import sample
@@ -74,6 +79,7 @@ def test_learned_reranker_beats_its_first_stage_and_reloads_identically():
     assert twin.rerank(question, program._first_stage(question)) == ranked[0]
 
 
+@pytest.mark.slow
 def test_lm_reranker_moves_its_choice_first():
     spec = load_spec(RAG_SPEC, SMALL + ["dataset.test=2", "program.params.rerank=lm", "program.params.rerank_depth=3",
                                         "program.params.answer_mode=free"])
@@ -101,7 +107,7 @@ def test_bad_parameter_via_cli_is_one_line_exit_2(tmp_path):
 
 def test_tracked_rag_run_logs_indexes_and_both_metric_families(store):
     sets = sum((["--set", o] for o in store.overrides), [])
-    result = run_cli("run", str(RAG_SPEC), "--set", "dataset.test=3", *sum((["--set", o] for o in BM25 + FAST), []),
+    result = run_cli("run", str(RAG_SPEC), "--set", "dataset.test=3", *sum((["--set", o] for o in BM25 + FAST + FAST_LM), []),
                      *sets, "--quiet")
     assert result.returncode == 0, result.stderr[-2000:]
     [row] = store.runs()
@@ -131,6 +137,7 @@ def test_length_limits_reach_the_schema_the_grammar_is_built_from():
     LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)  # llama.cpp accepts it
 
 
+@pytest.mark.slow
 def test_per_question_table_holds_the_rendered_prompt(outcome):
     for _, row in outcome.result.table.iterrows():
         assert row.question in row.prompt and "context" in row.prompt  # what the answer predictor saw

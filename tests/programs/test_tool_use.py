@@ -1,4 +1,5 @@
-"""Function calling and the calculator agent on the real embedded LM (a few items each)."""
+"""Function calling and the calculator agent on the real embedded LM (a few items each, slow
+tier); a tracked tools run on the recorded LM (fast tier)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import FAST_LM, ROOT, run_cli
 from workbench.runner import run
 from workbench.spec import load_spec
 
@@ -21,6 +22,7 @@ def simple():
     return run(load_spec(SIMPLE, OFF + ["dataset.test=4"]))
 
 
+@pytest.mark.slow
 def test_arguments_are_well_typed_under_the_schema_grammar(simple):
     table = simple.result.table
     assert simple.result.failures == 0
@@ -35,18 +37,21 @@ def test_arguments_are_well_typed_under_the_schema_grammar(simple):
     assert [b.name for b in simple.baselines] == ["rules_ast"]
 
 
+@pytest.mark.slow
 def test_multiple_picks_one_of_the_offered_functions():
     out = run(load_spec(ROOT / "experiments" / "tools_bfcl_multiple.yaml", OFF + ["dataset.test=2"]))
     for _, row in out.result.table.iterrows():
         assert row.predicted["name"] in [f["name"] for f in json.loads(row.functions)]
 
 
+@pytest.mark.slow
 def test_exec_spec_runs_predicted_calls_in_the_sandbox():
     out = run(load_spec(ROOT / "experiments" / "tools_bfcl_exec.yaml", OFF + ["dataset.test=2", "dataset.dev=2"]))
     assert out.result.failures == 0 and out.result.n == 2
     assert set(out.result.table.result_type) <= {"exact_match", "real_time_match", "structural_match"}
 
 
+@pytest.mark.slow
 def test_agent_stays_within_its_step_limit_and_records_its_trajectory():
     spec = load_spec(ROOT / "experiments" / "agent_gsm8k_calculator.yaml",
                      OFF + ["dataset.test=1", "program.params.max_steps=2"])
@@ -61,7 +66,8 @@ def test_agent_stays_within_its_step_limit_and_records_its_trajectory():
 
 def test_tracked_tools_run_logs_error_types(store):
     sets = sum((["--set", o] for o in store.overrides), [])
-    result = run_cli("run", str(SIMPLE), "--set", "dataset.test=2", "--set", "dataset.dev=2", *sets, "--quiet")
+    result = run_cli("run", str(SIMPLE), "--set", "dataset.test=2", "--set", "dataset.dev=2", *sets, "--quiet",
+                     *sum((["--set", o] for o in FAST_LM), []))
     assert result.returncode == 0, result.stderr[-2000:]
     [row] = store.runs()
     run_info = store.client().get_run(row["run_id"])

@@ -22,8 +22,11 @@ SEARCH = {"space": {"optimizer.params.k": {"type": "int", "low": 1, "high": 6},
           "split": "dev", "steps": 2, "sampler": "random"}
 
 
-def sweep_spec(path: Path, store: Store, search: dict | None = None, dev: int = 8) -> Path:
+def sweep_spec(path: Path, store: Store, search: dict | None = None, dev: int = 8, embedded: bool = False) -> Path:
+    """A small sweep spec; on the recorded LM unless `embedded` (trials long enough to be killed mid-way)."""
     data = yaml.safe_load(SPEC.read_text())
+    if not embedded:
+        data["lm"].update({"backend": "recorded", "model": "synthetic"})
     data["dataset"].update({"train": 400, "dev": dev, "test": 8})
     data["metric"]["summaries"] = []
     data["tracking"] = {"uri": store.uri, "artifact_root": str(store.root / "artifacts"), "experiment": "sweep-test"}

@@ -37,9 +37,10 @@ def mlflow_pg(pg_database):
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_three_workers_on_postgres_survive_a_kill_9(tmp_path, pg_database, mlflow_pg):
     store = Store(tmp_path / "mlruns")
-    spec = sweep_spec(tmp_path / "s.yaml", store, dev=12)
+    spec = sweep_spec(tmp_path / "s.yaml", store, dev=12, embedded=True)
     args = [sys.executable, "-m", "workbench.cli", "sweep", str(spec), "--trials", "5", "--workers", "3",
             "--storage", pg_database, "--study", "pg", "--set", f"tracking.uri={mlflow_pg}"]
     driver = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,5 +1,5 @@
-"""Real sweeps on the embedded LM (SQLite storage): parent and child runs, plots, budget
-stop, resume, and a kill -9 of the driver mid-trial."""
+"""Real sweeps (SQLite storage): parent and child runs, plots, budget stop and resume on the
+recorded LM; a kill -9 of the driver mid-trial on the embedded LM (slow tier)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import time
 
 import optuna
+import pytest
 import yaml
 
 from tests.conftest import ROOT, Store, run_cli
@@ -89,9 +90,10 @@ def test_budget_stops_cleanly_and_multi_objective_front(tmp_path):
     assert not [r for r in store.runs() if r["status"] == "RUNNING"]
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_driver_then_same_command_resumes(tmp_path):
     store = Store(tmp_path / "mlruns")
-    spec = sweep_spec(tmp_path / "s.yaml", store, dev=16)
+    spec = sweep_spec(tmp_path / "s.yaml", store, dev=16, embedded=True)
     url = f"sqlite:///{tmp_path}/optuna.db"
     args = [sys.executable, "-m", "workbench.cli", "sweep", str(spec), "--trials", "2", "--storage", url,
             "--study", "k"]
