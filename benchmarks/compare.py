@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.results import table, write_sections  # noqa: E402
 from workbench.comparison.report import compare  # noqa: E402
 from workbench.spec import TrackingSpec  # noqa: E402
-from workbench.tracking import RUN_KIND_TAG, tracked_run  # noqa: E402
+from workbench.tracking import tracked_run  # noqa: E402
 
 RUNS, EXAMPLES = 20, 4500
 
@@ -36,8 +36,8 @@ def make_store(folder: Path) -> str:
     truth = rng.integers(0, 10, EXAMPLES).astype(str)
     for i in range(RUNS):
         scores = (rng.uniform(size=EXAMPLES) < 0.7 + 0.01 * i).astype(float)
-        with tracked_run(tracking, experiment="bench", run_name=f"run{i}",
-                         tags={RUN_KIND_TAG: "run", "workbench.task": "routing"}) as run:
+        with tracked_run(tracking, kind="run", experiment="bench", run_name=f"run{i}",
+                         tags={"workbench.task": "routing"}) as run:
             run.log_metrics({"score": scores.mean(), "score_ci_low": scores.mean() - 0.01,
                              "score_ci_high": scores.mean() + 0.01, "seconds_per_example": 0.1 + 0.01 * i})
             run.log_table(pd.DataFrame({"id": [f"x{j}" for j in range(EXAMPLES)], "text": ["message"] * EXAMPLES,

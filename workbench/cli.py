@@ -6,7 +6,6 @@ User errors print one line and exit 2; Ctrl-C exits 130 (the run is marked KILLE
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from workbench.errors import RunFailed, UserError

@@ -127,9 +127,9 @@ def runs_command(args: argparse.Namespace) -> int:
         return 0
     if args.limit < 1:
         raise UserError("must be at least 1", field="--limit")
-    from mlflow.tracking import MlflowClient
+    from workbench.tracking import client as mlflow_client
 
-    client = MlflowClient(uri)
+    client = mlflow_client(uri)
     experiments = client.search_experiments()
     if args.experiment:
         experiments = [e for e in experiments if e.name == args.experiment]

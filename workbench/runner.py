@@ -70,6 +70,7 @@ class RunHooks:
     the MLflow run once started, and evaluation progress (done, total, mean score, LM calls)."""
 
     tags: dict[str, str] = field(default_factory=dict)
+    kind: str | None = None  # the run's workbench.kind (default: run, or eval for a loaded program)
     on_lm: Callable[[dspy.LM], None] | None = None
     on_run: Callable[[Any], None] | None = None
     on_progress: Callable[[int, int, float, int], None] | None = None
@@ -170,7 +171,7 @@ def _tags(spec: Spec, prepared: Prepared, lm: dspy.LM, kind: str) -> dict[str, s
         "workbench.spec": spec.name,
         "workbench.task": spec.task,
         "workbench.program": spec.program.name,
-        "workbench.optimizer": spec.optimizer.name if kind == "run" else "loaded",
+        "workbench.optimizer": "loaded" if kind == "eval" else spec.optimizer.name,
         "workbench.metric": spec.metric.name,
         "workbench.dataset": prepared.data.name,
         "workbench.dataset_fingerprint": prepared.data.fingerprint,
@@ -307,7 +308,7 @@ def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Pat
     dspy.configure(lm=lm, adapter=build_adapter(spec.lm.adapter))
     if hooks.on_lm:
         hooks.on_lm(lm)
-    kind = "run" if program_path is None else "eval"
+    kind = hooks.kind or ("run" if program_path is None else "eval")
     reporter.info(f"{spec.name}: {len(prepared.trainset)} train / {len(prepared.valset)} dev / "
                   f"{len(prepared.evalset)} {spec.eval.split} · LM {lm.model}")
     for warning in prepared.checks.warnings:
@@ -316,7 +317,7 @@ def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Pat
     if not tracking.enabled:
         return _execute(prepared, lm, reflection_lm, reporter, None, program_path, hooks.on_progress)
     run_name = tracking.run_name or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    with tracked_run(tracking, experiment=tracking.experiment or spec.name, run_name=run_name,
+    with tracked_run(tracking, kind=kind, experiment=tracking.experiment or spec.name, run_name=run_name,
                      tags={**_tags(spec, prepared, lm, kind), **hooks.tags}, parent_run_id=parent_run_id) as tracked:
         if hooks.on_run:
             hooks.on_run(tracked)

@@ -19,7 +19,7 @@ from scipy.stats import t as student_t
 from workbench.console import Reporter
 from workbench.errors import UserError
 from workbench.spec import Spec
-from workbench.tracking import RUN_KIND_TAG, tracked_run
+from workbench.tracking import tracked_run
 
 
 @dataclass
@@ -67,9 +67,9 @@ def run_seeds(spec: Spec, seeds: int, *, reporter: Reporter | None = None) -> Se
         for seed in outcome.seeds:
             one(seed, None)
         return outcome
-    tags = {RUN_KIND_TAG: "multi_seed", "workbench.spec": spec.name, "workbench.task": spec.task,
+    tags = {"workbench.spec": spec.name, "workbench.task": spec.task,
             "workbench.optimizer": spec.optimizer.name, "workbench.seeds": ",".join(map(str, outcome.seeds))}
-    with tracked_run(spec.tracking, experiment=spec.tracking.experiment or spec.name, run_name=base_name,
+    with tracked_run(spec.tracking, kind="multi_seed", experiment=spec.tracking.experiment or spec.name, run_name=base_name,
                      tags=tags) as parent:
         parent.log_params(spec.flat())
         for seed in outcome.seeds:

@@ -36,6 +36,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from workbench.errors import UserError
+from workbench.tracking import DEFAULT_URI
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +166,9 @@ def resolve_target(target: str, tracking_uri: str) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from workbench.tracking import resolve_uri
+    from workbench.tracking import use_store
 
-    mlflow.set_tracking_uri(resolve_uri(tracking_uri))
-    mlflow.set_registry_uri(resolve_uri(tracking_uri))
+    use_store(tracking_uri)
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=target))
     except MlflowException as exc:
@@ -194,7 +194,7 @@ def serve_key(host: str, api_key_env: str | None, insecure: bool) -> str | None:
 
 
 def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, max_body_bytes: int = DEFAULT_MAX_BODY,
-          lm_overrides: dict[str, Any] | None = None, tracking_uri: str = "sqlite:///mlruns/mlflow.db",
+          lm_overrides: dict[str, Any] | None = None, tracking_uri: str = DEFAULT_URI,
           api_key_env: str | None = None, insecure: bool = False, rate_limit: float = 600) -> None:
     import uvicorn
 

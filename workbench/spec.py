@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from workbench import registry
 from workbench.errors import UserError
+from workbench.tracking import DEFAULT_URI
 from workbench.sweep.space import SearchSpec, apply, set_path
 
 
@@ -118,7 +119,7 @@ class EvalSpec(_Strict):
 
 class TrackingSpec(_Strict):
     enabled: bool = True
-    uri: str = "sqlite:///mlruns/mlflow.db"
+    uri: str = DEFAULT_URI
     artifact_root: str = "mlruns/artifacts"
     experiment: str | None = None
     run_name: str | None = None

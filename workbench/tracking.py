@@ -1,4 +1,9 @@
-"""MLflow tracking: one run per experiment run, never left RUNNING.
+"""MLflow tracking: the one module that opens MLflow clients and runs; no run left RUNNING.
+
+Every client is bound to an explicit store URI (tracking and registry alike: never to a
+process-wide default another command set), every run is created by `create_run` with its
+`workbench.kind` (run, eval, trial, sweep, multi_seed, comparison, promote), and every run a
+command opens and closes itself goes through `tracked_run`.
 
 The store defaults to `sqlite:///mlruns/mlflow.db` with artifacts under `mlruns/artifacts`.
 Experiments are created with the `custom_model_development` kind so the MLflow UI opens
@@ -59,20 +64,25 @@ def client(uri: str, *, must_exist: bool = False):
         raise UserError(f"no MLflow store at {uri} (run something first)", field="--tracking-uri")
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(resolve_uri(uri))
+    resolved = resolve_uri(uri)
+    return MlflowClient(tracking_uri=resolved, registry_uri=resolved)
 
 
 def configure(tracking: TrackingSpec):
-    """Point MLflow at the spec's store; returns an MlflowClient."""
+    """Point MLflow's fluent API (autologging, model logging) at the spec's store; returns a client."""
+    return use_store(tracking.uri)
+
+
+def use_store(uri: str):
+    """Make `uri` this process's store for MLflow's fluent API too (tracking and registry); a client for it."""
     import mlflow
-    from mlflow.tracking import MlflowClient
 
     warnings.filterwarnings("ignore", module="mlflow")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    uri = resolve_uri(tracking.uri)
-    mlflow.set_tracking_uri(uri)
-    return MlflowClient(uri)
+    resolved = resolve_uri(uri)
+    mlflow.set_tracking_uri(resolved)
+    mlflow.set_registry_uri(resolved)
+    return client(resolved)
 
 
 def get_or_create_experiment(client, name: str, artifact_root: str) -> str:
@@ -212,22 +222,30 @@ def reap_dead_runs(client, experiment_id: str) -> list[str]:
     return reaped
 
 
+def create_run(mlflow_client, experiment_id: str, *, kind: str, run_name: str, tags: dict[str, str] | None = None,
+               parent_run_id: str | None = None):
+    """A new RUNNING run of `kind`, with the tags every workbench run carries (git commit, the
+    host and process that own it, so a dead owner's run can be reaped)."""
+    all_tags = {"mlflow.runName": run_name, "mlflow.source.git.commit": git_commit(),
+                HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), **(tags or {}), RUN_KIND_TAG: kind}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    return mlflow_client.create_run(experiment_id, run_name=run_name, tags=all_tags)
+
+
 @contextlib.contextmanager
-def tracked_run(tracking: TrackingSpec, *, experiment: str, run_name: str, tags: dict[str, str],
-                parent_run_id: str | None = None):
-    """Start a run; end it FINISHED, FAILED (exception) or KILLED (Ctrl-C, SIGTERM)."""
+def tracked_run(tracking: TrackingSpec, *, kind: str, experiment: str, run_name: str,
+                tags: dict[str, str] | None = None, parent_run_id: str | None = None):
+    """Start a run of `kind`; end it FINISHED, FAILED (exception) or KILLED (Ctrl-C, SIGTERM)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     try:
-        client = configure(tracking)
-        experiment_id = get_or_create_experiment(client, experiment, tracking.artifact_root)
-        reap_dead_runs(client, experiment_id)
-        all_tags = {"mlflow.runName": run_name, "mlflow.source.git.commit": git_commit(),
-                    HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), **tags}
-        if parent_run_id:
-            all_tags["mlflow.parentRunId"] = parent_run_id
-        run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
+        mlflow_client = configure(tracking)
+        experiment_id = get_or_create_experiment(mlflow_client, experiment, tracking.artifact_root)
+        reap_dead_runs(mlflow_client, experiment_id)
+        run = create_run(mlflow_client, experiment_id, kind=kind, run_name=run_name, tags=tags,
+                         parent_run_id=parent_run_id)
     except MlflowException as exc:
         raise UserError(f"cannot open the MLflow store: {str(exc).splitlines()[0]}", field="tracking.uri") from None
     run_id = run.info.run_id
@@ -235,7 +253,7 @@ def tracked_run(tracking: TrackingSpec, *, experiment: str, run_name: str, tags:
     try:
         # An active fluent run lets MLflow's DSPy autologging nest optimizer trials under it.
         with _sigterm_as_interrupt(), mlflow.start_run(run_id=run_id, nested=bool(parent_run_id)):
-            yield TrackedRun(client, run_id)
+            yield TrackedRun(mlflow_client, run_id)
             status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -247,7 +265,7 @@ def tracked_run(tracking: TrackingSpec, *, experiment: str, run_name: str, tags:
         with contextlib.suppress(Exception):
             while mlflow.active_run() is not None:
                 mlflow.end_run(status)
-        client.set_terminated(run_id, status)
+        mlflow_client.set_terminated(run_id, status)
 
 
 def scratch_dir() -> tempfile.TemporaryDirectory:

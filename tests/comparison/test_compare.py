@@ -11,15 +11,15 @@ from tests.conftest import SPEC, Store, run_cli
 from workbench.comparison.report import compare
 from workbench.errors import UserError
 from workbench.spec import TrackingSpec
-from workbench.tracking import RUN_KIND_TAG, tracked_run
+from workbench.tracking import tracked_run
 
 
 def _log(store: Store, name: str, scores: list[float], *, ids: list[str] | None = None, task: str = "routing",
          instructions: str = "Route it.", table: bool = True, experiment: str = "cmp") -> str:
     tracking = TrackingSpec(uri=store.uri, artifact_root=str(store.root / "artifacts"))
     ids = ids or [f"x{i}" for i in range(len(scores))]
-    with tracked_run(tracking, experiment=experiment, run_name=name,
-                     tags={RUN_KIND_TAG: "run", "workbench.task": task, "workbench.optimizer": name}) as run:
+    with tracked_run(tracking, kind="run", experiment=experiment, run_name=name,
+                     tags={"workbench.task": task, "workbench.optimizer": name}) as run:
         run.log_metrics({"score": sum(scores) / len(scores), "score_ci_low": 0.0, "score_ci_high": 1.0,
                          "lm_calls": float(len(scores)), "seconds_per_example": 0.1 * len(name)})
         if table:

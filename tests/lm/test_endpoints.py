@@ -97,7 +97,6 @@ def _backend(server, **kwargs):
 
 
 def _ask(backend):
-    import dspy
 
     from workbench.lm import build_lm
     from workbench.spec import LMSpec

@@ -42,6 +42,7 @@ def test_sweep_logs_parent_children_plots_and_resumes(tmp_path):
     assert parent.info.status == "FINISHED" and parent.data.tags["workbench.kind"] == "sweep"
     children = _children(store, parent_id)
     assert len(children) == 3 and {c.info.status for c in children} == {"FINISHED"}
+    assert {c.data.tags["workbench.kind"] for c in children} == {"trial"}  # told apart from runs
     study = _study(url, "s1")
     trials = study.get_trials(states=(State.COMPLETE, State.PRUNED))
     assert len(trials) == 3

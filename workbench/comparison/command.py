@@ -48,24 +48,16 @@ def write_report(comparison: Comparison, out: Path) -> list[Path]:
 
 def log_comparison(comparison: Comparison, files: list[Path], tracking_uri: str) -> str:
     """A `comparison` run in the first run's experiment, holding the report and plots."""
-    from mlflow.tracking import MlflowClient
+    from workbench.spec import TrackingSpec
+    from workbench.tracking import tracked_run
 
-    from workbench.tracking import RUN_KIND_TAG
-
-    client = MlflowClient(tracking_uri)
-    first = client.get_run(comparison.runs[0].run_id)
-    run = client.create_run(first.info.experiment_id, run_name=f"compare-{time.strftime('%Y%m%d-%H%M%S')}",
-                            tags={RUN_KIND_TAG: "comparison",
-                                  "workbench.compared_runs": ",".join(r.run_id for r in comparison.runs),
-                                  "workbench.task": comparison.runs[0].task})
-    try:
+    tags = {"workbench.compared_runs": ",".join(r.run_id for r in comparison.runs)[:5000],
+            "workbench.task": comparison.runs[0].task}
+    with tracked_run(TrackingSpec(uri=tracking_uri), kind="comparison", experiment=comparison.runs[0].experiment,
+                     run_name=f"compare-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags) as run:
         for path in files:
-            client.log_artifact(run.info.run_id, str(path))
-        client.set_terminated(run.info.run_id, "FINISHED")
-    except BaseException:
-        client.set_terminated(run.info.run_id, "FAILED")
-        raise
-    return run.info.run_id
+            run.log_file(path)
+    return run.run_id
 
 
 def compare_command(args: argparse.Namespace) -> int:

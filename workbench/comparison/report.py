@@ -1,7 +1,7 @@
 """Comparing finished runs: a leaderboard, paired tests for the pairs asked, the examples
 that changed, and what changed in the prompts. The CLI and notebooks share this.
 
-    comparison = workbench.compare(["routing"], tracking_uri="sqlite:///mlruns/mlflow.db")
+    comparison = workbench.compare(["routing"])  # tracking_uri: the default store
     comparison.leaderboard      # one row per run: score, 95% CI, n, cost
     comparison.pairs            # one row per pair: difference, its CI, test, p-value
     comparison.changes[(a, b)]  # the examples whose score changed between a and b
@@ -20,6 +20,7 @@ import pandas as pd
 from workbench.comparison.runs import RunData, load_runs
 from workbench.comparison.stats import paired_test
 from workbench.errors import UserError
+from workbench.tracking import DEFAULT_URI
 
 COST_METRICS = ("lm_calls", "prompt_tokens", "completion_tokens", "seconds", "compile_seconds", "compile_lm_calls")
 
@@ -96,7 +97,7 @@ def prompt_diff(a: RunData, b: RunData) -> str:
     return text or "(the prompts are identical)"
 
 
-def compare(refs: list[str], *, tracking_uri: str = "sqlite:///mlruns/mlflow.db", all_pairs: bool = False,
+def compare(refs: list[str], *, tracking_uri: str = DEFAULT_URI, all_pairs: bool = False,
             seed: int = 0) -> Comparison:
     """Compare runs (ids or experiment names). Pairs: each run against the first one given
     (the baseline), or every pair with `all_pairs`."""

@@ -5,7 +5,6 @@ each way a reference can be wrong (unknown, still running, no per-example table,
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,12 +41,10 @@ class RunData:
 
 
 def client_for(tracking_uri: str):
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from mlflow.tracking import MlflowClient
+    """A client for a store that must already hold runs (reading commands)."""
+    from workbench.tracking import client
 
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
-        raise UserError(f"no MLflow store at {tracking_uri} (run something first)", field="--tracking-uri")
-    return MlflowClient(tracking_uri)
+    return client(tracking_uri, must_exist=True)
 
 
 def _read_json_artifact(client, run_id: str, path: str):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from workbench.console import Reporter
+from workbench.tracking import default_uri
 
-TRACKING_DEFAULT = os.environ.get("WORKBENCH_TRACKING_URI", "sqlite:///mlruns/mlflow.db")
+TRACKING_DEFAULT = default_uri()
 
 
 def add_parsers(sub) -> None:

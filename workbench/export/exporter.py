@@ -23,7 +23,7 @@ from workbench.console import Reporter
 from workbench.errors import RunFailed, UserError
 from workbench.export.bundle import write_json, write_manifest
 from workbench.export.loaded import load, source_digest
-from workbench.tracking import RUN_KIND_TAG
+from workbench.tracking import DEFAULT_URI, RUN_KIND_TAG
 
 BUNDLE_README = """# {name}: an exported dspy-workbench program
 
@@ -157,7 +157,7 @@ def reevaluate(loaded, prepared, reporter: Reporter) -> tuple[float, int]:
 
 
 def export_run(ref: str, out: str | Path, *, force: bool = False, tolerance: float = 0.01,
-               tracking_uri: str = "sqlite:///mlruns/mlflow.db", reporter: Reporter | None = None) -> ExportResult:
+               tracking_uri: str = DEFAULT_URI, reporter: Reporter | None = None) -> ExportResult:
     """Export run `ref` to folder `out` (see the module docstring)."""
     from workbench.comparison.runs import client_for
     from workbench.runner import load_program_state, prepare

@@ -18,7 +18,8 @@ from pathlib import Path
 from workbench.console import Reporter
 from workbench.errors import UserError
 from workbench.export.bundle import read_json
-from workbench.tracking import RUN_KIND_TAG, resolve_uri
+from workbench.spec import TrackingSpec
+from workbench.tracking import DEFAULT_URI, tracked_run
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 RUN_TAG = "workbench.run_id"
@@ -71,7 +72,7 @@ def decide(client, champion_run_id: str, candidate_run_id: str, *, force: bool) 
     return False, f"does not beat the champion: {summary}"
 
 
-def promote(ref: str, name: str, *, force: bool = False, tracking_uri: str = "sqlite:///mlruns/mlflow.db",
+def promote(ref: str, name: str, *, force: bool = False, tracking_uri: str = DEFAULT_URI,
             reporter: Reporter | None = None) -> Promotion:
     import mlflow
     from mlflow.models import ModelSignature
@@ -91,19 +92,18 @@ def promote(ref: str, name: str, *, force: bool = False, tracking_uri: str = "sq
         raise UserError(f"run {run_id[:12]} is already the champion of {name} (version {current.version})", field="RUN")
     becomes_champion, reason = (True, "first version: no champion yet") if current is None else \
         decide(client, current.tags[RUN_TAG], run_id, force=force)
-    uri = resolve_uri(tracking_uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     with tempfile.TemporaryDirectory(prefix="workbench-promote-") as tmp:
         bundle = Path(tmp) / "bundle"
         export_run(run_id, bundle, tracking_uri=tracking_uri, reporter=reporter)
         config = read_json(bundle, "program_config.json")
         report = read_json(bundle, "report.json")
         signature = ModelSignature(inputs=Schema([ColSpec("string", n) for n in config["inputs"]]))
-        tags = {RUN_KIND_TAG: "promote", "workbench.source_run": run_id, "workbench.model": name,
+        tags = {"workbench.source_run": run_id, "workbench.model": name,
                 "workbench.decision": CHAMPION if becomes_champion else CHALLENGER,
                 "workbench.forced": str(bool(force and becomes_champion and current is not None)).lower()}
-        with mlflow.start_run(experiment_id=run.info.experiment_id, run_name=f"promote-{name}", tags=tags) as promo:
+        experiment = client.get_experiment(run.info.experiment_id).name
+        with tracked_run(TrackingSpec(uri=tracking_uri), kind="promote", experiment=experiment,
+                         run_name=f"promote-{name}", tags=tags) as promo:
             mlflow.log_metrics({"score": report["score"], "verified_score": report["verified_score"]})
             mlflow.log_text(reason, "decision.txt")
             with warnings.catch_warnings():  # no type hints / input example: the signature says it all
@@ -124,4 +124,4 @@ def promote(ref: str, name: str, *, force: bool = False, tracking_uri: str = "sq
         client.set_registered_model_alias(name, CHALLENGER, version)
     return Promotion(name, version, CHAMPION if becomes_champion else CHALLENGER, reason,
                      current.version if current is not None else None, f"models:/{name}@{CHAMPION}",
-                     promo.info.run_id)
+                     promo.run_id)

@@ -25,7 +25,7 @@ from workbench.spec import Spec, TrackingSpec
 from workbench.sweep.budget import Budget, estimate, study_spent
 from workbench.sweep.study import create_or_resume, load_existing, open_storage, retry_callback
 from workbench.sweep.trial import STUDY_TAG, TrialObjective
-from workbench.tracking import (HOST_TAG, PID_TAG, RUN_KIND_TAG, TrackedRun, configure, get_or_create_experiment,
+from workbench.tracking import (HOST_TAG, PID_TAG, TrackedRun, configure, create_run, get_or_create_experiment,
                                 reap_dead_runs)
 
 State = optuna.trial.TrialState
@@ -53,9 +53,9 @@ def close_dead_trial_run(study: optuna.Study, trial: optuna.trial.FrozenTrial) -
     run_id = trial.user_attrs.get("mlflow_run_id")
     if not run_id:
         return
-    from mlflow.tracking import MlflowClient
+    from workbench.tracking import client as mlflow_client
 
-    client = MlflowClient()
+    client = mlflow_client(study.user_attrs["spec"]["tracking"]["uri"])
     try:
         if client.get_run(run_id).info.status == "RUNNING":
             client.set_tag(run_id, "workbench.reaped", "its sweep worker stopped sending heartbeats")
@@ -116,9 +116,8 @@ def _parent_run(spec: Spec, study: optuna.Study, existed: bool) -> tuple[Tracked
             return TrackedRun(client, old), experiment_id
         except Exception:  # noqa: BLE001  the run was deleted: start a new parent
             pass
-    run = client.create_run(experiment_id, run_name=f"sweep-{study.study_name}",
-                            tags={RUN_KIND_TAG: SWEEP_KIND, STUDY_TAG: study.study_name,
-                                  "workbench.spec": spec.name, "workbench.task": spec.task, **here})
+    run = create_run(client, experiment_id, kind=SWEEP_KIND, run_name=f"sweep-{study.study_name}",
+                     tags={STUDY_TAG: study.study_name, "workbench.spec": spec.name, "workbench.task": spec.task})
     study.set_user_attr("mlflow_parent_run_id", run.info.run_id)
     return TrackedRun(client, run.info.run_id), experiment_id
 

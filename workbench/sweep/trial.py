@@ -90,7 +90,7 @@ class TrialObjective:
                     trial.set_user_attr("pruned_by", f"pruner at {done} items (score {score:.3f})")
                     raise Pruned(f"pruned at {done} items")
 
-        hooks = RunHooks(tags={"workbench.run_kind": TRIAL_KIND, STUDY_TAG: self.study.study_name,
+        hooks = RunHooks(kind=TRIAL_KIND, tags={STUDY_TAG: self.study.study_name,
                                "workbench.trial": str(trial.number), "workbench.worker": self.worker},
                          on_lm=lambda lm: state.__setitem__("lm", lm),
                          on_run=lambda tracked: trial.set_user_attr("mlflow_run_id", tracked.run_id),
@@ -124,9 +124,9 @@ class TrialObjective:
         run_id = trial.user_attrs.get("mlflow_run_id")
         if not run_id:
             return
-        from mlflow.tracking import MlflowClient
+        from workbench.tracking import client as mlflow_client
 
-        client = MlflowClient()
+        client = mlflow_client(self.study.user_attrs["spec"]["tracking"]["uri"])
         client.set_tag(run_id, "workbench.trial_state", "PRUNED")
         client.set_tag(run_id, "workbench.pruned_by", str(trial.user_attrs.get("pruned_by", ""))[:250])
         if not math.isnan(state["score"]):
