@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--imports", action="append", metavar="MODULE_OR_FILE",
                       help="your module(s) to import first (dotted name or .py path; repeatable)")
     ls = sub.add_parser("list", help="registered programs, metrics, summaries, datasets, optimizers, retrievers, tools")
-    ls.add_argument("kind", nargs="?", choices=["programs", "metrics", "summaries", "datasets", "optimizers", "retrievers", "tools"])
+    ls.add_argument("kind", nargs="?", choices=["programs", "metrics", "summaries", "datasets", "optimizers", "retrievers",
+                                             "tools", "lm_backends"])
     return parser
 
 

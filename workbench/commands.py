@@ -158,7 +158,8 @@ def runs_command(args: argparse.Namespace) -> int:
 def list_command(args: argparse.Namespace) -> int:
     from workbench import registry
 
-    kinds = [args.kind] if args.kind else ["programs", "metrics", "summaries", "datasets", "optimizers", "retrievers", "tools"]
+    kinds = [args.kind] if args.kind else ["programs", "metrics", "summaries", "datasets", "optimizers", "retrievers", "tools",
+                                           "lm_backends"]
     for kind in kinds:
         reg = getattr(registry, kind)
         print(f"{kind}:")

@@ -25,6 +25,7 @@ from dspy.utils.exceptions import AdapterParseError, LMError
 from workbench.errors import RunFailed
 from workbench.lm.base import UsageCounter, UsageTotals
 from workbench.lm.resilience import call_stats, is_endpoint_failure
+from workbench.program_contract import table_fields
 from workbench.stats import bootstrap_ci
 
 
@@ -172,7 +173,7 @@ def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callabl
     each example made, as the LM saw them.
     """
     fields = _Fields(output_field, gold_field or output_field, tuple(example_fields),
-                     tuple(getattr(program, "table_fields", ())))
+                     table_fields(program))
     before = usage.snapshot() if usage else UsageTotals()
     start = time.perf_counter()
     rows: list[dict] = [None] * len(examples)  # type: ignore[list-item]

@@ -12,6 +12,8 @@ from typing import Any
 
 import dspy
 
+from workbench.program_contract import demo_pool
+
 
 def _field_lines(fields: dict[str, Any]) -> list[str]:
     lines = []
@@ -35,7 +37,7 @@ def render_program(program: dspy.Module) -> str:
             data = demo.toDict() if hasattr(demo, "toDict") else dict(demo)
             parts.append(f"{i}. " + " · ".join(f"**{k}**: {str(v)[:300]}" for k, v in data.items() if k != "augmented"))
         parts.append("")
-    pool = getattr(program, "demo_pool", None)
+    pool = demo_pool(program)
     if pool is not None and pool.k:
         parts += ["## Retrieved demos", "",
                   f"Each call retrieves the {pool.k} most similar of {len(pool.examples)} pool examples "

@@ -1,7 +1,7 @@
 """Name -> factory registries for the workbench's extension points.
 
-A program, metric, summary, dataset or optimizer is one small function registered under a
-name; specs refer to it by that name. Registries fill themselves by importing the modules
+A program, metric, summary, dataset, optimizer, retriever, tool or LM backend is one small
+function registered under a name; specs refer to it by that name. Registries fill themselves by importing the modules
 that hold the built-in entries the first time a name is looked up, so adding an entry is
 one file plus one decorator.
 """
@@ -105,8 +105,9 @@ datasets = Registry("dataset", ("workbench.data",))
 optimizers = Registry("optimizer", ("workbench.optimize",))
 retrievers = Registry("retriever", ("workbench.retrieval",))
 tools = Registry("tool", ("programs.tools",))
+lm_backends = Registry("lm_backend", ("workbench.lm",))
 
-ALL = (programs, metrics, summaries, datasets, optimizers, retrievers, tools)
+ALL = (programs, metrics, summaries, datasets, optimizers, retrievers, tools, lm_backends)
 
 _index_state: dict[str, Any] = {}
 
@@ -142,4 +143,5 @@ summary = summaries.register
 dataset = datasets.register
 optimizer = optimizers.register
 retriever = retrievers.register
+lm_backend = lm_backends.register  # a factory (LMSpec, source) -> workbench.lm.base.Backend
 # tools register through workbench.tools.functions.tool (it records trust and timeout too)

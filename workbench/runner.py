@@ -19,6 +19,7 @@ from typing import Any, Callable
 import dspy
 from dspy.utils.exceptions import AdapterParseError, LMError
 
+from workbench import program_contract as contract
 from workbench import registry
 from workbench.baselines import BASELINES, BaselineScore
 from workbench.console import Reporter
@@ -255,7 +256,7 @@ def _log_results(tracked, prepared: Prepared, outcome: RunOutcome, program: dspy
     elif lm.history:  # without a cache a repeat call would be paid for: show the evaluation's last call
         tracked.log_text(render_call(last_call_messages(lm), title="The evaluation's last LM call"), "prompt_example.md")
     tracked.log_text(json.dumps(spec.model_dump(mode="json"), indent=2), "spec.json")
-    for folder in getattr(program, "index_dirs", list)():
+    for folder in contract.index_dirs(program):
         tracked.log_dir(folder, f"indexes/{folder.name}")
     outcome.program_path = tracked.artifact_path("program.json")
 
@@ -342,7 +343,7 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
     subset = prepared.subset
     evalset = [e for e in prepared.evalset if str(e.get("id", "")) in subset.ids] if subset else prepared.evalset
     baselines = [] if subset else _baselines(prepared, reporter)
-    if hasattr(program, "warm_up"):
+    if contract.warms_up(program):
         with reporter.phase("preparing retrieval (indexes, reranker)", lambda: 0):
             program.warm_up()
     with reporter.progress(f"evaluating on {spec.eval.split}", len(evalset)) as show:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from workbench import registry
 from workbench.errors import UserError
 from workbench.tracking import DEFAULT_URI
-from workbench.sweep.space import SearchSpec, apply, set_path
+from workbench.search import SearchSpec, apply, set_path
 
 
 class _Strict(BaseModel):
@@ -47,10 +47,11 @@ class MetricSpec(_Strict):
 
 
 class LMSpec(_Strict):
-    """An LM: the embedded GGUF model (default), any OpenAI-compatible endpoint, or the
-    deterministic `recorded` backend of the fast tests (`model`: synthetic, or a recordings .jsonl)."""
+    """An LM: a registered backend (`workbench list lm_backends`): the embedded GGUF model
+    (default), any OpenAI-compatible endpoint, the deterministic `recorded` backend of the
+    fast tests (`model`: synthetic, or a recordings .jsonl), or one of the user's own."""
 
-    backend: Literal["embedded", "openai", "recorded"] = "embedded"
+    backend: str = "embedded"
     model: str = "smollm2-135m-instruct"
     api_base: str | None = None
     api_key_env: str | None = None
@@ -251,7 +252,9 @@ def check_names(spec: Spec) -> None:
             spec.dataset.params, base=spec_folder(src), spec_task=spec.task, file=src)
     optimizer = registry.optimizers.info(spec.optimizer.name, file=src, field="optimizer.name")
     _check_params(optimizer, spec.optimizer.params, src, "optimizer.params")
-    for lm in (spec.lm, spec.optimizer.reflection_lm):
+    for field, lm in (("lm", spec.lm), ("optimizer.reflection_lm", spec.optimizer.reflection_lm)):
+        if lm is not None:
+            registry.lm_backends.info(lm.backend, file=src, field=f"{field}.backend")
         if lm is not None and lm.backend == "embedded":
             from workbench.lm.models import resolve_model_path
 

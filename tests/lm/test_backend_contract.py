@@ -37,6 +37,15 @@ def backend(request):
     return OpenAICompatBackend("smollm2", base, response_format="json_object_schema", timeout_s=60)
 
 
+CONTRACT_BACKENDS = ("recorded", "embedded", "openai")  # every registered backend, each run through this suite
+
+
+def test_every_registered_backend_runs_this_suite():
+    from workbench.registry import lm_backends
+
+    assert set(lm_backends.names()) == set(CONTRACT_BACKENDS)  # a new backend: add it to the fixture above
+
+
 def _request(text: str, schema: dict | None = SCHEMA, max_tokens: int = 24) -> Request:
     fmt = {"type": "json_schema", "schema": schema} if schema else None
     return Request(model="x", messages=(Message.user(text),), system="Pick the label for the message.",

@@ -12,7 +12,7 @@ from tests.conftest import Store, run_cli
 from tests.sweep.conftest import SEARCH, sweep_spec
 from workbench.cli import main
 from workbench.sweep.report import pareto_mask
-from workbench.sweep.space import Distribution, SearchSpec
+from workbench.search import Distribution, SearchSpec
 
 
 def _space(**dist) -> dict:

@@ -19,6 +19,7 @@ from typing import Any
 
 import dspy
 
+from workbench import program_contract as contract
 from workbench.console import Reporter
 from workbench.errors import RunFailed, UserError
 from workbench.export.bundle import write_json, write_manifest
@@ -113,14 +114,14 @@ def _write_files(folder: Path, client, run, prepared, program: dspy.Module) -> N
 
     spec, data = prepared.spec, prepared.data
     cls = type(program)
-    if not hasattr(program, "export_config"):
+    if not contract.is_exportable(program):
         raise UserError(f"program {spec.program.name!r} ({cls.__name__}) cannot be exported yet: its class has no "
                         "export_config()", field="RUN")
     write_json(folder / "program.json", program.dump_state())
     write_json(folder / "program_config.json", {
         "class": f"{cls.__module__}.{cls.__name__}", "registry_name": spec.program.name,
         "config": program.export_config(), "inputs": list(data.input_fields),
-        "outputs": [data.output_field or data.label_field, *getattr(program, "table_fields", ())],
+        "outputs": [data.output_field or data.label_field, *contract.table_fields(program)],
         "source_sha256": source_digest(cls)})
     write_json(folder / "signatures.json", signatures(program))
     write_json(folder / "lm.json", lm_settings(spec))

@@ -22,6 +22,7 @@ import dspy
 from pydantic import BaseModel, ConfigDict, StringConstraints, create_model
 
 from workbench.export.bundle import BundleError, read_json, verify
+from workbench.program_contract import is_exportable, warms_up
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def import_program_class(reference: str, *, file: str) -> type[dspy.Module]:
     except (ImportError, AttributeError):
         raise BundleError(f"program class {reference!r} does not exist in the installed dspy-workbench", file=file,
                           field="class") from None
-    if not (isinstance(cls, type) and issubclass(cls, dspy.Module) and hasattr(cls, "from_export_config")):
+    if not (isinstance(cls, type) and issubclass(cls, dspy.Module) and is_exportable(cls)):
         raise BundleError(f"{reference!r} is not an exportable DSPy program", file=file, field="class")
     return cls
 
@@ -136,7 +137,7 @@ def load(folder: str | Path, *, lm_overrides: dict[str, Any] | None = None, warm
     except ValueError as exc:
         raise BundleError(f"LM settings are invalid: {exc}".splitlines()[0], file=str(folder / "lm.json")) from None
     lm = build_lm(lm_spec, source=str(folder / "lm.json"))
-    if warm_up and hasattr(program, "warm_up"):
+    if warm_up and warms_up(program):
         program.warm_up()
     inputs = list(config.get("inputs", []))
     return LoadedProgram(program=program, lm=lm, adapter=build_adapter(lm_spec.adapter), manifest=manifest,

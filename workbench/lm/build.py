@@ -7,7 +7,6 @@ from pathlib import Path
 
 import dspy
 
-from workbench.errors import UserError
 from workbench.lm.base import Backend
 from workbench.paths import cache_dir
 from workbench.spec import LMSpec
@@ -43,23 +42,9 @@ def build_backend(spec: LMSpec, *, source: str = "<spec>") -> Backend:
 
 
 def _backend(spec: LMSpec, source: str) -> Backend:
-    if spec.backend == "embedded":
-        from workbench.lm.embedded import EmbeddedBackend
+    from workbench import registry
 
-        return EmbeddedBackend(spec.model, n_ctx=spec.n_ctx, seed=spec.seed, source=source)
-    if spec.backend == "recorded":
-        from workbench.lm.recorded import RecordedBackend
-
-        return RecordedBackend(spec.model, source=source)
-    from workbench.lm.openai_compat import OpenAICompatBackend
-
-    if spec.api_key_env and spec.api_key_env not in os.environ:
-        raise UserError(f"environment variable {spec.api_key_env} is not set", file=source, field="lm.api_key_env")
-    return OpenAICompatBackend(spec.model, spec.api_base or "", api_key_env=spec.api_key_env,
-                               response_format=spec.response_format, timeout_s=spec.timeout_s, seed=spec.seed,
-                               retries=spec.retries, retry_max_seconds=spec.retry_max_seconds,
-                               max_requests_per_minute=spec.max_requests_per_minute,
-                               max_tokens_per_minute=spec.max_tokens_per_minute)
+    return registry.lm_backends.get(spec.backend, file=source, field="lm.backend")(spec, source)
 
 
 class CountingLM(dspy.LM):

@@ -21,6 +21,7 @@ from dspy.lm15 import Usage
 
 from workbench.lm.base import Backend, schema_key
 from workbench.lm.models import KNOWN_MODELS, SMOLLM2_FILE, resolve_model_path  # noqa: F401  (re-exported)
+from workbench.registry import lm_backend
 
 log = logging.getLogger(__name__)
 
@@ -122,3 +123,9 @@ class EmbeddedBackend(Backend):
         return (choice["message"].get("content") or "",
                 Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens")),
                 finish)
+
+
+@lm_backend("embedded")
+def embedded(spec, source: str = "<spec>") -> EmbeddedBackend:
+    """A GGUF model in-process (llama.cpp), outputs constrained by a grammar from the schema."""
+    return EmbeddedBackend(spec.model, n_ctx=spec.n_ctx, seed=spec.seed, source=source)

@@ -20,6 +20,7 @@ from dspy.lm15 import AuthError, InvalidRequestError, RateLimitError, ServerErro
 
 from workbench.lm.base import Backend
 from workbench.lm.resilience import RetryPolicy, mask_secret, shared_limiter
+from workbench.registry import lm_backend
 
 
 def _retry_after(reply: httpx.Response) -> float | None:
@@ -112,3 +113,19 @@ class OpenAICompatBackend(Backend):
         usage = data.get("usage") or {}
         finish = "length" if choice.get("finish_reason") == "length" else "stop"
         return text, Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens")), finish
+
+
+@lm_backend("openai")
+def openai(spec, source: str = "<spec>") -> OpenAICompatBackend:
+    """Any OpenAI-compatible chat completions endpoint (llama.cpp server, vLLM, OpenAI, ...)."""
+    import os
+
+    from workbench.errors import UserError
+
+    if spec.api_key_env and spec.api_key_env not in os.environ:
+        raise UserError(f"environment variable {spec.api_key_env} is not set", file=source, field="lm.api_key_env")
+    return OpenAICompatBackend(spec.model, spec.api_base or "", api_key_env=spec.api_key_env,
+                               response_format=spec.response_format, timeout_s=spec.timeout_s, seed=spec.seed,
+                               retries=spec.retries, retry_max_seconds=spec.retry_max_seconds,
+                               max_requests_per_minute=spec.max_requests_per_minute,
+                               max_tokens_per_minute=spec.max_tokens_per_minute)

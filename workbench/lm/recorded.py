@@ -30,6 +30,7 @@ from typing import Any
 from dspy.lm15 import Usage
 
 from workbench.lm.base import Backend
+from workbench.registry import lm_backend
 
 FREE_TEXT_WORDS = 48
 
@@ -154,3 +155,9 @@ class Recorder:
             return text, usage, finish
 
         backend._generate = recording
+
+
+@lm_backend("recorded")
+def recorded(spec, source: str = "<spec>") -> RecordedBackend:
+    """Deterministic answers for fast tests: recordings replayed (lm.model: a .jsonl), the rest derived."""
+    return RecordedBackend(spec.model, source=source)

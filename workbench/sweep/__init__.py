@@ -1,6 +1,7 @@
 """Optuna sweeps over a spec's `search:` space, tracked as MLflow parent + child runs.
 
-Only `space` is imported eagerly (spec.py needs it); the rest loads Optuna on first use.
+The `search:` section itself is `workbench/search.py` (the spec owns it); this package loads
+Optuna on first use.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import optuna
 import pandas as pd
 from matplotlib.figure import Figure
 
-from workbench.sweep.space import SearchSpec
+from workbench.search import SearchSpec
 
 State = optuna.trial.TrialState
 

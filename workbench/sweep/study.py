@@ -19,7 +19,7 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from workbench.errors import UserError
-from workbench.sweep.space import SearchSpec
+from workbench.search import SearchSpec
 
 HEARTBEAT_S = int(os.environ.get("WORKBENCH_SWEEP_HEARTBEAT_S", "10"))
 GRACE_S = int(os.environ.get("WORKBENCH_SWEEP_GRACE_S", "30"))

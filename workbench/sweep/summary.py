@@ -9,7 +9,7 @@ import yaml
 from workbench.sweep.budget import study_spent
 from workbench.sweep.report import (best_trials, history_figure, importance_figure, importances, pareto_figure,
                                     trials_frame)
-from workbench.sweep.space import SearchSpec, apply
+from workbench.search import SearchSpec, apply
 
 State = optuna.trial.TrialState
 

@@ -17,7 +17,7 @@ from workbench.errors import RunFailed, UserError
 from workbench.runner import RunHooks, run
 from workbench.spec import validate
 from workbench.sweep.budget import Budget, Spent, study_spent
-from workbench.sweep.space import SearchSpec, apply
+from workbench.search import SearchSpec, apply
 
 TRIAL_KIND = "trial"
 STUDY_TAG = "workbench.study"

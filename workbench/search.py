@@ -11,8 +11,9 @@ Any spec value can become a distribution, named by its dotted path:
       objectives: [{metric: score, direction: maximize}, {metric: lm_calls, direction: minimize}]
 
 A categorical choice that is a mapping or list replaces the value at its path whole (so an
-optimizer and its parameters change together). This module only uses pydantic: spec.py
-imports it.
+optimizer and its parameters change together). `set_path` is how a dotted path reaches into
+a spec (`--set` overrides use it too). The spec owns this section, so it lives beside
+spec.py and uses only pydantic; `workbench/sweep/` runs the searches it describes.
 """
 
 from __future__ import annotations

@@ -1,0 +1,71 @@
+"""What the workbench asks of a program, written down once.
+
+A program is a `dspy.Module` built by a function registered with `@program(name)`. Beyond
+`forward`, it may offer any of these capabilities; the runner, the evaluator, the exporter
+and the prompt renderer ask through the helpers below, never by probing attributes:
+
+- `Exportable`: `export_config()` returns the JSON-able constructor arguments that are not
+  learned state, and `from_export_config(config)` rebuilds an empty program from them (the
+  bundle's `program.json` then loads the learned state). Without it a run cannot be exported.
+- `WarmsUp`: `warm_up()` builds indexes or fits rankers before the first query (timed as its
+  own phase, so the first example's latency is the model's).
+- `HasTableFields`: `table_fields` names prediction fields copied into the per-example table
+  (candidates, retrieved ids, citations, trajectories).
+- `HasIndexes`: `index_dirs()` lists built index folders logged with the run.
+- `HasDemoPool`: `demo_pool`, an `ExamplePool` whose k nearest training examples become the
+  demos of each query (the `retrieval_demos` optimizer fills it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Exportable(Protocol):
+    def export_config(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_export_config(cls, config: dict[str, Any]) -> Any: ...
+
+
+@runtime_checkable
+class WarmsUp(Protocol):
+    def warm_up(self) -> None: ...
+
+
+@runtime_checkable
+class HasTableFields(Protocol):
+    table_fields: tuple[str, ...]
+
+
+@runtime_checkable
+class HasIndexes(Protocol):
+    def index_dirs(self) -> list[Path]: ...
+
+
+@runtime_checkable
+class HasDemoPool(Protocol):
+    demo_pool: Any
+
+
+def is_exportable(program_or_class: Any) -> bool:
+    return callable(getattr(program_or_class, "export_config", None)) and \
+        callable(getattr(program_or_class, "from_export_config", None))
+
+
+def warms_up(program: Any) -> bool:
+    return isinstance(program, WarmsUp)
+
+
+def table_fields(program: Any) -> tuple[str, ...]:
+    return tuple(program.table_fields) if isinstance(program, HasTableFields) else ()
+
+
+def index_dirs(program: Any) -> list[Path]:
+    return list(program.index_dirs()) if isinstance(program, HasIndexes) else []
+
+
+def demo_pool(program: Any) -> Any | None:
+    return program.demo_pool if isinstance(program, HasDemoPool) else None
