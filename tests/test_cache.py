@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import SPEC, ROOT, run_cli
+from tests.conftest import ROOT, SPEC, run_cli, run_main
 
 FAST = ["lm.backend=recorded", "lm.model=synthetic", "lm.cache=true", "dataset.train=500", "dataset.dev=10",
         "dataset.test=30", "metric.summaries=[]"]
@@ -21,25 +21,27 @@ def _run(store, env) -> dict[str, float]:
     return store.client().get_run(run_id).data.metrics
 
 
-def test_info_hit_rate_and_clear(store, tmp_path):
+def test_info_hit_rate_and_clear(store, tmp_path, monkeypatch, capsys):
     env = {"WORKBENCH_CACHE": str(tmp_path / "cache")}
+    monkeypatch.setenv("WORKBENCH_CACHE", env["WORKBENCH_CACHE"])  # for the in-process cache commands
     cold = _run(store, env)
     assert cold["lm_requests"] == 30 and cold["lm_cache_hits"] == 0
     warm = _run(store, env)
     assert warm["lm_cache_hits"] == 30 and warm["cache_hit_rate"] == 1.0 and warm["lm_calls"] == 0
-    info = run_cli("cache", "info", "--tracking-uri", store.uri, env=env)
+    info = run_cli("cache", "info", "--tracking-uri", store.uri, env=env)  # once through a real process
     assert info.returncode == 0, info.stderr
     assert str(tmp_path / "cache" / "dspy") in info.stdout
     assert "recorded/synthetic-" in info.stdout and "30 of 30 LM requests answered from the cache (100%)" in info.stdout
-    kept = run_cli("cache", "clear", "--older-than", "1", env=env)
+    kept = run_main(capsys, "cache", "clear", "--older-than", "1")
     assert kept.returncode == 0 and "removed 0 entries older than 1 days" in kept.stdout
-    cleared = run_cli("cache", "clear", env=env)
+    cleared = run_main(capsys, "cache", "clear")
     assert cleared.returncode == 0 and "removed 30 entries" in cleared.stdout, cleared.stdout
     assert _run(store, env)["lm_cache_hits"] == 0  # nothing left to answer from
 
 
-def test_clear_refuses_while_another_process_uses_the_cache(store, tmp_path):
+def test_clear_refuses_while_another_process_uses_the_cache(store, tmp_path, monkeypatch, capsys):
     env = {"WORKBENCH_CACHE": str(tmp_path / "cache")}
+    monkeypatch.setenv("WORKBENCH_CACHE", env["WORKBENCH_CACHE"])
     _run(store, env)
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom workbench.lm.build import configure_cache\n"
                                "configure_cache(); print('held', flush=True); time.sleep(60)"],
@@ -52,9 +54,9 @@ def test_clear_refuses_while_another_process_uses_the_cache(store, tmp_path):
     finally:
         holder.kill()
         holder.wait(timeout=10)
-    info = run_cli("cache", "info", "--tracking-uri", store.uri, env=env)
+    info = run_main(capsys, "cache", "info", "--tracking-uri", store.uri)
     assert "30 entries" in info.stdout  # nothing was deleted
     time.sleep(0.1)
-    assert run_cli("cache", "clear", env=env).returncode == 0  # the holder is gone: the lock went with it
-    bad = run_cli("cache", "clear", "--older-than", "-1", env=env)
+    assert run_main(capsys, "cache", "clear").returncode == 0  # the holder is gone: the lock went with it
+    bad = run_main(capsys, "cache", "clear", "--older-than", "-1")
     assert bad.returncode == 2 and "--older-than: must be 0 or more" in bad.stderr
