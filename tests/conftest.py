@@ -160,12 +160,18 @@ def llama_server():
     base = f"http://127.0.0.1:{port}/v1"
     wait_for_http(f"{base}/models", proc, seconds=120, what="llama_cpp.server", log=lambda: Path(log.name).read_text())
     yield base
+    stop(proc, log)
+
+
+def stop(proc: subprocess.Popen, log=None) -> None:
+    """End a server started by a fixture: SIGTERM, SIGKILL after 20 s; close its log."""
     proc.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
+    if log is not None:
+        log.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.conftest import SPEC, free_port, run_cli, wait_for_http
+from tests.conftest import SPEC, free_port, run_cli, stop, wait_for_http
 
 pytestmark = pytest.mark.slow
 FAST = ["lm.backend=recorded", "lm.model=synthetic", "dataset.train=2000", "dataset.dev=20", "dataset.test=60",
@@ -29,12 +29,7 @@ def tracking_server(tmp_path):
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/health", proc, seconds=90, what="mlflow server", log=lambda: (tmp_path / "server.log").read_text())
     yield url, tmp_path / "served"
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop(proc, log)
 
 
 def test_run_promote_and_gate_over_http(tracking_server, tmp_path):
