@@ -4,7 +4,6 @@ given, so a store another command (or the environment) made the default is never
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from tests.comparison.test_compare import _log
 from tests.conftest import ROOT, Store
