@@ -47,6 +47,7 @@ def _spec(path: Path, docs: Path, questions: Path, **params) -> Path:
                                                        "chunk_words": 120, "overlap": 20, **params},
                        "dev": 1, "test": 3}
     spec["tracking"] = {"enabled": False}
+    spec["lm"] = {**spec.get("lm", {}), "backend": "recorded", "model": "synthetic"}  # the corpus loader is the subject
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
 

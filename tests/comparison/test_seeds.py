@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import SPEC, run_cli
+from tests.conftest import FAST_LM, SPEC, run_cli
 
 
 def test_two_seeds_make_two_child_runs_and_a_parent_summary(store):
-    sets = sum((["--set", o] for o in store.overrides + ["dataset.test=6", "dataset.dev=4"]), [])
+    sets = sum((["--set", o] for o in store.overrides + FAST_LM + ["dataset.test=6", "dataset.dev=4",
+                                                                    "dataset.train=2000"]), [])
     result = run_cli("run", str(SPEC), *sets, "--seeds", "2")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "over 2 seeds" in result.stdout and "95% CI over seeds" in result.stdout
