@@ -126,6 +126,7 @@ def test_spec_is_run_on_the_champions_examples(gate_store, tmp_path):
     ("junit_unwritable", "--junit:"),
     ("unknown_run", "neither an experiment nor a run id"),
     ("spec_other_task", "nothing to pair"),
+    ("run_other_task", "nothing to pair"),
     ("set_on_run", "--set applies to a spec"),
 ])
 def test_bad_input_is_one_line_exit_2(gate_store, tmp_path, capsys, case, field):
@@ -133,6 +134,7 @@ def test_bad_input_is_one_line_exit_2(gate_store, tmp_path, capsys, case, field)
     uri = ["--tracking-uri", store.uri]
     junit = tmp_path / "out.xml"
     other = _run(store, "dataset.test=30") if case == "different_examples" else None
+    rag = _log(store, "rag", [1.0] * 3, task="rag") if case == "run_other_task" else None
     before = {r["run_id"]: r["status"] for r in store.runs()}
     args = {
         "no_champion": [runs["zero_shot"], "--against", "champion", "--model", "nobody", *uri],
@@ -144,6 +146,7 @@ def test_bad_input_is_one_line_exit_2(gate_store, tmp_path, capsys, case, field)
         "junit_unwritable": [runs["zero_shot"], "--against", runs["few_shot"], "--junit", str(tmp_path), *uri],
         "unknown_run": ["0123456789abcdef", "--against", runs["few_shot"], *uri],
         "spec_other_task": [str(write_spec(tmp_path / "rag.yaml", task="rag")), "--against", runs["few_shot"], *uri],
+        "run_other_task": [rag, "--against", runs["few_shot"], *uri],
         "set_on_run": [runs["zero_shot"], "--against", runs["few_shot"], "--set", "lm.cache=false", *uri],
     }[case]
     assert main(["gate", *args, "--junit", str(junit)] if "--junit" not in args else ["gate", *args]) == 2

@@ -186,6 +186,9 @@ def gate_command(args: argparse.Namespace) -> int:
             candidate = load_run(client, found[0])
             baseline, label = resolve_baseline(client, args.against, args.model or candidate.tags.get("workbench.spec"),
                                                exclude=candidate.run_id)
+            if baseline.task and candidate.task and baseline.task != candidate.task:
+                raise UserError(f"the baseline is a {baseline.task!r} run and the candidate a {candidate.task!r} one: "
+                                "nothing to pair", field="--against")
     except RunFailed as exc:
         if args.junit:
             write_atomic(args.junit, junit_xml(None, suite=suite, seconds=time.perf_counter() - start,
