@@ -93,15 +93,18 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
                           capture_output=True, text=True, timeout=timeout)
 
 
-def run_main(capsys, *args: str) -> subprocess.CompletedProcess:
+def run_main(*args: str) -> subprocess.CompletedProcess:
     """`workbench ARGS` in this process (the CLI's own code, without a new interpreter's
-    seconds of imports), returned like `run_cli`'s result."""
+    seconds of imports), returned like `run_cli`'s result; usable from any fixture scope."""
+    import contextlib
+    import io
+
     from workbench.cli import main
 
-    capsys.readouterr()
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return subprocess.CompletedProcess(["workbench", *args], code, captured.out, captured.err)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(["workbench", *args], code, out.getvalue(), err.getvalue())
 
 
 def write_spec(path: Path, **changes) -> Path:

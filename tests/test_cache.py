@@ -21,7 +21,7 @@ def _run(store, env) -> dict[str, float]:
     return store.client().get_run(run_id).data.metrics
 
 
-def test_info_hit_rate_and_clear(store, tmp_path, monkeypatch, capsys):
+def test_info_hit_rate_and_clear(store, tmp_path, monkeypatch):
     env = {"WORKBENCH_CACHE": str(tmp_path / "cache")}
     monkeypatch.setenv("WORKBENCH_CACHE", env["WORKBENCH_CACHE"])  # for the in-process cache commands
     cold = _run(store, env)
@@ -32,14 +32,14 @@ def test_info_hit_rate_and_clear(store, tmp_path, monkeypatch, capsys):
     assert info.returncode == 0, info.stderr
     assert str(tmp_path / "cache" / "dspy") in info.stdout
     assert "recorded/synthetic-" in info.stdout and "30 of 30 LM requests answered from the cache (100%)" in info.stdout
-    kept = run_main(capsys, "cache", "clear", "--older-than", "1")
+    kept = run_main("cache", "clear", "--older-than", "1")
     assert kept.returncode == 0 and "removed 0 entries older than 1 days" in kept.stdout
-    cleared = run_main(capsys, "cache", "clear")
+    cleared = run_main("cache", "clear")
     assert cleared.returncode == 0 and "removed 30 entries" in cleared.stdout, cleared.stdout
     assert _run(store, env)["lm_cache_hits"] == 0  # nothing left to answer from
 
 
-def test_clear_refuses_while_another_process_uses_the_cache(store, tmp_path, monkeypatch, capsys):
+def test_clear_refuses_while_another_process_uses_the_cache(store, tmp_path, monkeypatch):
     env = {"WORKBENCH_CACHE": str(tmp_path / "cache")}
     monkeypatch.setenv("WORKBENCH_CACHE", env["WORKBENCH_CACHE"])
     _run(store, env)
@@ -54,9 +54,9 @@ def test_clear_refuses_while_another_process_uses_the_cache(store, tmp_path, mon
     finally:
         holder.kill()
         holder.wait(timeout=10)
-    info = run_main(capsys, "cache", "info", "--tracking-uri", store.uri)
+    info = run_main("cache", "info", "--tracking-uri", store.uri)
     assert "30 entries" in info.stdout  # nothing was deleted
     time.sleep(0.1)
-    assert run_main(capsys, "cache", "clear").returncode == 0  # the holder is gone: the lock went with it
-    bad = run_main(capsys, "cache", "clear", "--older-than", "-1")
+    assert run_main("cache", "clear").returncode == 0  # the holder is gone: the lock went with it
+    bad = run_main("cache", "clear", "--older-than", "-1")
     assert bad.returncode == 2 and "--older-than: must be 0 or more" in bad.stderr

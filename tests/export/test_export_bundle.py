@@ -72,7 +72,7 @@ def _edit_manifest(folder, **changes):
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
-def test_bad_export_requests_exit_2_and_write_nothing(routing_store, bundle, tmp_path, capsys):
+def test_bad_export_requests_exit_2_and_write_nothing(routing_store, bundle, tmp_path):
     store, runs = routing_store
     cases = [
         (["export", "0123456789abcdef", "--out", str(tmp_path / "a")], "neither an experiment nor a run id"),
@@ -84,7 +84,7 @@ def test_bad_export_requests_exit_2_and_write_nothing(routing_store, bundle, tmp
     client.set_terminated(no_program)
     cases.append((["export", no_program, "--out", str(tmp_path / "c")], "no compiled program"))
     for i, (args, message) in enumerate(cases):  # the first through a real process, the rest in this one
-        result = (run_cli if i == 0 else lambda *a: run_main(capsys, *a))(*args, "--tracking-uri", store.uri)
+        result = (run_cli if i == 0 else lambda *a: run_main(*a))(*args, "--tracking-uri", store.uri)
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -10,7 +10,7 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, run_cli, wait_for_http
+from tests.conftest import ROOT, free_port, run_cli, run_main, wait_for_http
 
 
 def _promote(store, run, *extra):
@@ -19,24 +19,12 @@ def _promote(store, run, *extra):
         result = run_cli("promote", run, "--name", "router", "--tracking-uri", store.uri, *extra)
         _promote.done = True
     else:
-        result = _in_process("promote", run, "--name", "router", "--tracking-uri", store.uri, *extra)
+        result = run_main("promote", run, "--name", "router", "--tracking-uri", store.uri, *extra)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
 _promote.done = False
-
-
-def _in_process(*args):
-    import contextlib
-    import io
-
-    from workbench.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def _aliases(client):
@@ -78,7 +66,7 @@ def test_a_worse_run_becomes_challenger_unless_forced(registry):
     assert "as champion" in forced and "forced" in forced
     assert _aliases(client) == {"champion": "4", "challenger": "2"}
     assert client.get_model_version("router", "4").tags["workbench.forced"] == "true"
-    again = _in_process("promote", runs["zero_shot"], "--name", "router", "--tracking-uri", store.uri)
+    again = run_main("promote", runs["zero_shot"], "--name", "router", "--tracking-uri", store.uri)
     assert again.returncode == 2 and "already the champion" in again.stderr
     _promote(store, runs["good"], "--force")  # leave the good run as champion for the serving test
 
@@ -109,7 +97,7 @@ def test_mlflow_models_serve_answers_with_the_champion(registry, tmp_path):
 
 def test_promote_and_serve_bad_input(registry):
     store, runs, *_ = registry
-    bad_name = _in_process("promote", runs["good"], "--name", "no spaces!", "--tracking-uri", store.uri)
+    bad_name = run_main("promote", runs["good"], "--name", "no spaces!", "--tracking-uri", store.uri)
     assert bad_name.returncode == 2 and "--name" in bad_name.stderr
     missing = run_cli("serve", "models:/nothing@champion", "--tracking-uri", store.uri, "--port", "1")
     assert missing.returncode == 2 and "cannot fetch the model" in missing.stderr

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.comparison.test_compare import _log
-from tests.conftest import SPEC, Store, run_cli, write_spec
+from tests.conftest import SPEC, Store, run_cli, run_main, write_spec
 from workbench.cli import main
 
 FAST = ["lm.backend=recorded", "lm.model=synthetic", "lm.cache=false", "dataset.train=2000", "dataset.dev=20",
@@ -24,13 +24,9 @@ def _sets(*overrides: str) -> list[str]:
 
 def _run(store: Store, *overrides: str) -> str:
     """A tracked run through the CLI's code in this process (the gate itself goes through real processes)."""
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert main(["run", str(SPEC), "--quiet", *_sets(*FAST, *store.overrides, *overrides)]) == 0
-    return next(x for x in out.getvalue().splitlines() if x.startswith("run_id=")).split()[0].removeprefix("run_id=")
+    result = run_main("run", str(SPEC), "--quiet", *_sets(*FAST, *store.overrides, *overrides))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return next(x for x in result.stdout.splitlines() if x.startswith("run_id=")).split()[0].removeprefix("run_id=")
 
 
 @pytest.fixture(scope="module")
