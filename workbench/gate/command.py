@@ -121,7 +121,7 @@ def _candidate_from_outcome(spec, outcome, run_name: str):
                    table=result.table, state=outcome.program.dump_state() if outcome.program is not None else {})
 
 
-def _run_spec(args, reporter: Reporter, client_for_spec):
+def _run_spec(args, reporter: Reporter):
     """Run the candidate spec on the baseline's examples; returns (baseline, its name, candidate)."""
     from workbench.lm.preflight import preflight
     from workbench.spec import load_spec
@@ -130,7 +130,9 @@ def _run_spec(args, reporter: Reporter, client_for_spec):
     spec = load_spec(args.candidate, overrides)
     for line in preflight(spec):
         reporter.info(f"endpoint ok: {line}")
-    client = client_for_spec(spec.tracking.uri)
+    from workbench.comparison.runs import client_for
+
+    client = client_for(spec.tracking.uri)
     baseline, label = resolve_baseline(client, args.against, args.model or spec.name)
     if baseline.task and baseline.task != spec.task:
         raise UserError(f"the baseline is a {baseline.task!r} run and the spec a {spec.task!r} one: nothing to pair",
@@ -175,7 +177,7 @@ def gate_command(args: argparse.Namespace) -> int:
 
     try:
         if _is_spec(args.candidate):
-            baseline, label, candidate, client = _run_spec(args, reporter, client_for)
+            baseline, label, candidate, client = _run_spec(args, reporter)
         else:
             if args.overrides:
                 raise UserError("--set applies to a spec; a finished run is gated as it is", field="--set")
