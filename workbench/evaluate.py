@@ -27,6 +27,7 @@ from workbench.lm.base import UsageCounter, UsageTotals
 from workbench.lm.resilience import call_stats, is_endpoint_failure
 from workbench.program_contract import table_fields
 from workbench.stats import bootstrap_ci
+from workbench.traces.recorder import example_trace, span
 
 
 class EvaluationStopped(RunFailed):
@@ -122,8 +123,25 @@ class _Fields:
     from_prediction: tuple[str, ...]
 
 
-def _predict_one(program: dspy.Module, example: dspy.Example, metric: Callable, fields: _Fields) -> dict:
+def _predict_one(program: dspy.Module, example: dspy.Example, metric: Callable, fields: _Fields,
+                 tracer: Any = None) -> dict:
+    if tracer is None or not tracer.wants(example):
+        return _predict(program, example, metric, fields)[0]
+    with example_trace(tracer.name, example.inputs().toDict()) as (trace, root):
+        row, prediction = _predict(program, example, metric, fields)
+        outputs = prediction.toDict() if prediction is not None else None
+        trace.close(root, outputs, _RowError(row["error"]) if row["error_type"] else None)
+    tracer.finish(trace, example, row, prediction)
+    return row
+
+
+class _RowError(Exception):
+    """The root span's error: what the example's row says went wrong."""
+
+
+def _predict(program: dspy.Module, example: dspy.Example, metric: Callable, fields: _Fields):
     start = time.perf_counter()
+    prediction = None
     retries_before = call_stats.retries
     row: dict[str, Any] = {"id": example.get("id", ""), **example.inputs().toDict()}
     row["gold"] = example.get(fields.gold) if fields.gold else ""
@@ -132,7 +150,8 @@ def _predict_one(program: dspy.Module, example: dspy.Example, metric: Callable, 
     try:
         prediction = program(**example.inputs())
         row["predicted"] = prediction.get(fields.output) if fields.output else str(prediction.toDict())
-        row["score"] = score_of(metric(example, prediction))
+        with span("metric", "EVALUATOR", {"gold": row["gold"]}) as scored:
+            row["score"] = scored["outputs"] = score_of(metric(example, prediction))
         row["error_type"], row["error"] = "", ""
         for name in fields.from_prediction:
             row[name] = prediction.get(name)
@@ -144,7 +163,7 @@ def _predict_one(program: dspy.Module, example: dspy.Example, metric: Callable, 
             row[name] = partial.get(name)
     row["seconds"] = time.perf_counter() - start
     row["retries"] = call_stats.retries - retries_before
-    return row
+    return row, prediction
 
 
 def _prompts(lm: dspy.LM, calls: int, limit: int = 6000) -> str:
@@ -162,7 +181,7 @@ def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callabl
              gold_field: str | None = None, example_fields: tuple[str, ...] = (),
              usage: UsageCounter | None = None, threads: int = 1, max_failures: int | None = None,
              on_progress: Callable[[int, float, int], None] | None = None, lm: dspy.LM | None = None,
-             stop_when: Callable[[], str] | None = None) -> EvalResult:
+             stop_when: Callable[[], str] | None = None, tracer: Any = None) -> EvalResult:
     """Run `program` on every example; `on_progress(done, mean_score, lm_calls)` after each;
     `stop_when()` returning a reason stops it (EvaluationStopped with the partial result).
 
@@ -170,7 +189,8 @@ def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callabl
     `predicted` (prediction[output_field]), the score and error, plus `example_fields` and
     the program's `table_fields` (prediction fields such as retrieved ids or candidates).
     With `lm` and one thread, `prompt` holds the user messages of the LM calls
-    each example made, as the LM saw them.
+    each example made, as the LM saw them. `tracer` (workbench.traces.evaluation.EvalTracer):
+    a trace per example it wants, with the program's spans and the row's assessments.
     """
     fields = _Fields(output_field, gold_field or output_field, tuple(example_fields),
                      table_fields(program))
@@ -198,7 +218,7 @@ def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callabl
     if threads <= 1:
         for i, example in enumerate(examples):
             seen, calls_before = (len(lm.history) if lm is not None else 0), (usage.snapshot().calls if usage else 0)
-            row = _predict_one(program, example, metric, fields)
+            row = _predict_one(program, example, metric, fields, tracer)
             if lm is not None:  # history also records cached answers; at its size cap, fall back to usage
                 grown = len(lm.history) - seen or (usage.snapshot().calls - calls_before if usage else 0)
                 row["prompt"] = _prompts(lm, grown)
@@ -209,7 +229,7 @@ def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callabl
         def in_context(example: dspy.Example) -> dict:
             token = thread_local_overrides.set({**thread_local_overrides.get(), **parent})
             try:
-                return _predict_one(program, example, metric, fields)
+                return _predict_one(program, example, metric, fields, tracer)
             finally:
                 thread_local_overrides.reset(token)
 

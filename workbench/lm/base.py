@@ -49,9 +49,12 @@ class UsageCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._totals = UsageTotals()
+        self._local = threading.local()  # this thread's last call (a trace's LM span reads it)
 
     def add(self, *, input_tokens: int = 0, output_tokens: int = 0, seconds: float = 0.0, failed: bool = False,
             retries: int = 0, wait_seconds: float = 0.0) -> None:
+        self._local.last = {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                            "total_tokens": input_tokens + output_tokens}
         with self._lock:
             self._totals.calls += 1
             self._totals.input_tokens += input_tokens
@@ -60,6 +63,12 @@ class UsageCounter:
             self._totals.failures += int(failed)
             self._totals.retries += retries
             self._totals.wait_seconds += wait_seconds
+
+    def take_last(self) -> dict[str, int] | None:
+        """The token usage of this thread's last backend call since the previous take (None: none made,
+        e.g. the answer came from the cache)."""
+        last, self._local.last = getattr(self._local, "last", None), None
+        return last
 
     def request(self) -> None:
         with self._lock:
