@@ -39,6 +39,7 @@ from workbench.registry import program, retrievers
 from workbench.retrieval.dense import embed, embed_query
 from workbench.retrieval.learned_rerank import LearnedReranker
 from workbench.retrieval.sentences import SentencePicker
+from workbench.traces import span
 
 ANSWER_INSTRUCTIONS = ("Answer the question with a short span copied from the passages, and cite the "
                        "numbers of the passages that contain it.")
@@ -136,11 +137,15 @@ class RAG(dspy.Module):
 
     def rank(self, question: str) -> list[str]:
         """The k retrieved passage ids, best first, after reranking."""
-        ranked = self._first_stage(question)
+        with span("retrieve", "RETRIEVER", {"question": question, "k": self.k}) as out:
+            ranked = self._first_stage(question)
+            out["outputs"] = [{"id": pid, "text": self.passages[pid]["text"][:300]}
+                              for pid in ranked if pid in self.passages]
         if self.learned is not None:
             if not self.learned.fitted:
                 self.warm_up()
-            ranked = self.learned.rerank(question, ranked)
+            with span("rerank (learned)", "RERANKER", {"question": question, "ids": ranked}) as out:
+                ranked = out["outputs"] = self.learned.rerank(question, ranked)
         if self.rerank is not None and len(ranked) > 1:
             head = ranked[:self.rerank_depth]
             best = self.rerank(question=question, passages=self._numbered(head, self.passage_chars // 2)).best

@@ -16,6 +16,7 @@ import dspy
 from programs.pool import ExamplePool
 from workbench.data import TaskData, column
 from workbench.registry import program
+from workbench.traces import span
 
 DEFAULT_INSTRUCTIONS = "Classify the user's message into exactly one of the allowed labels."
 
@@ -79,13 +80,16 @@ class Router(dspy.Module):
         return self.labels
 
     def forward(self, text: str) -> dspy.Prediction:
-        allowed = self.allowed_labels(text)
+        with span("candidate labels", "RETRIEVER", {"text": text, "candidates": self.candidates}) as out:
+            allowed = out["outputs"] = self.allowed_labels(text)
         kwargs = {}
         if len(allowed) != len(self.labels):
             kwargs["signature"] = self._signature_for(allowed)
         if self.demo_pool.k and self.demo_pool.examples:
             narrowed = allowed if len(allowed) != len(self.labels) else None
-            kwargs["demos"] = [dspy.Example(**d) for d in self.demo_pool.demos_for(text, narrowed)]
+            with span("retrieve demos", "RETRIEVER", {"text": text, "k": self.demo_pool.k}) as out:
+                kwargs["demos"] = [dspy.Example(**d) for d in self.demo_pool.demos_for(text, narrowed)]
+                out["outputs"] = [d.toDict() for d in kwargs["demos"]]
         prediction = self.predict(text=text, **kwargs)
         prediction.candidates = allowed if len(allowed) != len(self.labels) else []
         return prediction

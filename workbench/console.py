@@ -34,12 +34,14 @@ class Reporter:
         self.err.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
     @contextlib.contextmanager
-    def phase(self, title: str, lm_calls: Callable[[], int]) -> Iterator[None]:
-        """A spinner for work without a known length (compiling), showing LM calls so far."""
+    def phase(self, title: str, lm_calls: Callable[[], int] | None) -> Iterator[None]:
+        """A spinner for work without a known length (compiling), showing LM calls so far (if it makes any)."""
         if self.quiet:
             yield
             return
-        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[calls]} LM calls"),
+        calls_column = TextColumn("{task.fields[calls]} LM calls" if lm_calls is not None else "")
+        lm_calls = lm_calls or (lambda: 0)
+        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), calls_column,
                             TimeElapsedColumn(), console=self.err, transient=False)
         task = progress.add_task(title, total=None, calls=0)
         stop = threading.Event()

@@ -24,19 +24,25 @@ def _field_lines(fields: dict[str, Any]) -> list[str]:
     return lines
 
 
+def render_predictor(name: str, predictor) -> list[str]:
+    """One predictor's instructions, fields and fixed demos (markdown lines)."""
+    signature = predictor.signature
+    parts = [f"## Predictor `{name}`", "", "### Instructions", "", signature.instructions or "(none)", "",
+             "### Inputs", *_field_lines(signature.input_fields), "", "### Outputs",
+             *_field_lines(signature.output_fields), ""]
+    demos = predictor.demos or []
+    parts += [f"### Fixed demos ({len(demos)})", ""]
+    for i, demo in enumerate(demos, 1):
+        data = demo.toDict() if hasattr(demo, "toDict") else dict(demo)
+        parts.append(f"{i}. " + " · ".join(f"**{k}**: {str(v)[:300]}" for k, v in data.items() if k != "augmented"))
+    parts.append("")
+    return parts
+
+
 def render_program(program: dspy.Module) -> str:
     parts = ["# Program prompts", ""]
     for name, predictor in program.named_predictors():
-        signature = predictor.signature
-        parts += [f"## Predictor `{name}`", "", "### Instructions", "", signature.instructions or "(none)", "",
-                  "### Inputs", *_field_lines(signature.input_fields), "", "### Outputs",
-                  *_field_lines(signature.output_fields), ""]
-        demos = predictor.demos or []
-        parts += [f"### Fixed demos ({len(demos)})", ""]
-        for i, demo in enumerate(demos, 1):
-            data = demo.toDict() if hasattr(demo, "toDict") else dict(demo)
-            parts.append(f"{i}. " + " · ".join(f"**{k}**: {str(v)[:300]}" for k, v in data.items() if k != "augmented"))
-        parts.append("")
+        parts += render_predictor(name, predictor)
     pool = demo_pool(program)
     if pool is not None and pool.k:
         parts += ["## Retrieved demos", "",

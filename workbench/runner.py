@@ -28,11 +28,12 @@ from workbench.data.checks import DataChecks
 from workbench.data.loading import LoadedData, load_data, load_dataset  # noqa: F401  (load_dataset: API)
 from workbench.errors import RunFailed, UserError
 from workbench.evaluate import EvalResult, EvaluationStopped, evaluate, merge, score_of
+from workbench.genai import RunObjects
 from workbench.lm import build_lm
 from workbench.lm.adapters import build_adapter
 from workbench.lm.preflight import preflight
 from workbench.optimize import CompileContext
-from workbench.prompts import last_call_messages, render_call, render_program
+from workbench.run_logging import autolog_trials, log_partial, log_results, summaries
 from workbench.spec import Spec
 from workbench.tracking import RUN_KIND_TAG, tracked_run
 
@@ -166,7 +167,6 @@ def _metric_fns(spec: Spec):
 
 
 def _tags(spec: Spec, prepared: Prepared, lm: dspy.LM, kind: str) -> dict[str, str]:
-    eval_ids = ",".join(str(e.get("id", "")) for e in prepared.evalset)
     return {
         RUN_KIND_TAG: kind,
         "workbench.spec": spec.name,
@@ -177,7 +177,7 @@ def _tags(spec: Spec, prepared: Prepared, lm: dspy.LM, kind: str) -> dict[str, s
         "workbench.dataset": prepared.data.name,
         "workbench.dataset_fingerprint": prepared.data.fingerprint,
         "workbench.eval_split": spec.eval.split,
-        "workbench.eval_fingerprint": hashlib.sha256(eval_ids.encode()).hexdigest()[:16],
+        "workbench.eval_fingerprint": eval_fingerprint(prepared.evalset),
         "workbench.lm": lm.model,
     }
 
@@ -198,7 +198,7 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
     # Trials nest under the experiment's run; with tracking off, autologging would write to ./mlflow.db.
     trials = spec.tracking.enabled and spec.optimizer.name not in ("none", "retrieval_demos", "LabeledFewShot")
     with reporter.phase(f"compiling with {spec.optimizer.name}", lambda: usage.since(before).calls), \
-            _autolog_trials(trials):
+            autolog_trials(trials):
         try:
             compiled = factory(ctx, **spec.optimizer.params)
         except (AdapterParseError, LMError) as exc:
@@ -212,68 +212,6 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
         if used is not None and used.engine.breaker.open:  # optimizers swallow failed candidates
             raise CompileError(f"{spec.optimizer.name} stopped: {used.engine.breaker.reason}")
     return compiled, time.perf_counter() - start, usage.since(before).calls
-
-
-class _autolog_trials:
-    """Optimizers that evaluate candidates log each evaluation as a nested MLflow run."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-
-    def __enter__(self):
-        if self.enabled:
-            import mlflow.dspy
-
-            mlflow.dspy.autolog(log_traces=False, log_traces_from_eval=False, log_compiles=True, log_evals=True,
-                                silent=True)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            import mlflow.dspy
-
-            mlflow.dspy.autolog(disable=True, silent=True)
-
-
-def _log_results(tracked, prepared: Prepared, outcome: RunOutcome, program: dspy.Module, lm: dspy.LM) -> None:
-    spec = prepared.spec
-    result = outcome.result
-    metrics = {**result.metrics(), "compile_seconds": outcome.compile_seconds,
-               "compile_lm_calls": float(outcome.compile_lm_calls), **outcome.summary_metrics}
-    for baseline in outcome.baselines:
-        metrics[f"baseline.{baseline.name}.score"] = baseline.score
-    tracked.log_metrics(metrics)
-    tracked.log_table(result.table, "predictions.json")
-    state = program.dump_state()
-    tracked.log_dict(state, "program.json")
-    tracked.log_text(render_program(program), "prompts.md")
-    if prepared.evalset and spec.lm.cache:
-        try:
-            program(**prepared.evalset[0].inputs())  # answered from the cache: records the exact messages
-        except Exception:  # noqa: BLE001  this example failed in the evaluation too (counted there);
-            pass           # the messages of its last LM call are still what we want to show
-        tracked.log_text(render_call(last_call_messages(lm), title=f"Call for example {prepared.evalset[0].get('id')}"),
-                         "prompt_example.md")
-    elif lm.history:  # without a cache a repeat call would be paid for: show the evaluation's last call
-        tracked.log_text(render_call(last_call_messages(lm), title="The evaluation's last LM call"), "prompt_example.md")
-    tracked.log_text(json.dumps(spec.model_dump(mode="json"), indent=2), "spec.json")
-    for folder in contract.index_dirs(program):
-        tracked.log_dir(folder, f"indexes/{folder.name}")
-    outcome.program_path = tracked.artifact_path("program.json")
-
-
-def _summaries(spec: Spec, prepared: Prepared, result: EvalResult, tracked) -> dict[str, float]:
-    metrics: dict[str, float] = {}
-    for name in spec.metric.summaries:
-        fn = registry.summaries.get(name, file=spec.source, field="metric.summaries")
-        out = fn(result.table, prepared.data)
-        metrics.update(out.get("metrics", {}))
-        if tracked is None:
-            continue
-        for path, frame in out.get("tables", {}).items():
-            tracked.log_csv(frame, path)
-        for path, figure in out.get("figures", {}).items():
-            tracked.log_figure(figure, path)
-    return metrics
 
 
 def _baselines(prepared: Prepared, reporter: Reporter) -> list[BaselineScore]:
@@ -332,19 +270,40 @@ def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Pat
         return outcome
 
 
+def eval_fingerprint(evalset: list[dspy.Example]) -> str:
+    """The evaluated ids, in order, as 16 hex digits (runs on the same items share it)."""
+    return hashlib.sha256(",".join(str(e.get("id", "")) for e in evalset).encode()).hexdigest()[:16]
+
+
 def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked, program_path,
              on_progress: Callable[[int, int, float, int], None] | None = None) -> RunOutcome:
-    spec = prepared.spec
     if program_path is None:
         program, compile_seconds, compile_calls = _compile(prepared, lm, reflection_lm, reporter)
     else:
         program, compile_seconds, compile_calls = prepared.program, 0.0, 0
+    if tracked is None:
+        return _evaluate(prepared, program, lm, reporter, None, None, on_progress, (compile_seconds, compile_calls))
+    objects = RunObjects(prepared.spec, tracked, prepared, reporter).start(program, eval_fingerprint(prepared.evalset))
+    failed = True
+    try:
+        outcome = _evaluate(prepared, program, lm, reporter, tracked, objects, on_progress,
+                            (compile_seconds, compile_calls))
+        failed = False
+        return outcome
+    finally:
+        objects.finish(program, failed=failed)
+
+
+def _evaluate(prepared: Prepared, program, lm, reporter: Reporter, tracked, objects: RunObjects | None,
+              on_progress, compiled: tuple[float, int]) -> RunOutcome:
+    spec = prepared.spec
+    compile_seconds, compile_calls = compiled
     _, scored, _ = _metric_fns(spec)
     subset = prepared.subset
     evalset = [e for e in prepared.evalset if str(e.get("id", "")) in subset.ids] if subset else prepared.evalset
     baselines = [] if subset else _baselines(prepared, reporter)
     if contract.warms_up(program):
-        with reporter.phase("preparing retrieval (indexes, reranker)", lambda: 0):
+        with reporter.phase("preparing retrieval (indexes, reranker)", None):
             program.warm_up()
     with reporter.progress(f"evaluating on {spec.eval.split}", len(evalset)) as show:
         def update(done: int, score: float, calls: int) -> None:
@@ -357,17 +316,21 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
             result = evaluate(program, evalset, scored, output_field=data.output_field or data.label_field,
                               gold_field=data.label_field, example_fields=data.table_fields,
                               usage=lm.engine.usage, threads=spec.eval.threads, max_failures=spec.eval.max_failures,
-                              on_progress=update, lm=lm, stop_when=lambda: lm.engine.breaker.reason)
+                              on_progress=update, lm=lm, stop_when=lambda: lm.engine.breaker.reason,
+                              tracer=objects.tracer if objects is not None else None)
         except EvaluationStopped as stopped:
             if tracked is not None and stopped.partial is not None:
-                _log_partial(tracked, stopped.partial, str(stopped), spec, program)
+                log_partial(tracked, stopped.partial, str(stopped), spec, program)
             raise
+        finally:
+            if objects is not None:
+                objects.close_traces()
     if subset is not None:
         result = merge(result, subset.kept, subset.order)
     outcome = RunOutcome(None, result, baselines, compile_seconds, compile_calls, program=program)
-    outcome.summary_metrics = _summaries(spec, prepared, result, tracked)
+    outcome.summary_metrics = summaries(spec, prepared, result, tracked)
     if tracked is not None:
-        _log_results(tracked, prepared, outcome, program, lm)
+        log_results(tracked, prepared, outcome, program, lm)
     rate = result.lm_failures / max(result.n, 1)
     if result.lm_failures and rate > spec.eval.max_lm_error_rate:
         reason = (f"{result.lm_failures} of {result.n} examples ({rate:.1%}) were lost to LM call failures after "
@@ -383,14 +346,3 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
             tracked.set_tags({"workbench.failure_reason": reason[:5000]})
         raise EndpointFailed(reason)
     return outcome
-
-
-def _log_partial(tracked, result: EvalResult, reason: str, spec: Spec, program: dspy.Module) -> None:
-    """What an evaluation that stopped early did finish: metrics (with their n) and table, plus
-    the spec and program, so `workbench eval --retry-failed` can finish it later."""
-    tracked.set_tags({"workbench.failure_reason": reason[:5000], "workbench.partial": "true"})
-    tracked.log_metrics(result.metrics())
-    if len(result.table):
-        tracked.log_table(result.table, "predictions.json")
-    tracked.log_dict(program.dump_state(), "program.json")
-    tracked.log_text(json.dumps(spec.model_dump(mode="json"), indent=2), "spec.json")

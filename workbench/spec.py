@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workbench import registry
 from workbench.errors import UserError
@@ -124,6 +124,18 @@ class TrackingSpec(_Strict):
     artifact_root: str = "mlruns/artifacts"
     experiment: str | None = None
     run_name: str | None = None
+    # Per-example MLflow traces with assessments: all | failures | sample:N | none.
+    traces: str = "all"
+    # The run's MLflow GenAI objects: evaluation dataset, prompt versions, logged model.
+    genai: bool = True
+
+    @field_validator("traces")
+    @classmethod
+    def _traces(cls, value: str) -> str:
+        from workbench.traces.evaluation import parse_policy
+
+        parse_policy(value)
+        return value
 
 
 class Spec(_Strict):

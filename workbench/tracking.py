@@ -138,6 +138,9 @@ class TrackedRun:
     def __init__(self, client, run_id: str):
         self.client = client
         self.run_id = run_id
+        # model_id / dataset_name / dataset_digest every metric is logged with (the run's LoggedModel
+        # and evaluation dataset, once they exist): MLflow's model page then shows the scores.
+        self.metric_links: dict[str, str] = {}
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -152,7 +155,8 @@ class TrackedRun:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None and v == v]
+        items = [Metric(k, float(v), now, step, **self.metric_links)
+                 for k, v in metrics.items() if v is not None and v == v]
         for start in range(0, len(items), 500):
             self.client.log_batch(self.run_id, metrics=items[start:start + 500])
 
