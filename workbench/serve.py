@@ -160,7 +160,7 @@ def create_app(program, *, max_body_bytes: int = DEFAULT_MAX_BODY, max_waiting: 
 
 def resolve_target(target: str, tracking_uri: str) -> Path:
     """A bundle folder, or a `models:/NAME@alias` / `models:/NAME/VERSION` / `runs:/` URI of a
-    promoted model (downloaded, then its bundle artifact is used)."""
+    promoted model, or a run's logged model `models:/m-<id>` (downloaded, then its bundle files are used)."""
     if "://" not in target and ":/" not in target:
         return Path(target)
     import mlflow
@@ -173,7 +173,7 @@ def resolve_target(target: str, tracking_uri: str) -> Path:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=target))
     except MlflowException as exc:
         raise UserError(f"cannot fetch the model: {exc.message.splitlines()[0]}", field="BUNDLE_OR_MODEL_URI") from None
-    bundle = local / "artifacts" / "bundle"
+    bundle = local if (local / "manifest.json").is_file() else local / "artifacts" / "bundle"  # a logged model's files
     if not (bundle / "manifest.json").is_file():
         raise UserError(f"{target} is not a model promoted by the workbench (no artifacts/bundle)",
                         field="BUNDLE_OR_MODEL_URI")

@@ -90,11 +90,29 @@ def prompt_text(state: dict) -> list[str]:
     return lines
 
 
+def prompt_versions(tags: dict[str, str]) -> dict[str, str]:
+    """{prompt name: version} of a run's MLflow Prompt Registry versions (its tag `workbench.prompts`)."""
+    pairs = [item.rsplit("/", 1) for item in tags.get("workbench.prompts", "").split(",") if "/" in item]
+    return {name: version for name, version in pairs}
+
+
+def version_links(a: RunData, b: RunData) -> list[str]:
+    """One line per prompt of either run: its registry versions in a and b (prompts:/NAME/VERSION)."""
+    va, vb = prompt_versions(a.tags), prompt_versions(b.tags)
+    lines = []
+    for name in sorted(set(va) | set(vb)):
+        left = f"prompts:/{name}/{va[name]}" if name in va else "(none)"
+        right = f"prompts:/{name}/{vb[name]}" if name in vb else "(none)"
+        same = " (same version)" if name in va and name in vb and va[name] == vb[name] else ""
+        lines.append(f"# prompt {name}: {left} -> {right}{same}")
+    return lines
+
+
 def prompt_diff(a: RunData, b: RunData) -> str:
-    diff = difflib.unified_diff(prompt_text(a.state), prompt_text(b.state), fromfile=a.label, tofile=b.label,
-                                lineterm="", n=1)
-    text = "\n".join(diff)
-    return text or "(the prompts are identical)"
+    """The unified diff of the two runs' prompts, headed by their Prompt Registry versions."""
+    diff = list(difflib.unified_diff(prompt_text(a.state), prompt_text(b.state), fromfile=a.label, tofile=b.label,
+                                     lineterm="", n=1))
+    return "\n".join([*version_links(a, b), *(diff or ["(the prompts are identical)"])])
 
 
 def compare(refs: list[str], *, tracking_uri: str = DEFAULT_URI, all_pairs: bool = False,

@@ -74,12 +74,17 @@ def load_run(client, run) -> RunData:
 
 def resolve(client, refs: list[str]) -> list:
     """MLflow runs for each reference: a run id (or a unique prefix of 8+ characters), or an
-    experiment name (its finished evaluation runs, oldest first: the first is the baseline)."""
+    experiment name (its finished evaluation runs, oldest first: the first is the baseline), or a
+    run's logged model `models:/m-<id>` (the run that produced it)."""
     import mlflow.exceptions
+
+    from workbench.genai.models import is_logged_model_uri, source_run
 
     found, seen = [], set()
     experiments = {e.name: e for e in client.search_experiments()}
     for ref in refs:
+        if is_logged_model_uri(ref):
+            ref = source_run(client, ref)
         if ref in experiments:
             runs = client.search_runs([experiments[ref].experiment_id], "attributes.status = 'FINISHED'",
                                       order_by=["attributes.start_time ASC"])

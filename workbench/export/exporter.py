@@ -56,7 +56,7 @@ class ExportResult:
 
 def find_run(client, ref: str):
     """A finished run with a compiled program: a run id (or 8+ character prefix), or an
-    experiment name (its best-scoring such run)."""
+    experiment name (its best-scoring such run), or a logged model `models:/m-<id>` (its source run)."""
     from workbench.comparison.runs import resolve
 
     runs = resolve(client, [ref])

@@ -45,6 +45,19 @@ def _champion(client, name: str):
         return None
 
 
+def _alias_prompts(client, run, alias: str) -> None:
+    """The run's Prompt Registry versions (tag workbench.prompts) get the model's alias too."""
+    from mlflow.exceptions import MlflowException
+
+    from workbench.comparison.report import prompt_versions
+    from workbench.genai.prompts import set_alias
+
+    try:
+        set_alias(client, prompt_versions(run.data.tags), alias)
+    except MlflowException:  # a prompt deleted by hand: the model's alias still stands
+        pass
+
+
 def decide(client, champion_run_id: str, candidate_run_id: str, *, force: bool) -> tuple[bool, str]:
     """(candidate becomes champion?, why), by the paired test on the shared evaluation examples."""
     from workbench.comparison.report import aligned_scores
@@ -119,9 +132,11 @@ def promote(ref: str, name: str, *, force: bool = False, tracking_uri: str = DEF
     if becomes_champion:
         if current is not None:
             client.set_registered_model_alias(name, CHALLENGER, current.version)
+            _alias_prompts(client, client.get_run(current.tags[RUN_TAG]), CHALLENGER)
         client.set_registered_model_alias(name, CHAMPION, version)
     else:
         client.set_registered_model_alias(name, CHALLENGER, version)
+    _alias_prompts(client, run, CHAMPION if becomes_champion else CHALLENGER)
     return Promotion(name, version, CHAMPION if becomes_champion else CHALLENGER, reason,
                      current.version if current is not None else None, f"models:/{name}@{CHAMPION}",
                      promo.run_id)
