@@ -2,16 +2,17 @@
 
 `TraceWriter.submit()` returns at once; a worker thread turns each `TraceRecord` into
 MLflow's entities (TraceInfo with its assessments, Span) and writes a batch at a time:
-`start_trace` per trace, one `log_spans` for the batch, then links the batch to the run.
-A store that fails (a tracking server that went away) never stops the evaluation: the
-batch's traces are counted as lost, and after `GIVE_UP_AFTER` failed batches in a row the
-batches that follow are counted lost without trying for `PAUSE_SECONDS`, then one batch
-tries again (a restarted server gets the rest). `close()` waits for the queue, bounded.
+`start_trace` and `log_spans` per trace, then one link of the batch to the run.
+A store that fails (a tracking server that went away) never stops the evaluation: unwritten
+traces stay in a bounded backlog and the store is tried again after 1, 2, 4 ... up to
+`PAUSE_SECONDS` seconds, so a server that comes back gets them; `close()` makes one last
+try, bounded, and counts what is still unwritten as lost.
 """
 
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import logging
 import queue
@@ -23,8 +24,8 @@ from workbench.traces.recorder import TraceRecord
 
 log = logging.getLogger(__name__)
 
-GIVE_UP_AFTER = 3
-PAUSE_SECONDS = 10.0
+PAUSE_SECONDS = 10.0  # the longest wait before a failing store is tried again
+MAX_BACKLOG = 5000  # unwritten traces kept while the store is down
 MAX_LINKS = 100  # MLflow links at most 100 traces to a run per request
 PREVIEW_CHARS = 1000
 
@@ -115,8 +116,10 @@ class TraceWriter:
         self.batch_size, self.interval = batch_size, interval
         self.stats = WriteStats()
         self._queue: queue.Queue[TraceRecord | None] = queue.Queue()
-        self._failed_batches = 0
+        self._backlog: collections.deque[TraceRecord] = collections.deque()
+        self._failures = 0  # failed writes in a row
         self._retry_at = 0.0
+        self._closing = False
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="workbench-trace-writer", daemon=True)
         self._thread.start()
@@ -128,11 +131,12 @@ class TraceWriter:
         self._queue.put(record)
 
     def close(self, timeout: float = 120.0) -> WriteStats:
-        """Write what is queued (at most `timeout` seconds); what is still queued then is lost."""
+        """Write what is left (at most `timeout` seconds); what is still unwritten then is lost."""
         self._queue.put(None)
         self._thread.join(timeout)
-        if self._thread.is_alive():
-            self.stats.last_error = self.stats.last_error or f"writing traces took longer than {timeout:g} s"
+        with self._lock:
+            if self._thread.is_alive():
+                self.stats.last_error = self.stats.last_error or f"writing traces took longer than {timeout:g} s"
             self.stats.lost = self.stats.submitted - self.stats.written
         return self.stats
 
@@ -142,50 +146,61 @@ class TraceWriter:
         from workbench.tracking import client as bound_client
 
         tracing, client = TracingClient(self.uri), bound_client(self.uri)
-        done = False
-        while not done:
-            batch: list[TraceRecord] = []
-            deadline = time.monotonic() + self.interval
-            while len(batch) < self.batch_size:
-                try:
-                    item = self._queue.get(timeout=max(deadline - time.monotonic(), 0.01))
-                except queue.Empty:
-                    if batch:
-                        break
-                    deadline = time.monotonic() + self.interval
-                    continue
-                if item is None:
-                    done = True
-                    break
-                batch.append(item)
-            if batch:
-                self._write(batch, tracing, client)
+        while True:
+            self._collect()
+            if self._closing:
+                self._retry_at = 0.0  # closing: what is left gets one more try, paused or not
+                while self._backlog and self._write(tracing, client):
+                    pass
+                return
+            if self._backlog and time.monotonic() >= self._retry_at:
+                self._write(tracing, client)
 
-    def _write(self, batch: list[TraceRecord], tracing, client) -> None:
-        if self._failed_batches >= GIVE_UP_AFTER and time.monotonic() < self._retry_at:
-            self.stats.lost += len(batch)
-            return
+    def _collect(self) -> None:
+        """Move finished traces from the queue to the backlog until a batch is full or `interval` passes."""
+        deadline = time.monotonic() + self.interval
+        while len(self._backlog) < self.batch_size or time.monotonic() < self._retry_at:
+            try:
+                item = self._queue.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                if self._backlog or time.monotonic() >= deadline:
+                    return
+                continue
+            if item is None:
+                self._closing = True
+                return
+            self._backlog.append(item)
+            while len(self._backlog) > MAX_BACKLOG:  # a long outage: the oldest unwritten traces go
+                self._backlog.popleft()
+            if time.monotonic() >= deadline:
+                return
+
+    def _write(self, tracing, client) -> bool:
+        """Write up to a batch from the backlog; a trace counts as written once its info (with its
+        assessments) and its spans are in, so a store failing mid-batch keeps the rest for later.
+        Returns False when the store failed (it is then left alone for a while, longer each time)."""
         start = time.perf_counter()
         written: list[str] = []
         try:
-            spans = []
-            for record in batch:
-                info, record_spans = to_entities(record, self.experiment_id, self.run_id, self.model_id)
+            while self._backlog and len(written) < self.batch_size:
+                record = self._backlog[0]
+                info, spans = to_entities(record, self.experiment_id, self.run_id, self.model_id)
                 tracing.start_trace(info)
+                tracing.log_spans(self.experiment_id, spans)
+                self._backlog.popleft()
                 written.append(record.trace_id)
-                spans.extend(record_spans)
-            tracing.log_spans(self.experiment_id, spans)
-            if self.run_id:
+            if self.run_id:  # the traces name their run in their metadata too
                 for i in range(0, len(written), MAX_LINKS):
                     client.link_traces_to_run(written[i:i + MAX_LINKS], self.run_id)
-            self.stats.written += len(batch)
-            self._failed_batches = 0
-        except Exception as exc:  # noqa: BLE001  a lost trace is counted, never fatal
-            self._failed_batches += 1
-            if self._failed_batches >= GIVE_UP_AFTER:
-                self._retry_at = time.monotonic() + PAUSE_SECONDS
-            self.stats.lost += len(batch)
+            self._failures = 0
+            return True
+        except Exception as exc:  # noqa: BLE001  an unwritten trace is kept for later or counted lost, never fatal
+            self._failures += 1
+            self._retry_at = time.monotonic() + min(2.0 ** (self._failures - 1), PAUSE_SECONDS)
             self.stats.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-            log.debug("trace batch lost: %s", self.stats.last_error)
+            log.debug("trace write failed (%d in a row): %s", self._failures, self.stats.last_error)
+            return False
         finally:
+            with self._lock:
+                self.stats.written += len(written)
             self.stats.seconds += time.perf_counter() - start
