@@ -12,7 +12,8 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 ORDER = ["Speed:", "Cost:", "CLINC150,", "BANKING77,", "RAG-retrieval:", "RAG-answers:", "Tools-AST:",
          "Tools-select:", "Tools-exec:", "Tools-GSM8K:", "Compare:", "Serve:", "Sweep-overhead:",
          "Sweep-quality:", "Sweep-scaling:", "Own-data-load:", "Own-data-init:",
-         "Endpoint-threads:", "Endpoint-workers:", "Endpoint-flaky:", "Endpoint-retry:", "Endpoint-errors:", "Gate:"]
+         "Endpoint-threads:", "Endpoint-workers:", "Endpoint-flaky:", "Endpoint-retry:", "Endpoint-errors:", "Gate:",
+         "Tracking-overhead:", "Tracking-throughput:"]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

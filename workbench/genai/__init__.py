@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 
 from workbench import registry
 from workbench.tracking import resolve_uri
@@ -81,11 +82,15 @@ class RunObjects:
     def close_traces(self) -> None:
         if self.tracer is None:
             return
+        started = time.perf_counter()
         with self.reporter.phase(f"writing {self.tracer.writer.stats.submitted} traces to MLflow", None):
             stats = self.tracer.close()
         self.tracer = None
+        # trace_write_seconds: the writer's time spent writing (mostly during the evaluation);
+        # trace_wait_seconds: what the run waited for it after the evaluation.
         metrics = {"traces_logged": stats.written, "traces_lost": stats.lost, "traces_truncated": stats.truncated,
-                   "trace_write_seconds": round(stats.seconds, 3)}
+                   "trace_write_seconds": round(stats.seconds, 3),
+                   "trace_wait_seconds": round(time.perf_counter() - started, 3)}
         with self._guard("the trace counts"):
             self.tracked.log_metrics(metrics)
         if stats.lost:
