@@ -78,7 +78,7 @@ class Store:
     def client(self):
         from mlflow.tracking import MlflowClient
 
-        return MlflowClient(self.uri)
+        return MlflowClient(self.uri, registry_uri=self.uri)  # never the registry another test made the default
 
 
 @pytest.fixture

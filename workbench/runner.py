@@ -283,7 +283,8 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
         program, compile_seconds, compile_calls = prepared.program, 0.0, 0
     if tracked is None:
         return _evaluate(prepared, program, lm, reporter, None, None, on_progress, (compile_seconds, compile_calls))
-    objects = RunObjects(prepared.spec, tracked, prepared, reporter).start(program, eval_fingerprint(prepared.evalset))
+    objects = RunObjects(prepared.spec, tracked, prepared, reporter).start(program, eval_fingerprint(prepared.evalset),
+                                                                           lm=lm)
     failed = True
     try:
         outcome = _evaluate(prepared, program, lm, reporter, tracked, objects, on_progress,

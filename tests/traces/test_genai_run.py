@@ -136,3 +136,34 @@ def test_a_bad_traces_value_is_one_line_exit_2(store):
                       *[f"--set={s}" for s in store.overrides], "--set=tracking.traces=some")
     assert result.returncode == 2 and "tracking.traces" in result.stderr and "sample:N" in result.stderr
     assert "Traceback" not in result.stderr and store.runs() == []
+
+
+def test_threaded_evaluation_keeps_each_examples_spans_apart(store):
+    run_id = _run(store, "eval.threads=4", "lm.cache=false")
+    traces = _traces(store, run_id)
+    assert len(traces) == N
+    for trace in traces:
+        text = trace.data.spans[0].inputs["text"]
+        lm = [s for s in trace.data.spans if s.span_type == "CHAT_MODEL"]
+        assert len(lm) == 1 and text in lm[0].inputs["messages"][-1]["content"]
+        usage = lm[0].attributes.get("mlflow.chat.tokenUsage")
+        assert usage and usage["input_tokens"] > 0
+        assert len({s.trace_id for s in trace.data.spans}) == 1
+
+
+def test_promote_puts_the_champion_alias_on_the_prompt_and_serve_takes_the_logged_model(first, tmp_path):
+    store, run_id = first
+    client = store.client()
+    result = run_main("promote", run_id, "--name", "routing_clinc150", "--tracking-uri", store.uri)
+    assert result.returncode == 0, result.stderr
+    champion = client.get_prompt_version_by_alias("routing_clinc150.predict", "champion")
+    assert int(champion.version) == int(client.get_run(run_id).data.tags["workbench.prompts"].rsplit("/", 1)[1])
+    from workbench.export.loaded import load
+    from workbench.serve import resolve_target
+
+    model_id = client.get_run(run_id).data.tags["workbench.model_id"]
+    folder = resolve_target(f"models:/{model_id}", store.uri)
+    loaded = load(folder)
+    row = _table(store, run_id)
+    example = next(iter(row.values()))
+    assert loaded.predict({"text": example["text"]})["label"] == example["predicted"]

@@ -12,7 +12,8 @@ from tests.conftest import Store, free_port
 from workbench.traces import recorder
 from workbench.traces.evaluation import EvalTracer, parse_policy
 from workbench.traces.recorder import MAX_TRACE_CHARS, MAX_VALUE_CHARS, example_trace, span
-from workbench.traces.writer import TraceWriter, to_entities
+from workbench.traces.process import TraceWriter
+from workbench.traces.writer import to_entities
 
 
 def test_span_outside_a_traced_example_does_nothing():

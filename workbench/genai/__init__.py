@@ -41,7 +41,8 @@ class RunObjects:
             self.problems.append(f"{what}: {first}")
             self.reporter.warn(f"MLflow: could not log {what} ({first})")
 
-    def start(self, program, digest: str) -> RunObjects:
+    def start(self, program, digest: str, lm=None) -> RunObjects:
+        """`lm`: the run's LM; one computing in this process gets its traces written after the evaluation."""
         spec, tracking = self.spec, self.spec.tracking
         if tracking.genai:
             with self._guard("the evaluation dataset"):
@@ -57,13 +58,13 @@ class RunObjects:
                 self.tracked.metric_links["model_id"] = self.model_id
                 self.tracked.set_tags({"workbench.model_id": self.model_id})
         if tracking.traces != "none":
-            self._open_tracer()
+            self._open_tracer(hold=bool(getattr(getattr(lm, "engine", None), "in_process", False)))
         return self
 
-    def _open_tracer(self) -> None:
+    def _open_tracer(self, hold: bool) -> None:
         from workbench.traces.dspy_spans import install
         from workbench.traces.evaluation import EvalTracer
-        from workbench.traces.writer import TraceWriter
+        from workbench.traces.process import TraceWriter
 
         spec = self.spec
         install()
@@ -73,7 +74,7 @@ class RunObjects:
             fn = registry.metrics.get(feedback)
             rationale = lambda example, prediction: getattr(fn(example, prediction), "feedback", None)  # noqa: E731
         writer = TraceWriter(resolve_uri(spec.tracking.uri), self.experiment_id, self.tracked.run_id,
-                             model_id=self.model_id)
+                             model_id=self.model_id, hold=hold)
         self.tracer = EvalTracer(spec.tracking.traces, writer, metric=spec.metric.name, split=spec.eval.split,
                                  program=spec.program.name, ids=[str(e.get("id", "")) for e in self.prepared.evalset],
                                  rationale=rationale)

@@ -111,6 +111,9 @@ class Backend:
     supports_function_calling = False
     supports_reasoning = False
     supported_params = frozenset({"response_format", "temperature", "max_tokens", "stop", "seed"})
+    # The model computes in this process (it keeps the CPU busy): the evaluation's traces are then
+    # written after it, not beside it (workbench/traces/process.py).
+    in_process = False
 
     def __init__(self, model_id: str) -> None:
         self.model_id = model_id

@@ -66,6 +66,8 @@ def load_llama(path: Path, n_ctx: int, seed: int = 0):
 class EmbeddedBackend(Backend):
     """llama-cpp-python behind DSPy's engine contract, with schema-constrained decoding."""
 
+    in_process = True
+
     def __init__(self, model: str = "smollm2-135m-instruct", *, n_ctx: int = 4096, seed: int = 0,
                  source: str = "<spec>") -> None:
         self.path = resolve_model_path(model, source=source)

@@ -99,6 +99,8 @@ def instance(schema: dict[str, Any], messages: list[dict[str, str]], defs: dict[
 class RecordedBackend(Backend):
     """Replays recorded answers; derives the others from the request (module docstring)."""
 
+    in_process = True
+
     def __init__(self, model: str = "synthetic", *, source: str = "<spec>") -> None:
         self.path = Path(model) if model.endswith(".jsonl") else None
         self.recordings: dict[str, dict[str, Any]] = {}

@@ -13,7 +13,8 @@ import hashlib
 from typing import Any
 
 from workbench.traces.recorder import TraceRecord
-from workbench.traces.writer import TraceWriter, WriteStats
+from workbench.traces.process import TraceWriter
+from workbench.traces.writer import WriteStats
 
 
 def parse_policy(value: str) -> tuple[str, int]:
