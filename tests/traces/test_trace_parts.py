@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import Store, free_port
 from workbench.traces import recorder
 from workbench.traces.evaluation import EvalTracer, parse_policy
-from workbench.traces.recorder import MAX_TRACE_CHARS, MAX_VALUE_CHARS, example_trace, span
 from workbench.traces.process import TraceWriter
+from workbench.traces.recorder import MAX_TRACE_CHARS, MAX_VALUE_CHARS, example_trace, span
 from workbench.traces.writer import to_entities
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from workbench.traces.recorder import TraceRecord
 from workbench.traces.process import TraceWriter
+from workbench.traces.recorder import TraceRecord
 from workbench.traces.writer import WriteStats
 
 
