@@ -124,16 +124,21 @@ def test_entities_round_trip_through_mlflow():
     assert [a.name for a in info.assessments] == ["accuracy", "expected_response"]
 
 
-def test_writer_writes_links_and_counts(tmp_path):
+@pytest.mark.parametrize("hold", [False, True], ids=["as_they_come", "held_to_the_end"])
+def test_writer_writes_links_and_counts(tmp_path, hold):
+    """More traces than a batch, in both modes: a held writer (an in-process LM's) must still
+    write them all at close, in batches, and promptly."""
     store = Store(tmp_path / "mlruns")
     client = store.client()
     experiment = client.create_experiment("traces")
     run = client.create_run(experiment)
-    writer = TraceWriter(store.uri, experiment, run.info.run_id, batch_size=4, interval=0.05)
+    writer = TraceWriter(store.uri, experiment, run.info.run_id, batch_size=4, interval=0.05, hold=hold)
     for i in range(10):
         writer.submit(_record(i))
-    stats = writer.close()
-    assert (stats.submitted, stats.written, stats.lost) == (10, 10, 0)
+    start = time.perf_counter()
+    stats = writer.close(timeout=60)
+    assert (stats.submitted, stats.written, stats.lost) == (10, 10, 0), stats.last_error
+    assert time.perf_counter() - start < 30 and not stats.last_error
     import mlflow
 
     mlflow.set_tracking_uri(store.uri)

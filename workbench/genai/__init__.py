@@ -84,8 +84,9 @@ class RunObjects:
         if self.tracer is None:
             return
         started = time.perf_counter()
-        with self.reporter.phase(f"writing {self.tracer.writer.stats.submitted} traces to MLflow", None):
-            stats = self.tracer.close()
+        submitted = self.tracer.writer.stats.submitted
+        with self.reporter.phase(f"writing {submitted} traces to MLflow", None):
+            stats = self.tracer.close(timeout=60 + submitted / 5)  # a store slower than 5 traces/s loses some
         self.tracer = None
         # trace_write_seconds: the writer's time spent writing (mostly during the evaluation);
         # trace_wait_seconds: what the run waited for it after the evaluation.

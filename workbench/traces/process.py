@@ -116,6 +116,7 @@ def _read_exact(stream, size: int) -> bytes | None:
 def main(argv: list[str]) -> int:
     from workbench.traces.writer import StoreWriter
 
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # MLflow prices LM spans: never fetch tables
     try:
         os.nice(19)  # the evaluation comes first; traces are written in its idle moments
     except OSError:

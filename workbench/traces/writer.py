@@ -160,18 +160,22 @@ class StoreWriter:
                 return
             if self._backlog and time.monotonic() >= self._retry_at and \
                     (not self.hold or len(self._backlog) >= HOLD_LIMIT):
-                self._write(tracing, client)
+                self._write(tracing, client)  # a full batch, or what came within `interval`
+
+    def _due(self) -> bool:
+        """A full batch is waiting and may be written now (held traces: only past HOLD_LIMIT)."""
+        return len(self._backlog) >= (HOLD_LIMIT if self.hold else self.batch_size) and \
+            time.monotonic() >= self._retry_at
 
     def _collect(self) -> None:
-        """Move finished traces from the queue to the backlog until a batch is full or `interval` passes."""
+        """Move finished traces from the queue to the backlog until a batch is due, the queue
+        closes, or `interval` passes. It always blocks on the queue, so the worker never spins."""
         deadline = time.monotonic() + self.interval
-        while len(self._backlog) < self.batch_size or time.monotonic() < self._retry_at:
+        while not self._due():
             try:
-                item = self._queue.get(timeout=max(deadline - time.monotonic(), 0.01))
+                item = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0) or 0.001)
             except queue.Empty:
-                if self._backlog or time.monotonic() >= deadline:
-                    return
-                continue
+                return
             if item is None:
                 self._closing = True
                 return
