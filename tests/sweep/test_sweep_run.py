@@ -67,6 +67,19 @@ def test_sweep_logs_parent_children_plots_and_resumes(tmp_path):
     assert client.get_run(parent_id).info.status == "FINISHED"  # the same parent, resumed and ended again
     assert len(_children(store, parent_id)) == 4
 
+    # Two workers that both saw one trial left each start one: the later-numbered one is surplus,
+    # ends at once without an MLflow run and counts as neither finished nor failed.
+    from workbench.sweep.driver import _counts
+    from workbench.sweep.report import trials_frame
+    from workbench.sweep.trial import Surplus, TrialObjective
+
+    study = _study(url, "s1")
+    study.optimize(TrialObjective(study, worker="late"), n_trials=1, catch=(Surplus,))
+    late = study.trials[-1]
+    assert late.state == State.FAIL and late.user_attrs["surplus"] and "mlflow_run_id" not in late.user_attrs
+    assert _counts(study)[State.FAIL] == 0 and len(trials_frame(study)) == 4
+    assert len(_children(store, parent_id)) == 4
+
 
 def test_budget_stops_cleanly_and_multi_objective_front(tmp_path):
     store = Store(tmp_path / "mlruns")

@@ -23,8 +23,8 @@ import optuna
 from workbench.errors import RunFailed, UserError
 from workbench.spec import Spec, TrackingSpec
 from workbench.sweep.budget import Budget, estimate, study_spent
-from workbench.sweep.study import create_or_resume, load_existing, open_storage, retry_callback
-from workbench.sweep.trial import STUDY_TAG, TrialObjective
+from workbench.sweep.study import create_or_resume, is_surplus, load_existing, open_storage, retry_callback
+from workbench.sweep.trial import STUDY_TAG, Surplus, TrialObjective
 from workbench.tracking import (HOST_TAG, PID_TAG, TrackedRun, configure, create_run, get_or_create_experiment,
                                 reap_dead_runs)
 
@@ -44,7 +44,8 @@ class SweepResult:
 def _counts(study: optuna.Study) -> dict[State, int]:
     counts = dict.fromkeys(State, 0)
     for t in study.get_trials(deepcopy=False):
-        counts[t.state] += 1
+        if not is_surplus(t):
+            counts[t.state] += 1
     return counts
 
 
@@ -86,9 +87,11 @@ def work(study: optuna.Study, trials: int, *, worker: str, reporter=None, say=pr
         if done + counts[State.RUNNING] >= trials and counts[State.WAITING] == 0:
             time.sleep(2)  # the last trials are running elsewhere; stay to re-run them if their worker dies
             continue
-        study.optimize(objective, n_trials=1, catch=(RunFailed, UserError))
+        study.optimize(objective, n_trials=1, catch=(RunFailed, UserError, Surplus))
         last = max((t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker),
                    key=lambda t: t.number)
+        if is_surplus(last):  # another worker took the last trial at the same moment
+            continue
         say(_trial_line(last, done + 1, trials))
         failures = failures + 1 if last.state == State.FAIL else 0
         if failures >= MAX_FAILURES_IN_A_ROW:

@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from workbench.search import SearchSpec
+from workbench.sweep.study import is_surplus
 
 State = optuna.trial.TrialState
 
@@ -21,6 +22,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     names = [o.metric for o in search.objectives]
     rows = []
     for t in study.get_trials(deepcopy=False):
+        if is_surplus(t):
+            continue
         values = t.values if t.values is not None else [None] * len(names)
         row = {"trial": t.number, "state": t.state.name, **dict(zip(names, values, strict=True))}
         for key in ("lm_calls", "tokens", "cost_usd", "seconds", "worker", "pruned_by", "error", "mlflow_run_id"):

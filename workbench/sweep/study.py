@@ -29,6 +29,11 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
+def is_surplus(trial: optuna.trial.FrozenTrial) -> bool:
+    """A trial started beyond the study's count and ended at once (trial.Surplus): it never ran."""
+    return bool(trial.user_attrs.get("surplus"))
+
+
 def _hide_password(url: str) -> str:
     if "@" not in url or "://" not in url:
         return url

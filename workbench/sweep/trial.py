@@ -29,6 +29,13 @@ class Pruned(optuna.TrialPruned):
     run_status = "FINISHED"
 
 
+class Surplus(Exception):
+    """Raised for a trial started beyond the study's count: two workers that both saw one trial
+    left each start one. The study's trials are numbered by its storage, so the rule is free of
+    races: the lowest-numbered `trials` trials that did not fail run, a later one ends at once
+    as FAIL (tagged `surplus`, no MLflow run) and counts as neither finished nor failed."""
+
+
 class TrialObjective:
     """`study.optimize(TrialObjective(...))`: one trial per call."""
 
@@ -51,6 +58,14 @@ class TrialObjective:
         return validate(data, self.source)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        trials = int(self.study.user_attrs.get("trials", 0))
+        State = optuna.trial.TrialState
+        ahead = [t for t in self.study.get_trials(deepcopy=False) if t.number < trial.number
+                 and t.state in (State.COMPLETE, State.PRUNED, State.RUNNING, State.WAITING)]
+        if trials and len(ahead) >= trials:
+            trial.set_user_attr("worker", self.worker)
+            trial.set_user_attr("surplus", True)
+            raise Surplus(f"trial {trial.number} is beyond the study's {trials} trials")
         values = {path: dist.suggest(trial, path) for path, dist in self.search.space.items()}
         trial.set_user_attr("worker", self.worker)
         try:
