@@ -325,7 +325,7 @@ def _evaluate(prepared: Prepared, program, lm, reporter: Reporter, tracked, obje
             raise
         finally:
             if objects is not None:
-                objects.close_traces()
+                objects.release_traces()  # written while the results below are logged; finish() waits
     if subset is not None:
         result = merge(result, subset.kept, subset.order)
     outcome = RunOutcome(None, result, baselines, compile_seconds, compile_calls, program=program)

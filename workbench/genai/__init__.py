@@ -3,9 +3,11 @@
 `RunObjects.start()` (after compiling, before evaluating) logs the evaluation set as the
 run's dataset input and the experiment's evaluation dataset, creates the LoggedModel of
 the compiled program, and opens the trace writer; the evaluation then writes a trace per
-example (`tracking.traces`). `close_traces()` waits for the writer and records how many
-traces were written and lost; `finish()` registers the prompt versions and finalizes the
-model. None of this can fail a run: what could not be written is counted and reported.
+example (`tracking.traces`). `release_traces()` (when the evaluation ends) lets the writer
+write what it holds while the run logs its other results; `finish()` registers the prompt
+versions, finalizes the model, then waits for the writer and records how many traces were
+written and lost (`close_traces()`). None of this can fail a run: what could not be written
+is counted and reported.
 """
 
 from __future__ import annotations
@@ -80,6 +82,11 @@ class RunObjects:
                                  rationale=rationale)
         self.tracked.set_tags({EVAL_RUN_TYPE[0]: EVAL_RUN_TYPE[1], "workbench.traces": spec.tracking.traces})
 
+    def release_traces(self) -> None:
+        """The evaluation is over: the writer may write everything now (see `close_traces`)."""
+        if self.tracer is not None:
+            self.tracer.end_input()
+
     def close_traces(self) -> None:
         if self.tracer is None:
             return
@@ -89,7 +96,7 @@ class RunObjects:
             stats = self.tracer.close(timeout=60 + submitted / 5)  # a store slower than 5 traces/s loses some
         self.tracer = None
         # trace_write_seconds: the writer's time spent writing (mostly during the evaluation);
-        # trace_wait_seconds: what the run waited for it after the evaluation.
+        # trace_wait_seconds: what the run waited for it at its end (after logging its other results).
         metrics = {"traces_logged": stats.written, "traces_lost": stats.lost, "traces_truncated": stats.truncated,
                    "trace_write_seconds": round(stats.seconds, 3),
                    "trace_wait_seconds": round(time.perf_counter() - started, 3)}
@@ -100,7 +107,6 @@ class RunObjects:
                                f"({stats.last_error}); the scores and the per-example table are complete")
 
     def finish(self, program, *, failed: bool) -> None:
-        self.close_traces()
         if self.spec.tracking.genai and not failed:
             with self._guard("the prompt versions"):
                 from workbench.genai.prompts import register
@@ -114,3 +120,4 @@ class RunObjects:
 
                 models.finish(self.client, self.model_id, self.client.get_run(self.tracked.run_id), self.prepared,
                               program, failed=failed)
+        self.close_traces()  # last: the writer has been writing meanwhile

@@ -81,6 +81,9 @@ class EvalTracer:
                                       "rationale": row.get("error"), "source_id": "workbench.evaluate"})
         self.writer.submit(trace)
 
+    def end_input(self) -> None:
+        self.writer.end_input()
+
     def close(self, timeout: float = 120.0) -> WriteStats:
         return self.writer.close(timeout)
 

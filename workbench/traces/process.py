@@ -48,6 +48,7 @@ class TraceWriter:
                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self._queue: queue.Queue[TraceRecord | None] = queue.Queue()
         self._lock = threading.Lock()
+        self._ended = False
         self._feeder = threading.Thread(target=self._feed, name="workbench-trace-feeder", daemon=True)
         self._feeder.start()
 
@@ -76,10 +77,17 @@ class TraceWriter:
             except OSError:
                 pass
 
+    def end_input(self) -> None:
+        """No more traces will come: a writer holding them starts writing now, while this process
+        goes on with the run's other logging. Returns at once; `close()` waits."""
+        if not self._ended:
+            self._ended = True
+            self._queue.put(None)
+
     def close(self, timeout: float = 120.0) -> WriteStats:
         """Let the writer finish (at most `timeout` seconds); what it did not write is lost."""
         deadline = time.monotonic() + timeout
-        self._queue.put(None)
+        self.end_input()
         self._feeder.join(timeout)
         self._proc.stdin = None  # the feeder closed it; communicate() must not flush it again
         try:
