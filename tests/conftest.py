@@ -52,17 +52,24 @@ def _migrated_store() -> Path:
     return _TEMPLATE[0]
 
 
+# A run's MLflow GenAI extras (a trace-writer process, the evaluation dataset, prompt versions, the
+# logged model) cost seconds per run and are the subject of tests/traces/ only: other tests' stores
+# leave them out (`Store(..., genai=True)` keeps the defaults).
+NO_GENAI = ["tracking.traces=none", "tracking.genai=false"]
+
+
 class Store:
     """A temporary MLflow store; `overrides` point a spec at it."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, genai: bool = False):
         self.root = root
         self.db = root / "mlflow.db"
         if not self.db.exists():
             root.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(_migrated_store(), self.db)
         self.uri = f"sqlite:///{self.db}"
-        self.overrides = [f"tracking.uri={self.uri}", f"tracking.artifact_root={root / 'artifacts'}"]
+        self.overrides = [f"tracking.uri={self.uri}", f"tracking.artifact_root={root / 'artifacts'}",
+                          *([] if genai else NO_GENAI)]
 
     def runs(self) -> list[dict]:
         """Rows of the runs table (no MLflow import needed): run_uuid, status, name."""

@@ -29,7 +29,8 @@ def sweep_spec(path: Path, store: Store, search: dict | None = None, dev: int = 
         data["lm"].update({"backend": "recorded", "model": "synthetic"})
     data["dataset"].update({"train": 400, "dev": dev, "test": 8})
     data["metric"]["summaries"] = []
-    data["tracking"] = {"uri": store.uri, "artifact_root": str(store.root / "artifacts"), "experiment": "sweep-test"}
+    data["tracking"] = {"uri": store.uri, "artifact_root": str(store.root / "artifacts"), "experiment": "sweep-test",
+                        "traces": "none", "genai": False}  # tests/traces/ covers those
     data["search"] = search or SEARCH
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

@@ -41,8 +41,16 @@ def _table(store, run_id: str) -> dict[str, dict]:
 def first(tmp_path_factory):
     from tests.conftest import Store
 
-    store = Store(tmp_path_factory.mktemp("genai") / "mlruns")
+    store = Store(tmp_path_factory.mktemp("genai") / "mlruns", genai=True)
     return store, _run(store)
+
+
+@pytest.fixture
+def store(tmp_path):
+    """The tracking defaults (traces and GenAI objects on), unlike other tests' stores."""
+    from tests.conftest import Store
+
+    return Store(tmp_path / "mlruns", genai=True)
 
 
 def test_every_example_has_a_trace_whose_assessments_match_its_row(first):

@@ -28,7 +28,7 @@ N = 20
 def ran(tmp_path_factory):
     from tests.conftest import Store
 
-    store = Store(tmp_path_factory.mktemp("genai-ui") / "mlruns")
+    store = Store(tmp_path_factory.mktemp("genai-ui") / "mlruns", genai=True)
     sets = [*store.overrides, f"dataset.test={N}", "tracking.experiment=genai-ui"]
     result = run_cli("run", str(ROOT / "experiments" / "routing_clinc150.yaml"), "--quiet",
                      *sum((["--set", s] for s in sets), []))
