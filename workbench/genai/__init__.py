@@ -107,17 +107,19 @@ class RunObjects:
                                f"({stats.last_error}); the scores and the per-example table are complete")
 
     def finish(self, program, *, failed: bool) -> None:
-        if self.spec.tracking.genai and not failed:
-            with self._guard("the prompt versions"):
-                from workbench.genai.prompts import register
+        try:
+            if self.spec.tracking.genai and not failed:
+                with self._guard("the prompt versions"):
+                    from workbench.genai.prompts import register
 
-                self.prompt_versions = register(self.client, self.spec.name, program, self.tracked.run_id)
-                self.tracked.set_tags({"workbench.prompts": ",".join(f"{n}/{v}" for n, v in
-                                                                     self.prompt_versions.items())[:5000]})
-        if self.model_id is not None:
-            with self._guard("the logged model's files"):
-                from workbench.genai import models
+                    self.prompt_versions = register(self.client, self.spec.name, program, self.tracked.run_id)
+                    self.tracked.set_tags({"workbench.prompts": ",".join(f"{n}/{v}" for n, v in
+                                                                         self.prompt_versions.items())[:5000]})
+            if self.model_id is not None:
+                with self._guard("the logged model's files"):
+                    from workbench.genai import models
 
-                models.finish(self.client, self.model_id, self.client.get_run(self.tracked.run_id), self.prepared,
-                              program, failed=failed)
-        self.close_traces()  # last: the writer has been writing meanwhile
+                    models.finish(self.client, self.model_id, self.client.get_run(self.tracked.run_id),
+                                  self.prepared, program, failed=failed)
+        finally:
+            self.close_traces()  # last (the writer has been writing meanwhile), even after a Ctrl-C above
