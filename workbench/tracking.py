@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -65,7 +66,47 @@ def client(uri: str, *, must_exist: bool = False):
     from mlflow.tracking import MlflowClient
 
     resolved = resolve_uri(uri)
-    return MlflowClient(tracking_uri=resolved, registry_uri=resolved)
+    mlflow_client = MlflowClient(tracking_uri=resolved, registry_uri=resolved)
+    return PatientClient(mlflow_client) if resolved.startswith(("http://", "https://")) else mlflow_client
+
+
+PATIENCE_SECONDS = float(os.environ.get("WORKBENCH_TRACKING_PATIENCE", "60"))
+_TRANSIENT = re.compile(r"failed with exception|failed with error code 5\d\d|TEMPORARILY_UNAVAILABLE")
+
+
+class PatientClient:
+    """An MlflowClient for a tracking server that waits out a brief outage: a call that fails to
+    connect (or gets a 5xx) is tried again with backoff for up to `WORKBENCH_TRACKING_PATIENCE`
+    seconds (60), whatever MLflow's own `MLFLOW_HTTP_REQUEST_MAX_RETRIES` says. A server gone for
+    longer ends the command with one line naming the server, not a traceback."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._inner, name)
+        if not callable(attr) or name.startswith("_"):
+            return attr
+
+        def patient(*args, **kwargs):
+            import time
+
+            from mlflow.exceptions import MlflowException
+
+            deadline, pause = time.monotonic() + PATIENCE_SECONDS, 0.5
+            while True:
+                try:
+                    return attr(*args, **kwargs)
+                except MlflowException as exc:
+                    if not _TRANSIENT.search(str(exc)):
+                        raise
+                    if time.monotonic() + pause > deadline:
+                        raise UserError(f"the tracking server {self._inner.tracking_uri} did not answer for "
+                                        f"{PATIENCE_SECONDS:g} s ({name})", field="tracking.uri") from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, 8.0)
+
+        return patient
 
 
 def configure(tracking: TrackingSpec):
@@ -269,7 +310,11 @@ def tracked_run(tracking: TrackingSpec, *, kind: str, experiment: str, run_name:
         with contextlib.suppress(Exception):
             while mlflow.active_run() is not None:
                 mlflow.end_run(status)
-        mlflow_client.set_terminated(run_id, status)
+        try:
+            mlflow_client.set_terminated(run_id, status)
+        except UserError:  # the server stayed away: the next run in the experiment reaps this one
+            if status == "FINISHED":
+                raise
 
 
 def scratch_dir() -> tempfile.TemporaryDirectory:
