@@ -74,6 +74,7 @@ class ToolAgent(dspy.Module):
                  instructions: str = INSTRUCTIONS):
         super().__init__()
         self.tool_names = list(tool_names)
+        self._settings = {"tools": self.tool_names, "max_steps": max_steps, "thought_chars": thought_chars}
         signature = dspy.Signature({"question": (str, dspy.InputField()),
                                     "answer": (float, dspy.OutputField(desc="the final answer, a number"))}, instructions)
         if self.tool_names:
@@ -87,6 +88,18 @@ class ToolAgent(dspy.Module):
         else:
             self.agent = dspy.Predict(signature.prepend("reasoning", dspy.OutputField(desc="step by step"),
                                                         type_=short_text(thought_chars * 3)))
+
+    def export_config(self) -> dict:
+        return dict(self._settings)
+
+    def export_files(self, folder, **_) -> dict:
+        from workbench.export.tool_records import write_tools
+
+        return {"tools": write_tools(folder, self.tool_names)}
+
+    @classmethod
+    def from_export_config(cls, config: dict, folder=None) -> ToolAgent:
+        return cls(list(config["tools"]), max_steps=int(config["max_steps"]), thought_chars=int(config["thought_chars"]))
 
     def forward(self, question: str) -> dspy.Prediction:
         out = self.agent(question=question)

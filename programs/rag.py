@@ -87,7 +87,7 @@ class RAG(dspy.Module):
     def __init__(self, retriever, passages: dict[str, dict], *, k: int = 10, n: int = 3, rerank: str = "none",
                  rerank_depth: int = 5, answer_mode: str = "free", choices: int = 4, passage_chars: int = 600,
                  demo_passage_chars: int = 300, answer_chars: int = 80, instructions: str | None = None,
-                 pool: ExamplePool | None = None):
+                 pool: ExamplePool | None = None, retriever_spec: tuple[str, dict] | None = None):
         super().__init__()
         if k < 1:
             raise ValueError("k must be at least 1")
@@ -100,7 +100,11 @@ class RAG(dspy.Module):
         if choices < 2:
             raise ValueError("choices must be at least 2")
         self.retriever = retriever
+        self.retriever_spec = retriever_spec  # (registered name, params): how a bundle rebuilds it
         self.passages = passages
+        self._settings = {"k": k, "n": n, "rerank": rerank, "rerank_depth": rerank_depth, "answer_mode": answer_mode,
+                          "choices": choices, "passage_chars": passage_chars, "demo_passage_chars": demo_passage_chars,
+                          "answer_chars": answer_chars}
         self.k, self.n, self.passage_chars, self.demo_passage_chars = k, n, passage_chars, demo_passage_chars
         self.answer_mode, self.choices = answer_mode, choices
         self.demo_pool = pool or ExamplePool("question", "answers", extra_fields=("gold_passage",))
@@ -114,10 +118,51 @@ class RAG(dspy.Module):
         self.rerank = dspy.Predict(rerank_signature(self.rerank_depth)) if rerank == "lm" else None
         self.learned = LearnedReranker(list(passages.values())) if rerank == "learned" else None
         self.table_fields = ("retrieved", "citations") + (("context", "options") if answer_mode == "choose" else ())
+        self.serve_fields = ("passages",)
+
+    # -- export: the corpus and its indexes travel in the bundle ------------------------------
+    def _index_roles(self) -> dict:
+        roles = {f"retriever.{i}": part for i, part in enumerate(self.retriever.parts())}
+        if self.learned is not None:
+            bm25, dense = self.learned.signal_retrievers()
+            roles.update({"reranker.bm25": bm25, "reranker.dense": dense})
+        return roles
+
+    def export_config(self) -> dict:
+        if self.retriever_spec is None:
+            raise ValueError("this RAG program was built without a registered retriever; it cannot be exported")
+        name, params = self.retriever_spec
+        return {"retriever": name, "retriever_params": dict(params), **self._settings}
+
+    def export_files(self, folder, max_corpus_bytes: int | None = None) -> dict:
+        from workbench.retrieval.bundled import export_indexes, write_corpus
+
+        size = write_corpus(folder, list(self.passages.values()), max_corpus_bytes)
+        for retriever in self._index_roles().values():
+            if not retriever.is_ready:
+                retriever.ready()
+        return {"corpus": "corpus.jsonl", "corpus_bytes": size, "indexes": export_indexes(folder, self._index_roles())}
+
+    @classmethod
+    def from_export_config(cls, config: dict, folder=None) -> RAG:
+        from workbench.retrieval.bundled import load_indexes, read_corpus
+
+        if folder is None:
+            raise ValueError("a RAG program is rebuilt from a bundle folder (its corpus and indexes)")
+        passages = read_corpus(folder)
+        params = config.get("retriever_params") or {}
+        retriever = retrievers.get(config["retriever"], field="retriever")(passages, **params)
+        settings = {k: config[k] for k in ("k", "n", "rerank", "rerank_depth", "answer_mode", "choices",
+                                           "passage_chars", "demo_passage_chars", "answer_chars")}
+        built = cls(retriever, {p["id"]: p for p in passages}, retriever_spec=(config["retriever"], params), **settings)
+        load_indexes(folder, built._index_roles(), config.get("files", {}).get("indexes", {}))
+        retriever._ready = True  # a fusion retriever is ready once its parts are
+        return built
 
     def warm_up(self) -> None:
         """Load (or build) the indexes, the demo index, and fit the learned reranker once."""
-        self.retriever.ready()
+        if not self.retriever.is_ready:
+            self.retriever.ready()
         if self.demo_pool.k and self.demo_pool.examples:
             self.demo_pool.index()
         if self.learned is not None and not self.learned.fitted and self.demo_pool.examples:
@@ -205,7 +250,9 @@ class RAG(dspy.Module):
         except Exception as exc:  # the answer failed (counted); retrieval did not, keep it measurable
             exc.partial_fields = {"retrieved": ranked}
             raise
-        return dspy.Prediction(retrieved=ranked, **fields)
+        cited = [{"id": pid, "title": self.passages[pid].get("title", ""), "text": self.passages[pid]["text"]}
+                 for pid in fields["citations"] if pid in self.passages]
+        return dspy.Prediction(retrieved=ranked, passages=cited, **fields)
 
 
 @program("rag")
@@ -226,7 +273,7 @@ def rag(data: TaskData, *, retriever: str = "hybrid", retriever_params: dict | N
     return RAG(built, {p["id"]: p for p in data.corpus}, k=k, n=n, rerank=rerank, rerank_depth=rerank_depth,
                answer_mode=answer_mode, choices=choices, passage_chars=passage_chars,
                demo_passage_chars=demo_passage_chars, answer_chars=answer_chars, instructions=instructions,
-               pool=training_pool(data))
+               pool=training_pool(data), retriever_spec=(retriever, dict(retriever_params or {})))
 
 
 def training_pool(data: TaskData) -> ExamplePool:

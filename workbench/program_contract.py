@@ -14,6 +14,13 @@ and the prompt renderer ask through the helpers below, never by probing attribut
 - `HasIndexes`: `index_dirs()` lists built index folders logged with the run.
 - `HasDemoPool`: `demo_pool`, an `ExamplePool` whose k nearest training examples become the
   demos of each query (the `retrieval_demos` optimizer fills it).
+- `HasBundleFiles`: `export_files(folder)` writes what the program needs beyond its JSON state
+  (a RAG corpus and its indexes, a tool agent's tool records) into the bundle folder and
+  returns what it wrote (stored as the config's `files`); `from_export_config(config, folder)`
+  rebuilds from them: a bundle then answers on a
+  machine with neither the dataset nor `.cache/`.
+- `serve_fields`: prediction fields a served program returns beyond its table fields
+  (a RAG answer's cited passages with their text).
 """
 
 from __future__ import annotations
@@ -48,6 +55,19 @@ class HasIndexes(Protocol):
 @runtime_checkable
 class HasDemoPool(Protocol):
     demo_pool: Any
+
+
+@runtime_checkable
+class HasBundleFiles(Protocol):
+    def export_files(self, folder: Path) -> dict[str, Any]: ...
+
+
+def has_bundle_files(program_or_class: Any) -> bool:
+    return callable(getattr(program_or_class, "export_files", None))
+
+
+def serve_fields(program: Any) -> tuple[str, ...]:
+    return tuple(getattr(program, "serve_fields", ()))
 
 
 def is_exportable(program_or_class: Any) -> bool:

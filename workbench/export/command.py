@@ -18,6 +18,8 @@ def add_parsers(sub) -> None:
     ex.add_argument("--force", action="store_true", help="replace --out if it exists and is not empty")
     ex.add_argument("--tolerance", type=float, default=0.01,
                     help="largest score difference allowed when the reloaded bundle is re-evaluated (default 0.01)")
+    ex.add_argument("--max-corpus-mb", type=float, default=500.0, metavar="MB",
+                    help="refuse to bundle a RAG corpus larger than this (default 500)")
     ex.add_argument("--tracking-uri", default=TRACKING_DEFAULT)
     pr = sub.add_parser("promote", help="register a run's program in the MLflow Model Registry; the champion alias "
                                         "moves only if it beats the champion by a paired test")
@@ -46,9 +48,10 @@ def export_command(args: argparse.Namespace) -> int:
 
     reporter = Reporter()
     result = export_run(args.run, args.out, force=args.force, tolerance=args.tolerance,
-                        tracking_uri=args.tracking_uri, reporter=reporter)
+                        tracking_uri=args.tracking_uri, reporter=reporter, max_corpus_mb=args.max_corpus_mb)
     reporter.line(f"exported run {result.run_id} to {result.path} in {result.seconds:.1f} s: score {result.score:.4f}, "
-                  f"reloaded bundle {result.verified_score:.4f} on {result.n} examples (verified)")
+                  f"reloaded bundle {result.verified_score:.4f} on {result.n} examples (verified); "
+                  f"bundle {result.bundle_bytes / 1e6:.2f} MB, loads in {result.load_seconds:.1f} s")
     return 0
 
 

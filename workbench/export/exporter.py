@@ -52,6 +52,8 @@ class ExportResult:
     verified_score: float
     n: int
     seconds: float
+    bundle_bytes: int = 0
+    load_seconds: float = 0.0
 
 
 def find_run(client, ref: str):
@@ -109,7 +111,7 @@ def lm_settings(spec) -> dict[str, Any]:
     return settings
 
 
-def _write_files(folder: Path, client, run, prepared, program: dspy.Module) -> None:
+def _write_files(folder: Path, client, run, prepared, program: dspy.Module, max_corpus_bytes: int | None) -> None:
     from workbench.prompts import render_program
 
     spec, data = prepared.spec, prepared.data
@@ -117,11 +119,15 @@ def _write_files(folder: Path, client, run, prepared, program: dspy.Module) -> N
     if not contract.is_exportable(program):
         raise UserError(f"program {spec.program.name!r} ({cls.__name__}) cannot be exported yet: its class has no "
                         "export_config()", field="RUN")
+    config = program.export_config()
+    if contract.has_bundle_files(program):  # a corpus and its indexes, tool records: named in the config
+        config["files"] = program.export_files(folder, max_corpus_bytes=max_corpus_bytes)
     write_json(folder / "program.json", program.dump_state())
     write_json(folder / "program_config.json", {
         "class": f"{cls.__module__}.{cls.__name__}", "registry_name": spec.program.name,
-        "config": program.export_config(), "inputs": list(data.input_fields),
-        "outputs": [data.output_field or data.label_field, *contract.table_fields(program)],
+        "config": config, "inputs": list(data.input_fields),
+        "outputs": list(dict.fromkeys([data.output_field or data.label_field, *contract.table_fields(program),
+                                       *contract.serve_fields(program)])),
         "source_sha256": source_digest(cls)})
     write_json(folder / "signatures.json", signatures(program))
     write_json(folder / "lm.json", lm_settings(spec))
@@ -157,8 +163,13 @@ def reevaluate(loaded, prepared, reporter: Reporter) -> tuple[float, int]:
     return result.score, result.n
 
 
+def bundle_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def export_run(ref: str, out: str | Path, *, force: bool = False, tolerance: float = 0.01,
-               tracking_uri: str = DEFAULT_URI, reporter: Reporter | None = None) -> ExportResult:
+               tracking_uri: str = DEFAULT_URI, reporter: Reporter | None = None,
+               max_corpus_mb: float = 500.0) -> ExportResult:
     """Export run `ref` to folder `out` (see the module docstring)."""
     from workbench.comparison.runs import client_for
     from workbench.runner import load_program_state, prepare
@@ -167,6 +178,8 @@ def export_run(ref: str, out: str | Path, *, force: bool = False, tolerance: flo
     reporter = reporter or Reporter(quiet=True)
     if not 0 <= tolerance <= 1:
         raise UserError(f"must be between 0 and 1, got {tolerance}", field="--tolerance")
+    if not max_corpus_mb > 0:
+        raise UserError(f"must be above 0, got {max_corpus_mb}", field="--max-corpus-mb")
     out = Path(out)
     check_target(out, force)
     client = client_for(tracking_uri)
@@ -181,6 +194,11 @@ def export_run(ref: str, out: str | Path, *, force: bool = False, tolerance: flo
         spec = validate(json.loads(spec_file.read_text(encoding="utf-8")), f"run {run_id[:12]} spec.json")
         spec_file.unlink()
         prepared = prepare(spec)
+        recorded_data = run.data.tags.get("workbench.dataset_fingerprint")
+        if recorded_data and recorded_data != prepared.data.fingerprint:
+            raise UserError(f"the dataset {prepared.data.name!r} (its files or corpus) changed since run {run_id[:12]}: "
+                            f"fingerprint then {recorded_data}, now {prepared.data.fingerprint}; the bundle would not "
+                            "be the program the run measured (re-run the spec, then export)", field="RUN")
         eval_ids = ",".join(str(e.get("id", "")) for e in prepared.evalset)
         if hashlib.sha256(eval_ids.encode()).hexdigest()[:16] != run.data.tags.get("workbench.eval_fingerprint"):
             raise UserError(f"run {run_id[:12]}'s evaluation examples cannot be rebuilt (the dataset or sampling "
@@ -188,13 +206,15 @@ def export_run(ref: str, out: str | Path, *, force: bool = False, tolerance: flo
         state_file = Path(client.download_artifacts(run_id, "program.json", str(staging)))
         load_program_state(prepared.program, state_file)
         state_file.unlink()
-        _write_files(staging, client, run, prepared, prepared.program)
+        _write_files(staging, client, run, prepared, prepared.program, int(max_corpus_mb * 1e6))
         write_json(staging / "report.json", {})  # placeholder so the first manifest covers it
         dataset = {"name": prepared.data.name, "fingerprint": prepared.data.fingerprint}
         experiment = client.get_experiment(run.info.experiment_id).name
         program_class = json.loads((staging / "program_config.json").read_text())["class"]
         write_manifest(staging, run_id=run_id, experiment=experiment, program_class=program_class, dataset=dataset)
+        load_start = time.perf_counter()
         loaded = load(staging)
+        load_seconds = time.perf_counter() - load_start
         verify_start = time.perf_counter()
         verified, n = reevaluate(loaded, prepared, reporter)
         recorded = run.data.metrics.get("score")
@@ -203,6 +223,7 @@ def export_run(ref: str, out: str | Path, *, force: bool = False, tolerance: flo
                               f"run recorded {recorded}; the difference exceeds the tolerance {tolerance} (no bundle "
                               "written)")
         report = _report(run, spec, verified, tolerance, n, time.perf_counter() - verify_start)
+        report.update(bundle_bytes=bundle_bytes(staging), load_seconds=round(load_seconds, 2))
         write_json(staging / "report.json", report)
         example = ", ".join(f'{name}="..."' for name in prepared.data.input_fields)
         (staging / "README.md").write_text(BUNDLE_README.format(
@@ -216,5 +237,6 @@ def export_run(ref: str, out: str | Path, *, force: bool = False, tolerance: flo
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ExportResult(out, run_id, float(recorded), verified, n, time.perf_counter() - start)
+    return ExportResult(out, run_id, float(recorded), verified, n, time.perf_counter() - start,
+                        report["bundle_bytes"], load_seconds)
 

@@ -22,7 +22,7 @@ import dspy
 from pydantic import BaseModel, ConfigDict, StringConstraints, create_model
 
 from workbench.export.bundle import BundleError, read_json, verify
-from workbench.program_contract import is_exportable, warms_up
+from workbench.program_contract import has_bundle_files, is_exportable, warms_up
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +125,17 @@ def load(folder: str | Path, *, lm_overrides: dict[str, Any] | None = None, warm
         warnings.append(f"the installed source of {config['class']} differs from the one exported "
                         "(dspy-workbench changed since); predictions may differ from the report")
         log.warning(warnings[-1])
+    if "tools.json" in manifest.get("files", {}):
+        from workbench.export.tool_records import check_tools
+
+        for warning in check_tools(folder):
+            warnings.append(warning)
+            log.warning(warning)
     try:
-        program = cls.from_export_config(config.get("config", {}))
+        if has_bundle_files(cls):  # rebuilt from the bundle's own files (corpus, indexes, tool records)
+            program = cls.from_export_config(config.get("config", {}), folder)
+        else:
+            program = cls.from_export_config(config.get("config", {}))
         program.load_state(read_json(folder, "program.json"))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BundleError(f"state does not fit {config['class']}: {type(exc).__name__}: {exc}",

@@ -24,18 +24,27 @@ def create(client, experiment_id: str, run_id: str, spec, program) -> str:
     return model.model_id
 
 
+LOGGED_CORPUS_LIMIT = 50_000_000
+
+
 def finish(client, model_id: str, run, prepared, program, *, failed: bool) -> None:
     """Upload the bundle files (when the program can be exported) and finalize the model."""
     from mlflow.entities import LoggedModelStatus
 
     from workbench import program_contract as contract
     from workbench.export.bundle import write_json, write_manifest
+    from workbench.errors import UserError
     from workbench.export.exporter import _write_files
 
     if not failed and contract.is_exportable(program):
         with tempfile.TemporaryDirectory(prefix="workbench-model-") as tmp:
             folder = Path(tmp)
-            _write_files(folder, client, run, prepared, program)
+            try:  # a RAG corpus over 50 MB is left to `workbench export` (each run would copy it)
+                _write_files(folder, client, run, prepared, program, LOGGED_CORPUS_LIMIT)
+            except UserError as exc:
+                client.set_logged_model_tags(model_id, {"workbench.bundle": f"not attached: {exc}"[:500]})
+                client.finalize_logged_model(model_id, LoggedModelStatus.READY)
+                return
             metrics = run.data.metrics
             write_json(folder / "report.json", {"metric": prepared.spec.metric.name, "split": prepared.spec.eval.split,
                                                 "score": metrics.get("score"), "n": int(metrics.get("n_examples", 0)),

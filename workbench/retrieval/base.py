@@ -92,6 +92,28 @@ class Retriever:
         self._ready = True
         return self
 
+    @property
+    def is_ready(self) -> bool:
+        return self._ready
+
+    def parts(self) -> list[Retriever]:
+        """The retrievers with an index of their own (a fusion retriever: its parts)."""
+        return [self]
+
+    def copy_index(self, folder: Path) -> None:
+        """Copy the built index into `folder` (a bundle's `indexes/<name>`)."""
+        import shutil
+
+        if not self._ready:
+            self.ready()
+        shutil.copytree(self.index_dir, folder, ignore=shutil.ignore_patterns("DONE"))
+
+    def load_from(self, folder: Path) -> Retriever:
+        """Load an index copied by `copy_index` (a bundle's), never building one."""
+        self._load(folder)
+        self._ready = self.loaded_from_cache = True
+        return self
+
     def search(self, query: str, k: int) -> list[Hit]:
         if k < 1:
             raise ValueError("k must be at least 1")

@@ -34,28 +34,32 @@ class HybridRetriever(Retriever):
             raise ValueError("fusion weights must be >= 0 and not both 0")
         self.weights = (bm25_weight, dense_weight)
         self.rrf_k, self.depth = rrf_k, depth
-        self.parts = (BM25Retriever(passages), DenseRetriever(passages, model=model))
+        self.parts_ = (BM25Retriever(passages), DenseRetriever(passages, model=model))
 
     def settings(self) -> dict:
-        return {"parts": [p.fingerprint for p in self.parts]}  # fusion settings need no index of their own
+        return {"parts": [p.fingerprint for p in self.parts_]}  # fusion settings need no index of their own
 
     def ready(self) -> HybridRetriever:
-        for part in self.parts:
+        for part in self.parts_:
             part.ready()
-        self.build_seconds = sum(p.build_seconds for p in self.parts)
-        self.loaded_from_cache = all(p.loaded_from_cache for p in self.parts)
+        self.build_seconds = sum(p.build_seconds for p in self.parts_)
+        self.loaded_from_cache = all(p.loaded_from_cache for p in self.parts_)
+        self._ready = True  # else every search would load the parts' indexes again
         return self
+
+    def parts(self) -> list[Retriever]:
+        return list(self.parts_)
 
     @property
     def index_dirs(self):
-        return [p.index_dir for p in self.parts]
+        return [p.index_dir for p in self.parts_]
 
     def index_bytes(self) -> int:
-        return sum(p.index_bytes() for p in self.parts)
+        return sum(p.index_bytes() for p in self.parts_)
 
     def _search(self, query: str, k: int) -> list[Hit]:
         depth = max(self.depth, k)
-        rankings = [p.search(query, depth) for p in self.parts]
+        rankings = [p.search(query, depth) for p in self.parts_]
         return rrf(rankings, list(self.weights), self.rrf_k)[:k]
 
 

@@ -61,11 +61,15 @@ class LearnedReranker(Parameter):
     def fitted(self) -> bool:
         return len(self.coef) == len(FEATURES)
 
-    def _signals(self) -> tuple[BM25Retriever, DenseRetriever]:
+    def signal_retrievers(self) -> tuple[BM25Retriever, DenseRetriever]:
+        """The BM25 and dense retrievers whose ranks and scores are features (not yet loaded)."""
         with self._lock:
             if self._parts is None:
-                self._parts = (BM25Retriever(self._passages).ready(), DenseRetriever(self._passages).ready())
+                self._parts = (BM25Retriever(self._passages), DenseRetriever(self._passages))
             return self._parts
+
+    def _signals(self) -> tuple[BM25Retriever, DenseRetriever]:
+        return self.signal_retrievers()  # each loads (or builds) its index on first search
 
     def features(self, question: str, ranked: list[str]) -> np.ndarray:
         bm25, dense = self._signals()
