@@ -89,6 +89,9 @@ class ToolAgent(dspy.Module):
             self.agent = dspy.Predict(signature.prepend("reasoning", dspy.OutputField(desc="step by step"),
                                                         type_=short_text(thought_chars * 3)))
 
+    no_plain_prompt = ("ReAct prompts once per step with the tools' observations, so there is no single fixed prompt; "
+                       "export it as a bundle")
+
     def export_config(self) -> dict:
         return dict(self._settings)
 

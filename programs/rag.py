@@ -128,6 +128,9 @@ class RAG(dspy.Module):
             roles.update({"reranker.bm25": bm25, "reranker.dense": dense})
         return roles
 
+    no_plain_prompt = ("its answer predictor is shown passages the program retrieves per question (and, in choose mode, "
+                       "answer spans it computes), so its prompt has no fixed shape; export it as a bundle")
+
     def export_config(self) -> dict:
         if self.retriever_spec is None:
             raise ValueError("this RAG program was built without a registered retriever; it cannot be exported")

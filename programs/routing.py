@@ -67,6 +67,17 @@ class Router(dspy.Module):
     def from_export_config(cls, config: dict) -> Router:
         return cls(list(config["labels"]), candidates=int(config["candidates"]))
 
+    def plain_prompt(self) -> dict:
+        """What a client needs to rebuild this program's prompt without DSPy: the one
+        predictor, the label set, the fixed demos, and the query-time steps (top-n candidate
+        labels from a TF-IDF logistic-regression ranker, k nearest pool examples as demos)."""
+        pool = self.demo_pool
+        return {"predictor": "predict", "labels": list(self.labels), "candidates": self.candidates if pool.examples else 0,
+                "fixed_demos": [d.toDict() if hasattr(d, "toDict") else dict(d) for d in self.predict.demos],
+                "pool": {"input_field": pool.input_field, "label_field": pool.label_field, "k": pool.k,
+                         "balanced": pool.balanced, "ranker_C": 10.0, "examples": pool.examples}
+                if pool.examples and (pool.k or self.candidates) else None}
+
     def warm_up(self) -> None:
         """Fit the pool's index and ranker now, so the first query does not pay for them."""
         if self.demo_pool.examples and self.demo_pool.k:

@@ -102,6 +102,9 @@ class FunctionCaller(dspy.Module):
         self.demo_pool = pool or ExamplePool("question", "accepted", extra_fields=("functions",))
         self._models: dict[str, type] = {}
 
+    no_plain_prompt = ("its predictor's argument schema is built per request from the functions offered, so its prompt "
+                       "has no fixed shape; export it as a bundle")
+
     def export_config(self) -> dict:
         return {"select": self.selection}
 

@@ -158,3 +158,13 @@ def test_rag_bundle_is_served(kinds):
         assert wrong.status_code == 422 and wrong.json()["field"] in ("question", "text")
     finally:
         stop(proc)
+
+
+def test_programs_without_a_fixed_prompt_are_refused_as_plain_prompts(kinds, tmp_path):
+    store, runs, _ = kinds
+    for kind, predictor in (("rag", "answer"), ("agent", "agent.react")):
+        result = run_cli("export", runs[kind], "--format", "prompt", "--out", str(tmp_path / kind),
+                         "--tracking-uri", store.uri)
+        assert result.returncode == 2 and "cannot be exported as a plain prompt" in result.stderr, result.stderr
+        assert predictor in result.stderr and "--format" in result.stderr
+    assert not list(tmp_path.iterdir())

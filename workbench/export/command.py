@@ -15,6 +15,11 @@ def add_parsers(sub) -> None:
     ex.add_argument("run", metavar="RUN", help="run id (or unique 8+ character prefix), or an experiment name "
                                                "(its best-scoring run)")
     ex.add_argument("--out", required=True, help="bundle folder to create")
+    ex.add_argument("--format", choices=["bundle", "prompt"], default="bundle",
+                    help="bundle: the program for workbench.load / serve (default); prompt: the plain chat prompt, "
+                         "its JSON schema and a DSPy-free client.py, re-scored through that client")
+    ex.add_argument("--base-url", help="with --format prompt: re-score against this OpenAI-compatible endpoint "
+                                       "instead of the run's LM")
     ex.add_argument("--force", action="store_true", help="replace --out if it exists and is not empty")
     ex.add_argument("--tolerance", type=float, default=0.01,
                     help="largest score difference allowed when the reloaded bundle is re-evaluated (default 0.01)")
@@ -47,6 +52,15 @@ def export_command(args: argparse.Namespace) -> int:
     from workbench.export.exporter import export_run
 
     reporter = Reporter()
+    if args.format == "prompt":
+        from workbench.export.plain_prompt import export_prompt
+
+        p = export_prompt(args.run, args.out, force=args.force, tolerance=args.tolerance,
+                          tracking_uri=args.tracking_uri, reporter=reporter, base_url=args.base_url)
+        reporter.line(f"exported run {p.run_id}'s plain prompt to {p.path} in {p.seconds:.1f} s: {p.plain_score:.4f} "
+                      f"through client.py vs {p.dspy_score:.4f} inside DSPy on {p.n} items (paired difference 95% CI "
+                      f"[{p.difference_ci[0]:+.4f}, {p.difference_ci[1]:+.4f}])")
+        return 0
     result = export_run(args.run, args.out, force=args.force, tolerance=args.tolerance,
                         tracking_uri=args.tracking_uri, reporter=reporter, max_corpus_mb=args.max_corpus_mb)
     reporter.line(f"exported run {result.run_id} to {result.path} in {result.seconds:.1f} s: score {result.score:.4f}, "

@@ -167,13 +167,37 @@ def bundle_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def load_run(client, run, scratch: Path):
+    """The run's spec, data and compiled program rebuilt from its artifacts (downloaded to
+    `scratch`, then removed); refused when the dataset or the evaluation items changed."""
+    from workbench.runner import load_program_state, prepare
+    from workbench.spec import validate
+
+    run_id = run.info.run_id
+    spec_file = Path(client.download_artifacts(run_id, "spec.json", str(scratch)))
+    spec = validate(json.loads(spec_file.read_text(encoding="utf-8")), f"run {run_id[:12]} spec.json")
+    spec_file.unlink()
+    prepared = prepare(spec)
+    recorded_data = run.data.tags.get("workbench.dataset_fingerprint")
+    if recorded_data and recorded_data != prepared.data.fingerprint:
+        raise UserError(f"the dataset {prepared.data.name!r} (its files or corpus) changed since run {run_id[:12]}: "
+                        f"fingerprint then {recorded_data}, now {prepared.data.fingerprint}; the bundle would not "
+                        "be the program the run measured (re-run the spec, then export)", field="RUN")
+    eval_ids = ",".join(str(e.get("id", "")) for e in prepared.evalset)
+    if hashlib.sha256(eval_ids.encode()).hexdigest()[:16] != run.data.tags.get("workbench.eval_fingerprint"):
+        raise UserError(f"run {run_id[:12]}'s evaluation examples cannot be rebuilt (the dataset or sampling "
+                        "changed since the run), so the export cannot be verified", field="RUN")
+    state_file = Path(client.download_artifacts(run_id, "program.json", str(scratch)))
+    load_program_state(prepared.program, state_file)
+    state_file.unlink()
+    return prepared
+
+
 def export_run(ref: str, out: str | Path, *, force: bool = False, tolerance: float = 0.01,
                tracking_uri: str = DEFAULT_URI, reporter: Reporter | None = None,
                max_corpus_mb: float = 500.0) -> ExportResult:
     """Export run `ref` to folder `out` (see the module docstring)."""
     from workbench.comparison.runs import client_for
-    from workbench.runner import load_program_state, prepare
-    from workbench.spec import validate
 
     reporter = reporter or Reporter(quiet=True)
     if not 0 <= tolerance <= 1:
@@ -190,22 +214,8 @@ def export_run(ref: str, out: str | Path, *, force: bool = False, tolerance: flo
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        spec_file = Path(client.download_artifacts(run_id, "spec.json", str(staging)))
-        spec = validate(json.loads(spec_file.read_text(encoding="utf-8")), f"run {run_id[:12]} spec.json")
-        spec_file.unlink()
-        prepared = prepare(spec)
-        recorded_data = run.data.tags.get("workbench.dataset_fingerprint")
-        if recorded_data and recorded_data != prepared.data.fingerprint:
-            raise UserError(f"the dataset {prepared.data.name!r} (its files or corpus) changed since run {run_id[:12]}: "
-                            f"fingerprint then {recorded_data}, now {prepared.data.fingerprint}; the bundle would not "
-                            "be the program the run measured (re-run the spec, then export)", field="RUN")
-        eval_ids = ",".join(str(e.get("id", "")) for e in prepared.evalset)
-        if hashlib.sha256(eval_ids.encode()).hexdigest()[:16] != run.data.tags.get("workbench.eval_fingerprint"):
-            raise UserError(f"run {run_id[:12]}'s evaluation examples cannot be rebuilt (the dataset or sampling "
-                            "changed since the run), so the export cannot be verified", field="RUN")
-        state_file = Path(client.download_artifacts(run_id, "program.json", str(staging)))
-        load_program_state(prepared.program, state_file)
-        state_file.unlink()
+        prepared = load_run(client, run, staging)
+        spec = prepared.spec
         _write_files(staging, client, run, prepared, prepared.program, int(max_corpus_mb * 1e6))
         write_json(staging / "report.json", {})  # placeholder so the first manifest covers it
         dataset = {"name": prepared.data.name, "fingerprint": prepared.data.fingerprint}

@@ -1,0 +1,110 @@
+"""`workbench export RUN --format prompt`: the plain prompt renders exactly what DSPy sends, its
+client.py needs no DSPy, and it is re-scored through that client against the run's LM as an
+endpoint (recorded LM here; the embedded LM behind llama_cpp.server is in
+tests/export/test_export_e2e.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import free_port, run_cli
+from workbench.lm.backend_server import BackendServer
+from workbench.lm.mock_server import MockEndpoint
+
+
+@pytest.fixture(scope="module")
+def prompt_folder(routing_store, tmp_path_factory):
+    store, runs = routing_store
+    out = tmp_path_factory.mktemp("prompt") / "good"
+    result = run_cli("export", runs["good"], "--format", "prompt", "--out", str(out), "--tracking-uri", store.uri)
+    assert result.returncode == 0, result.stderr
+    assert "through client.py vs" in result.stdout
+    return out
+
+
+def test_prompt_export_checks_rendering_and_score(prompt_folder):
+    assert {p.name for p in prompt_folder.iterdir()} == {"prompt.json", "prompt.md", "client.py", "report.json"}
+    report = json.loads((prompt_folder / "report.json").read_text())
+    assert report["rendering_checked"] == report["n"] == 24
+    assert report["plain_score"] == report["dspy_score"] and report["plain_failures"] == 0
+    assert report["difference_ci"] == [0.0, 0.0] and len(report["per_example"]) == 24
+    doc = json.loads((prompt_folder / "prompt.json").read_text())
+    assert doc["steps"]["candidates"] == 2 and doc["steps"]["pool"]["k"] == 5
+    assert len(doc["steps"]["pool"]["examples"]) == 400 and doc["response_schema"]["properties"]["label"]["enum"] == []
+    assert "label must be one of:" in (prompt_folder / "prompt.md").read_text()
+
+
+def test_the_client_runs_without_dspy_or_the_workbench(prompt_folder, tmp_path):
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import client; "
+            "p = client.PlainPrompt(); out = p.call({'text': 'set an alarm for 6 am'}, base_url=sys.argv[2], "
+            "model=sys.argv[3]); assert not any(m.split('.')[0] in ('dspy', 'workbench', 'mlflow', 'litellm') "
+            "for m in sys.modules), sorted(sys.modules); print(json.dumps(out))")
+    with MockEndpoint() as lm:  # answers the first allowed value: the ranker's top candidate
+        done = subprocess.run([sys.executable, "-c", code, str(prompt_folder), lm.base_url, lm.model], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        label = json.loads(done.stdout)["label"]
+        cli = subprocess.run([sys.executable, str(prompt_folder / "client.py"), "--base-url", lm.base_url,
+                              "--model", lm.model, "set an alarm for 6 am"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout) == {"label": label}
+    labels = json.loads((prompt_folder / "prompt.json").read_text())["steps"]["labels"]
+    assert label in labels
+
+
+def test_a_changed_template_is_caught_by_the_rendering_check(prompt_folder, routing_store, tmp_path):
+    import shutil
+
+    from workbench.export.plain_prompt import PromptDrift, check_rendering, dspy_requests, load_client
+    from workbench.export.exporter import find_run, load_run
+
+    store, runs = routing_store
+    client = store.client()
+    prepared = load_run(client, find_run(client, runs["good"]), tmp_path)
+    copy = tmp_path / "copy"
+    shutil.copytree(prompt_folder, copy)
+    doc = json.loads((copy / "prompt.json").read_text())
+    requests = dspy_requests(prepared.program, prepared.evalset[:3], ["text"])
+    assert check_rendering(load_client(copy)[0], requests, prepared.evalset[:3], ["text"]) == 3
+    doc["template"]["user_choices"] = "label is one of: {choices}"
+    (copy / "prompt.json").write_text(json.dumps(doc))
+    with pytest.raises(PromptDrift, match="message 11 of 12"):
+        check_rendering(load_client(copy)[0], requests, prepared.evalset[:3], ["text"])
+
+
+class Wrong:
+    """A backend whose every answer fits no schema."""
+
+    def _generate(self, messages, schema, config):
+        from dspy.lm15 import Usage
+
+        return '{"label": "not a label"}', Usage(input_tokens=1, output_tokens=1), "stop"
+
+
+def test_a_losing_prompt_and_a_dead_endpoint_are_refused(routing_store, tmp_path):
+    store, runs = routing_store
+    with BackendServer(Wrong()) as server:
+        result = run_cli("export", runs["good"], "--format", "prompt", "--out", str(tmp_path / "lost"),
+                         "--base-url", server.base_url, "--tracking-uri", store.uri)
+    assert result.returncode == 1, result.stderr
+    assert "through client.py but" in result.stderr and "loses more than --tolerance" in result.stderr
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    result = run_cli("export", runs["good"], "--format", "prompt", "--out", str(tmp_path / "dead"), "--base-url", dead,
+                     "--tracking-uri", store.uri)
+    assert result.returncode == 2 and f"the endpoint {dead} does not answer" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_zero_shot_over_all_labels_exports_too(routing_store, tmp_path):
+    store, runs = routing_store
+    result = run_cli("export", runs["zero_shot"], "--format", "prompt", "--out", str(tmp_path / "zs"),
+                     "--tracking-uri", store.uri)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((tmp_path / "zs" / "prompt.json").read_text())
+    assert doc["steps"]["candidates"] == 0 and doc["steps"]["pool"] is None
