@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 
 @pytest.mark.parametrize("name, runs", [("01_routing_quickstart.ipynb", 2), ("02_rag_explore.ipynb", 2),
                                         ("03_tool_use.ipynb", 3), ("04_compare_runs.ipynb", 2),
-                                        ("05_export_and_serve.ipynb", 1),
+                                        ("05_export_and_serve.ipynb", 2),
                                         ("06_sweep.ipynb", 4), ("07_your_own_data.ipynb", 2)])
 @pytest.mark.slow
 def test_notebook_executes(name, runs, store, monkeypatch):

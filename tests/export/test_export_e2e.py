@@ -29,6 +29,12 @@ def test_embedded_run_exports_serves_and_promotes(tmp_path):
     assert lm["backend"] == "embedded" and report["n"] == 24
     assert abs(report["verified_score"] - report["score"]) <= report["tolerance"]
 
+    plain = run_cli("export", run_id, "--format", "prompt", "--out", str(tmp_path / "prompt"), "--tracking-uri", store.uri)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    scored = json.loads((tmp_path / "prompt" / "report.json").read_text())
+    assert scored["endpoint"] == "llama_cpp.server (embedded model)" and scored["rendering_checked"] == 24
+    assert scored["plain_score"] >= scored["dspy_score"] - scored["tolerance"] and scored["plain_failures"] == 0
+
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", str(bundle), "--port", str(port)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
