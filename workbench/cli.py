@@ -25,15 +25,57 @@ def _add_spec_args(parser: argparse.ArgumentParser, optional: bool = False) -> N
     parser.add_argument("--quiet", action="store_true", help="no progress output; print one result line")
 
 
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
+        return value
+
+    return parse
+
+
+BUDGET_FLAGS = {"max_lm_calls": int, "max_tokens": int, "max_cost_usd": float, "timeout": float}
+
+
+def _add_budget_args(parser: argparse.ArgumentParser) -> None:
+    """Budgets for one run, compile and evaluation together (the spec's `budget:` keys)."""
+    group = parser.add_argument_group("budget (compile + evaluation, every LM of the run)")
+    group.add_argument("--max-lm-calls", type=_positive(int), metavar="N", help="stop after N LM calls")
+    group.add_argument("--max-tokens", type=_positive(int), metavar="N", help="stop after N prompt + completion tokens")
+    group.add_argument("--max-cost-usd", type=_positive(float), metavar="X",
+                       help="stop at X dollars (needs lm.price_input_per_mtok / price_output_per_mtok)")
+    group.add_argument("--timeout", type=_positive(float), metavar="S", help="stop after S seconds")
+    group.add_argument("--allow-over-estimate", action="store_true",
+                       help="run even when the planned calls exceed --max-lm-calls (the budget still stops it)")
+
+
+def budget_overrides(args: argparse.Namespace) -> list[str]:
+    """The budget flags as spec overrides (`budget.<key>=<value>`)."""
+    out = []
+    for flag in BUDGET_FLAGS:
+        value = getattr(args, flag, None)
+        if value is not None:
+            out.append(f"budget.{'timeout_s' if flag == 'timeout' else flag}={value}")
+    if getattr(args, "allow_over_estimate", False):
+        out.append("budget.allow_over_estimate=true")
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="workbench", description="Compile, evaluate, track and compare DSPy programs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="compile and evaluate a spec, tracked in MLflow")
     _add_spec_args(run)
+    _add_budget_args(run)
     run.add_argument("--seeds", type=int, default=1, metavar="N",
                      help="compile with N optimizer seeds (child runs; the parent logs mean and 95%% CI)")
     ev = sub.add_parser("eval", help="evaluate a saved program (DSPy JSON state) with a spec")
     _add_spec_args(ev, optional=True)
+    _add_budget_args(ev)
     ev.add_argument("--program", help="program.json saved by a run (with SPEC)")
     ev.add_argument("--retry-failed", metavar="RUN", help="re-run only the examples RUN lost to LM call failures "
                     "(not wrong or unparsed answers) with RUN's program; a new run merges them with RUN's successes")

@@ -72,7 +72,9 @@ def run_command(args: argparse.Namespace) -> int:
             return _report_outcome(reporter, spec, outcome, args)
         if not args.spec or not args.program:
             raise UserError("give SPEC and --program PATH, or --retry-failed RUN", field="eval")
-    spec = load_spec(args.spec, args.overrides)
+    from workbench.cli import budget_overrides
+
+    spec = load_spec(args.spec, [*args.overrides, *budget_overrides(args)])
     if getattr(args, "program", None) is not None and not str(args.program).endswith(".json"):
         from workbench.errors import UserError
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import dspy
 from dspy.utils.exceptions import AdapterParseError, LMError
 
-from workbench import program_contract as contract
+from workbench import budget, program_contract as contract
 from workbench import registry
 from workbench.baselines import BASELINES, BaselineScore
 from workbench.console import Reporter
@@ -64,6 +64,7 @@ class Prepared:
     evalset: list[dspy.Example]
     checks: DataChecks | None = None
     subset: Subset | None = None
+    budget: Any = None  # workbench.budget.Plan when the spec sets a budget
 
 
 @dataclass
@@ -197,11 +198,19 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
     start = time.perf_counter()
     # Trials nest under the experiment's run; with tracking off, autologging would write to ./mlflow.db.
     trials = spec.tracking.enabled and spec.optimizer.name not in ("none", "retrieval_demos", "LabeledFewShot")
+    plan = prepared.budget
+    if plan is not None:
+        plan.compile_cap()
     with reporter.phase(f"compiling with {spec.optimizer.name}", lambda: usage.since(before).calls), \
             autolog_trials(trials):
         try:
             compiled = factory(ctx, **spec.optimizer.params)
-        except (AdapterParseError, LMError) as exc:
+        except (AdapterParseError, LMError, RuntimeError) as exc:
+            if plan is not None and plan.meter.reason:  # the budget stopped it before it returned a program
+                reporter.warn(f"{spec.optimizer.name} stopped: {plan.meter.reason}; evaluating the program as written")
+                return prepared.program, time.perf_counter() - start, usage.since(before).calls
+            if not isinstance(exc, (AdapterParseError, LMError)):
+                raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if lm.engine.breaker.open:
                 raise CompileError(f"{spec.optimizer.name} stopped: {lm.engine.breaker.reason}") from None
@@ -211,6 +220,9 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
     for used in (lm, reflection_lm):
         if used is not None and used.engine.breaker.open:  # optimizers swallow failed candidates
             raise CompileError(f"{spec.optimizer.name} stopped: {used.engine.breaker.reason}")
+    if plan is not None and plan.meter.reason:
+        reporter.warn(f"{spec.optimizer.name} stopped early: {plan.meter.reason}; evaluating the best program it "
+                      "found so far")
     return compiled, time.perf_counter() - start, usage.since(before).calls
 
 
@@ -241,8 +253,10 @@ def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Pat
     prepared.subset = subset
     if program_path is not None:
         load_program_state(prepared.program, program_path)
+    prepared.budget = budget.plan(spec, prepared, reporter, compiling=program_path is None)
     lm = build_lm(spec.lm, source=spec.source)
     reflection_lm = build_lm(spec.optimizer.reflection_lm, source=spec.source) if spec.optimizer.reflection_lm else None
+    budget.attach(prepared.budget, [(spec.lm, lm), (spec.optimizer.reflection_lm, reflection_lm)])
     _arm_breakers([x for x in (lm, reflection_lm) if x is not None], spec)
     dspy.configure(lm=lm, adapter=build_adapter(spec.lm.adapter))
     if hooks.on_lm:
@@ -303,6 +317,9 @@ def _evaluate(prepared: Prepared, program, lm, reporter: Reporter, tracked, obje
     subset = prepared.subset
     evalset = [e for e in prepared.evalset if str(e.get("id", "")) in subset.ids] if subset else prepared.evalset
     baselines = [] if subset else _baselines(prepared, reporter)
+    compile_stop = prepared.budget.meter.reason if prepared.budget else ""
+    if prepared.budget is not None:
+        prepared.budget.evaluation_cap()
     if contract.warms_up(program):
         with reporter.phase("preparing retrieval (indexes, reranker)", None):
             program.warm_up()
@@ -317,7 +334,8 @@ def _evaluate(prepared: Prepared, program, lm, reporter: Reporter, tracked, obje
             result = evaluate(program, evalset, scored, output_field=data.output_field or data.label_field,
                               gold_field=data.label_field, example_fields=data.table_fields,
                               usage=lm.engine.usage, threads=spec.eval.threads, max_failures=spec.eval.max_failures,
-                              on_progress=update, lm=lm, stop_when=lambda: lm.engine.breaker.reason,
+                              on_progress=update, lm=lm, stop_when=lambda: lm.engine.breaker.reason or (
+                                  prepared.budget.meter.reason if prepared.budget else ""),
                               tracer=objects.tracer if objects is not None else None)
         except EvaluationStopped as stopped:
             if tracked is not None and stopped.partial is not None:
@@ -332,6 +350,10 @@ def _evaluate(prepared: Prepared, program, lm, reporter: Reporter, tracked, obje
     outcome.summary_metrics = summaries(spec, prepared, result, tracked)
     if tracked is not None:
         log_results(tracked, prepared, outcome, program, lm)
+        if prepared.budget is not None:
+            tracked.log_metrics(prepared.budget.meter.spent.as_metrics())
+            if compile_stop:
+                tracked.set_tags({"workbench.budget_exhausted": f"compile: {compile_stop}"})
     rate = result.lm_failures / max(result.n, 1)
     if result.lm_failures and rate > spec.eval.max_lm_error_rate:
         reason = (f"{result.lm_failures} of {result.n} examples ({rate:.1%}) were lost to LM call failures after "

@@ -77,6 +77,10 @@ class LMSpec(_Strict):
     response_format: Literal["openai_json_schema", "json_object_schema", "json_object", "none"] = "openai_json_schema"
     adapter: Literal["compact_json", "json", "chat"] = "compact_json"
     seed: int = 0
+    # USD per million tokens, for cost budgets and reports (null: unknown; the embedded and
+    # recorded backends cost nothing).
+    price_input_per_mtok: float | None = Field(default=None, ge=0)
+    price_output_per_mtok: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -118,6 +122,18 @@ class EvalSpec(_Strict):
     max_lm_error_rate: float = Field(default=0.02, ge=0.0, le=1.0)
 
 
+class BudgetSpec(_Strict):
+    """What one run may spend, compile and evaluation together (null = no limit). `workbench
+    run --max-lm-calls/--max-tokens/--max-cost-usd/--timeout` set the same keys."""
+
+    max_lm_calls: int | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0)
+    # Run even when the estimate before the run exceeds the budget (the budget still stops it).
+    allow_over_estimate: bool = False
+
+
 class TrackingSpec(_Strict):
     enabled: bool = True
     uri: str = DEFAULT_URI
@@ -148,6 +164,7 @@ class Spec(_Strict):
     lm: LMSpec = Field(default_factory=LMSpec)
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     # `workbench sweep`: the values to search and the objectives (ignored by `workbench run`).
     search: SearchSpec | None = None

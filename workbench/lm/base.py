@@ -121,12 +121,21 @@ class Backend:
         self.retry = RetryPolicy(retries=0)  # remote backends set their own
         self.breaker = Breaker(limit=None)   # the runner sets eval.max_consecutive_lm_errors
         self.limiter = RateLimiter()
+        self.budget = None  # the run's workbench.budget.Meter, shared by all its backends (None: unlimited)
+        self.price = (0.0, 0.0)  # USD per million (input, output) tokens, set with the budget
 
     def complete(self, request: Request) -> Response:
         from dspy.clients.engines.base import validate_request
 
         validate_request(request)
         messages, schema = request_messages(request), output_schema(request)
+        if self.budget is not None:
+            from workbench.budget import BudgetExhausted
+
+            try:
+                self.budget.check()
+            except BudgetExhausted as exc:  # not a call: nothing reached the model
+                raise TransportError(f"not calling {self.model_id}: {exc}") from None
         start = time.perf_counter()
         retries, waited = 0, 0.0
         while True:
@@ -151,6 +160,8 @@ class Backend:
                 waited += pause
                 time.sleep(pause)
         self.breaker.record(None)
+        if self.budget is not None:
+            self.budget.add(usage.input_tokens or 0, usage.output_tokens or 0, self.price)
         call_stats.retries += retries
         self.usage.add(input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
                        seconds=time.perf_counter() - start, retries=retries, wait_seconds=waited)

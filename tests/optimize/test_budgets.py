@@ -1,0 +1,97 @@
+"""Run budgets: an estimate before anything runs, a refusal when it exceeds the budget, and a
+budget that stops compile (the best program so far is evaluated within the reserve) or the
+evaluation (partial table). Recorded LM, in-process runs and real CLI subprocesses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import FAST_LM, SPEC, Store, run_cli
+from workbench.budget import Meter, BudgetExhausted
+from workbench.runner import run
+from workbench.spec import load_spec
+
+SMALL = ["dataset.train=40", "dataset.dev=20", "dataset.test=24", "lm.cache=false"]
+MIPRO = ["optimizer.name=MIPROv2", "optimizer.prompt_max_tokens=96",
+         'optimizer.params={"auto": null, "num_candidates": 3, "num_trials": 6, "minibatch": false, '
+         '"max_bootstrapped_demos": 1, "max_labeled_demos": 1}']
+
+
+def test_the_meter_admits_calls_up_to_the_cap_then_refuses():
+    meter = Meter(max_lm_calls=5)
+    meter.cap("compile", calls=3)
+    for _ in range(3):
+        meter.check()
+    with pytest.raises(BudgetExhausted, match="LM-call compile share of the budget reached"):
+        meter.check()
+    meter.cap("evaluation")
+    meter.check(), meter.check()
+    with pytest.raises(BudgetExhausted, match=r"LM-call budget reached \(5 of 5\)"):
+        meter.check()
+    priced = Meter(max_cost_usd=0.001)
+    priced.add(1000, 100, (0.5, 2.0))  # $0.0005 + $0.0002
+    priced.check()
+    priced.add(1000, 100, (0.5, 2.0))
+    with pytest.raises(BudgetExhausted, match="cost budget"):
+        priced.check()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--max-lm-calls", "0"], "--max-lm-calls: must be greater than 0"),
+    (["--max-tokens", "many"], "--max-tokens: must be a positive int, got 'many'"),
+    (["--timeout", "-5"], "--timeout: must be greater than 0"),
+    (["--max-cost-usd", "1", "--set", "lm.backend=openai", "--set", "lm.api_base=http://127.0.0.1:9/v1",
+      "--set", "lm.preflight=false"], "a cost budget needs the price of"),
+    (["--max-lm-calls", "10"], "the evaluation alone plans 24 LM calls, over the budget of 10"),
+    (["--max-lm-calls", "60", *[a for o in MIPRO for a in ("--set", o)]], "over the budget of 60; compile would get 36"),
+])
+def test_bad_budgets_are_one_line_before_any_lm_call(args, needle, tmp_path):
+    store = Store(tmp_path / "mlruns")
+    result = run_cli("run", str(SPEC), *[a for o in [*SMALL, *FAST_LM, *store.overrides] for a in ("--set", o)], *args)
+    assert result.returncode == 2, result.stderr
+    assert needle in result.stderr and "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.strip()]) <= 2  # the estimate line, the error
+    assert not store.runs()  # nothing started
+
+
+def test_a_budget_stops_mipro_and_the_run_still_finishes(tmp_path):
+    store = Store(tmp_path / "mlruns")
+    result = run_cli("run", str(SPEC), "--quiet", *[a for o in [*SMALL, *FAST_LM, *MIPRO, *store.overrides]
+                                                    for a in ("--set", o)], "--max-lm-calls", "70",
+                     "--allow-over-estimate")
+    assert result.returncode == 0, result.stderr
+    run_id = next(x for x in result.stdout.splitlines() if x.startswith("run_id=")).split()[0][len("run_id="):]
+    run_info = store.client().get_run(run_id)
+    assert run_info.info.status == "FINISHED"
+    run_data = run_info.data
+    assert run_data.tags["workbench.budget_exhausted"].startswith("compile: LM-call compile share")
+    assert run_data.metrics["spend_lm_calls"] <= 70 and run_data.metrics["n_examples"] == 24
+    assert run_data.metrics["failure_rate"] == 0  # the evaluation ran within its reserve
+
+
+def test_an_evaluation_that_runs_out_stops_with_its_partial_table(tmp_path):
+    spec = load_spec(SPEC, [*SMALL, *FAST_LM, "tracking.enabled=false", "optimizer.name=none", "optimizer.params={}",
+                            "budget.timeout_s=0.001"])
+    from workbench.evaluate import EvaluationStopped
+
+    with pytest.raises(EvaluationStopped, match="time budget reached") as stopped:
+        run(spec)
+    assert stopped.value.partial is None or stopped.value.partial.n < 24
+
+
+def test_the_estimate_is_printed_before_the_run(tmp_path):
+    store = Store(tmp_path / "mlruns")
+    result = run_cli("run", str(SPEC), *[a for o in [*SMALL, *FAST_LM, *MIPRO, *store.overrides]
+                                         for a in ("--set", o)])
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stderr.splitlines() if x.startswith("planned LM calls"))
+    planned = int(line.split("~")[1].split()[0].replace(",", ""))
+    client = store.client()
+    [parent] = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                  filter_string="tags.`workbench.kind` = 'run'")
+    data = parent.data.metrics
+    spent = data["lm_calls"] + data.get("compile_lm_calls", 0)
+    print(line, "| spent", spent)
+    assert json.dumps(planned) and planned >= spent * 0.5  # an estimate: the right order of magnitude

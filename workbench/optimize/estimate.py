@@ -1,0 +1,118 @@
+"""How many LM calls a run plans, before it makes any: compile (per optimizer, from its own
+settings) plus evaluation (items x calls per item).
+
+Figures are planned program calls times the program's LM calls per example, plus the
+optimizers' own proposal calls; cache hits make the real count lower. MIPROv2 and GEPA plan
+from `auto` like DSPy does (candidates, trials, minibatches of 35, a full evaluation every
+5 trials); the bootstrap optimizers are bounded by the examples they may try; COPRO by
+breadth x depth over the train set; SIMBA by steps x minibatch x candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+MIPRO_AUTO = {"light": (6, 100), "medium": (12, 300), "heavy": (18, 1000)}  # candidates, validation items
+GEPA_AUTO = {"light": 6, "medium": 12, "heavy": 18}
+MINIBATCH, FULL_EVAL_EVERY = 35, 5
+FREE = ("none", "retrieval_demos", "LabeledFewShot")
+
+
+@dataclass
+class Estimate:
+    compile_calls: int
+    eval_calls: int
+    how: str
+
+    @property
+    def total(self) -> int:
+        return self.compile_calls + self.eval_calls
+
+
+def calls_per_example(program: Any) -> int:
+    """The program's LM calls for one example (its `lm_calls_per_example`, else one per predictor)."""
+    declared = getattr(program, "lm_calls_per_example", None)
+    if declared is not None:
+        return int(declared)
+    return max(len(list(program.named_predictors())), 1)
+
+
+def _trials(predictors: int, candidates: int, zero_shot: bool) -> int:
+    variables = predictors * (1 if zero_shot else 2)
+    return int(max(2 * variables * math.log2(candidates), 1.5 * candidates))
+
+
+def _minibatched(trials: int, val: int) -> int:
+    return MINIBATCH * trials + val * (trials // FULL_EVAL_EVERY + 1)
+
+
+def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_example: int, train: int,
+                  val: int) -> tuple[int, str]:
+    """(planned calls, how they were counted) for optimizer `name` with `params`."""
+    p = params
+    if name in FREE:
+        return 0, f"{name}: no LM calls"
+    demos = int(p.get("max_bootstrapped_demos", 4))
+    bootstrap = min(train, max(demos * 4, demos)) * per_example * int(p.get("max_rounds", 1))
+    if name == "BootstrapFewShot":
+        return bootstrap, f"bootstrapping up to {bootstrap // per_example} train items"
+    if name == "KNNFewShot":
+        return 0, "KNNFewShot bootstraps per query, counted in the evaluation"
+    if name == "BootstrapFewShotWithRandomSearch":
+        programs = int(p.get("num_candidate_programs", 16)) + 3
+        calls = programs * (bootstrap + val * per_example)
+        return calls, f"{programs} candidates x (bootstrap + {val} dev items)"
+    if name == "MIPROv2":
+        auto = p.get("auto", "light")
+        zero_shot = int(p.get("max_bootstrapped_demos", 4)) == 0 and int(p.get("max_labeled_demos", 4)) == 0
+        if auto:
+            n, val_size = MIPRO_AUTO[auto]
+            val = min(val, val_size)
+            trials = _trials(predictors, n, zero_shot)
+            instructions = n if zero_shot else n // 2
+        else:
+            n = int(p.get("num_candidates", 6))
+            trials, instructions = int(p.get("num_trials", _trials(predictors, n, zero_shot))), n
+        proposals = 10 + instructions * predictors + predictors + 1
+        batched = val > MINIBATCH and p.get("minibatch", True)
+        evaluation = (_minibatched(trials, val) if batched else val * trials) * per_example
+        bootstrap_all = 0 if zero_shot else n * bootstrap
+        return (proposals + evaluation + bootstrap_all,
+                f"MIPROv2 {auto or 'manual'}: {trials} trials on {val} dev items, {proposals} proposals")
+    if name == "GEPA":
+        if p.get("max_metric_calls"):
+            metric_calls = int(p["max_metric_calls"])
+        elif p.get("max_full_evals"):
+            metric_calls = int(p["max_full_evals"]) * (train + val)
+        else:
+            n = GEPA_AUTO[p.get("auto", "light")]
+            trials = _trials(predictors, n, zero_shot=False)
+            full_evals = (trials + 1) // FULL_EVAL_EVERY + 1 + (1 if trials < FULL_EVAL_EVERY else 0)
+            metric_calls = val + n * 5 + trials * MINIBATCH + full_evals * val
+        reflections = max(metric_calls // 3, 1) // max(int(p.get("reflection_minibatch_size", 3)), 1)
+        return (metric_calls * per_example + reflections,
+                f"GEPA: {metric_calls} program runs + ~{reflections} reflections")
+    if name == "COPRO":
+        breadth, depth = int(p.get("breadth", 10)), int(p.get("depth", 3))
+        return (breadth * depth * (train * per_example + predictors),
+                f"COPRO: {breadth} x {depth} candidates over {train} train items")
+    if name == "SIMBA":
+        steps, bsize, candidates = int(p.get("max_steps", 8)), min(int(p.get("bsize", 32)), train), \
+            int(p.get("num_candidates", 6))
+        return (steps * bsize * (candidates + 1) * per_example + steps * candidates,
+                f"SIMBA: {steps} steps x {bsize} items x {candidates} candidates")
+    return 0, f"{name}: not estimated"
+
+
+def estimate(spec, prepared) -> Estimate:
+    program = prepared.program
+    per_example = calls_per_example(program)
+    predictors = max(len(list(program.named_predictors())), 1)
+    calls, how = compile_calls(spec.optimizer.name, dict(spec.optimizer.params), predictors=predictors,
+                               per_example=per_example, train=len(prepared.trainset), val=len(prepared.valset))
+    eval_calls = len(prepared.evalset) * per_example
+    if spec.optimizer.name == "KNNFewShot":
+        eval_calls *= 1 + int(spec.optimizer.params.get("k", 5))
+    return Estimate(calls, eval_calls, how)
