@@ -149,6 +149,8 @@ def plan(spec, prepared, reporter, *, compiling: bool) -> Plan | None:
     total = compile_calls + guess.eval_calls
     reporter.info(f"planned LM calls: ~{total:,} = compile {compile_calls:,} ({guess.how}) + evaluation "
                   f"{guess.eval_calls:,}")
+    if compiling:
+        dev_advice(spec, len(prepared.valset), reporter)
     meter = Meter(budget.max_lm_calls, budget.max_tokens, budget.max_cost_usd, budget.timeout_s)
     if not meter.limited:
         return None
@@ -169,6 +171,28 @@ def plan(spec, prepared, reporter, *, compiling: bool) -> Plan | None:
                         "(pass --allow-over-estimate to run anyway, or raise the budget)", file=spec.source,
                         field="budget.max_lm_calls")
     return Plan(meter, compile_calls, guess.eval_calls)
+
+
+# Optimizers that choose among candidates by their dev score, and the dev size their own
+# settings plan for (MIPROv2's auto validation sizes; GEPA's and random search's: a judgement).
+DEV_GUIDANCE = {"MIPROv2": {"light": 100, "medium": 300, "heavy": 1000, None: 100}, "GEPA": 100,
+                "BootstrapFewShotWithRandomSearch": 100, "COPRO": 50, "SIMBA": 50}
+
+
+def dev_advice(spec, n: int, reporter) -> None:
+    """Before an optimizer that selects on dev: how small a difference its dev size can see."""
+    from workbench.sweep.verdict import resolution
+
+    guidance = DEV_GUIDANCE.get(spec.optimizer.name)
+    if guidance is None:
+        return
+    if isinstance(guidance, dict):
+        guidance = guidance.get(spec.optimizer.params.get("auto", "light"), 100)
+    reporter.info(f"{spec.optimizer.name} selects on {n} dev items: score differences under ±{resolution(n):.2f} are "
+                  "noise (95%)")
+    if n < guidance:
+        reporter.warn(f"{spec.optimizer.name} plans for about {guidance} dev items and gets {n}: its choice may be "
+                      f"noise (raise dataset.dev)")
 
 
 def attach(plan_: Plan | None, specs_and_lms) -> None:

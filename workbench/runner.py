@@ -32,7 +32,7 @@ from workbench.genai import RunObjects
 from workbench.lm import build_lm
 from workbench.lm.adapters import build_adapter
 from workbench.lm.preflight import preflight
-from workbench.optimize import CompileContext
+from workbench.optimize import CompileContext, dev_score
 from workbench.run_logging import autolog_trials, log_partial, log_results, summaries
 from workbench.spec import Spec
 from workbench.tracking import RUN_KIND_TAG, tracked_run
@@ -65,6 +65,7 @@ class Prepared:
     checks: DataChecks | None = None
     subset: Subset | None = None
     budget: Any = None  # workbench.budget.Plan when the spec sets a budget
+    dev_score: float | None = None  # the optimizer's own score of its choice on dev, where it reports one
 
 
 @dataclass
@@ -220,6 +221,7 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
     for used in (lm, reflection_lm):
         if used is not None and used.engine.breaker.open:  # optimizers swallow failed candidates
             raise CompileError(f"{spec.optimizer.name} stopped: {used.engine.breaker.reason}")
+    prepared.dev_score = dev_score(compiled)
     if plan is not None and plan.meter.reason:
         reporter.warn(f"{spec.optimizer.name} stopped early: {plan.meter.reason}; evaluating the best program it "
                       "found so far")
@@ -350,6 +352,8 @@ def _evaluate(prepared: Prepared, program, lm, reporter: Reporter, tracked, obje
     outcome.summary_metrics = summaries(spec, prepared, result, tracked)
     if tracked is not None:
         log_results(tracked, prepared, outcome, program, lm)
+        if prepared.dev_score is not None:  # the gap from dev to test: how much the choice overfit dev
+            tracked.log_metrics({"dev_score": prepared.dev_score, "dev_test_gap": prepared.dev_score - result.score})
         if prepared.budget is not None:
             tracked.log_metrics(prepared.budget.meter.spent.as_metrics())
             if compile_stop:

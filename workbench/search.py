@@ -157,3 +157,26 @@ def apply(data: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     for path, value in values.items():
         set_path(out, path, value)
     return out
+
+
+def incumbent_params(search: SearchSpec, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The spec's own values as a trial's parameters (stored as Optuna stores them), or None when
+    any of them is unset or outside its distribution: the incumbent a sweep must beat."""
+    params = {}
+    for path, dist in search.space.items():
+        node: Any = data
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        if dist.type == "categorical":
+            if node not in (dist.choices or []):
+                return None
+            params[path] = node if dist._plain() else json.dumps(node, sort_keys=True)
+            continue
+        if isinstance(node, bool) or not isinstance(node, (int, float)) or not dist.low <= node <= dist.high:
+            return None
+        if dist.step and abs(((node - dist.low) / dist.step) - round((node - dist.low) / dist.step)) > 1e-9:
+            return None
+        params[path] = int(node) if dist.type == "int" else float(node)
+    return params

@@ -14,7 +14,7 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import FAST_LM, ROOT, Store, free_port, run_cli, stop, wait_for_http
+from tests.conftest import FAST_LM, ROOT, Store, free_port, run_cli, run_main, stop, wait_for_http
 
 RAG_SPEC = ROOT / "experiments" / "rag_xquad.yaml"
 AGENT_SPEC = ROOT / "experiments" / "agent_gsm8k_calculator.yaml"
@@ -22,7 +22,7 @@ QUESTION = "What is the name of the stadium where Super Bowl 50 was played?"
 
 
 def _run(store: Store, spec, *overrides: str) -> str:
-    result = run_cli("run", str(spec), "--quiet", *[a for o in [*store.overrides, *FAST_LM, *overrides]
+    result = run_main("run", str(spec), "--quiet", *[a for o in [*store.overrides, *FAST_LM, *overrides]
                                                     for a in ("--set", o)])
     assert result.returncode == 0, result.stderr
     return next(x for x in result.stdout.splitlines() if x.startswith("run_id=")).split()[0].removeprefix("run_id=")
@@ -36,7 +36,7 @@ def kinds(tmp_path_factory):
     bundles = {}
     for kind, run_id in runs.items():
         out = tmp_path_factory.mktemp("bundles") / kind
-        result = run_cli("export", run_id, "--out", str(out), "--tracking-uri", store.uri)
+        result = run_main("export", run_id, "--out", str(out), "--tracking-uri", store.uri)  # in-process: fast tier
         assert result.returncode == 0, result.stderr
         assert "verified" in result.stdout and "MB, loads in" in result.stdout
         bundles[kind] = out
@@ -133,12 +133,17 @@ def test_agent_bundle_records_its_tools_and_checks_them(kinds, tmp_path):
 
 def test_changed_dataset_and_oversized_corpus_are_refused(kinds, tmp_path):
     store, runs, _ = kinds
-    result = run_cli("export", runs["rag"], "--out", str(tmp_path / "small"), "--max-corpus-mb", "0.01",
+    result = run_main("export", runs["rag"], "--out", str(tmp_path / "small"), "--max-corpus-mb", "0.01",
                      "--tracking-uri", store.uri)
     assert result.returncode == 2 and "over the bundle limit of 0.0 MB" in result.stderr, result.stderr
     assert "--max-corpus-mb" in result.stderr and not list(tmp_path.iterdir())
-    store.client().set_tag(runs["rag"], "workbench.dataset_fingerprint", "feedfacefeedface")
-    result = run_cli("export", runs["rag"], "--out", str(tmp_path / "changed"), "--tracking-uri", store.uri)
+    client = store.client()
+    recorded = client.get_run(runs["rag"]).data.tags["workbench.dataset_fingerprint"]
+    client.set_tag(runs["rag"], "workbench.dataset_fingerprint", "feedfacefeedface")
+    try:
+        result = run_main("export", runs["rag"], "--out", str(tmp_path / "changed"), "--tracking-uri", store.uri)
+    finally:
+        client.set_tag(runs["rag"], "workbench.dataset_fingerprint", recorded)
     assert result.returncode == 2 and "fingerprint then feedfacefeedface, now " in result.stderr, result.stderr
     assert not list(tmp_path.iterdir()) and "Traceback" not in result.stderr
 
@@ -163,7 +168,7 @@ def test_rag_bundle_is_served(kinds):
 def test_programs_without_a_fixed_prompt_are_refused_as_plain_prompts(kinds, tmp_path):
     store, runs, _ = kinds
     for kind, predictor in (("rag", "answer"), ("agent", "agent.react")):
-        result = run_cli("export", runs[kind], "--format", "prompt", "--out", str(tmp_path / kind),
+        result = run_main("export", runs[kind], "--format", "prompt", "--out", str(tmp_path / kind),
                          "--tracking-uri", store.uri)
         assert result.returncode == 2 and "cannot be exported as a plain prompt" in result.stderr, result.stderr
         assert predictor in result.stderr and "--format" in result.stderr

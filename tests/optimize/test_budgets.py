@@ -51,8 +51,9 @@ def test_bad_budgets_are_one_line_before_any_lm_call(args, needle, tmp_path):
     store = Store(tmp_path / "mlruns")
     result = run_cli("run", str(SPEC), *[a for o in [*SMALL, *FAST_LM, *store.overrides] for a in ("--set", o)], *args)
     assert result.returncode == 2, result.stderr
-    assert needle in result.stderr and "Traceback" not in result.stderr
-    assert len([line for line in result.stderr.splitlines() if line.strip()]) <= 2  # the estimate line, the error
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert needle in lines[-1] and lines[-1].startswith("error:") and "Traceback" not in result.stderr
+    assert sum(line.startswith("error:") for line in lines) == 1  # before it: the plan and dev advice only
     assert not store.runs()  # nothing started
 
 
@@ -95,3 +96,17 @@ def test_the_estimate_is_printed_before_the_run(tmp_path):
     spent = data["lm_calls"] + data.get("compile_lm_calls", 0)
     print(line, "| spent", spent)
     assert json.dumps(planned) and planned >= spent * 0.5  # an estimate: the right order of magnitude
+
+
+def test_an_optimizer_that_selects_on_dev_logs_its_dev_score_and_warns_on_a_small_dev(tmp_path):
+    store = Store(tmp_path / "mlruns")
+    result = run_cli("run", str(SPEC), *[a for o in [*SMALL, *FAST_LM, *MIPRO, *store.overrides]
+                                         for a in ("--set", o)])
+    assert result.returncode == 0, result.stderr
+    assert "MIPROv2 selects on 20 dev items: score differences under ±0.22 are noise" in result.stderr
+    assert "plans for about 100 dev items and gets 20" in result.stderr
+    client = store.client()
+    [parent] = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                  filter_string="tags.`workbench.kind` = 'run'")
+    metrics = parent.data.metrics
+    assert 0 <= metrics["dev_score"] <= 1 and abs(metrics["dev_test_gap"] - (metrics["dev_score"] - metrics["score"])) < 1e-9

@@ -64,9 +64,9 @@ def compare_command(args: argparse.Namespace) -> int:
     comparison = compare(args.runs, tracking_uri=args.tracking_uri, all_pairs=args.all_pairs)
     reporter = Reporter()
     board = comparison.leaderboard
-    reporter.table("leaderboard", ["run", "optimizer", "score", "95% CI", "n", "LM calls", "tokens", "s/example",
-                                   "compile s"],
-                   [[r.run, r.optimizer, _fmt(r.score), f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]", str(r.n),
+    reporter.table("leaderboard", ["run", "optimizer", "score", "95% CI", "dev score", "n", "LM calls", "tokens",
+                                   "s/example", "compile s"],
+                   [[r.run, r.optimizer, _fmt(r.score), f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]", _fmt(r.dev_score), str(r.n),
                      _fmt(r.lm_calls, 0), _fmt(r.prompt_tokens + r.completion_tokens, 0),
                      _fmt(r.seconds_per_example), _fmt(r.compile_seconds, 1)] for r in board.itertuples()])
     reporter.table("paired comparisons (b − a)", ["a", "b", "difference", "95% CI", "test", "p", "better", "worse", "n"],

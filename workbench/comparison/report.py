@@ -44,7 +44,7 @@ def leaderboard(runs: list[RunData]) -> pd.DataFrame:
         rows.append({"run_id": r.run_id, "run": r.label, "program": r.tags.get("workbench.program", ""),
                      "optimizer": r.tags.get("workbench.optimizer", ""), "score": m.get("score", float("nan")),
                      "ci_low": m.get("score_ci_low", float("nan")), "ci_high": m.get("score_ci_high", float("nan")),
-                     "n": len(r.table), **{k: m.get(k, float("nan")) for k in COST_METRICS},
+                     "dev_score": m.get("dev_score", float("nan")), "n": len(r.table), **{k: m.get(k, float("nan")) for k in COST_METRICS},
                      "seconds_per_example": m.get("seconds_per_example", float("nan"))})
     return pd.DataFrame(rows).sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 

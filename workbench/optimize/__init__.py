@@ -23,3 +23,23 @@ class CompileContext:
     seed: int
     threads: int
     source: str = "<spec>"
+
+
+def dev_score(compiled: Any) -> float | None:
+    """The dev score the optimizer chose its program by, where DSPy reports it (MIPROv2's
+    `score`, random search's and SIMBA's `candidate_programs`, GEPA's `detailed_results`);
+    DSPy's evaluator reports percentages, the workbench's metrics 0..1."""
+    value = getattr(compiled, "score", None)
+    candidates = getattr(compiled, "candidate_programs", None)
+    if value is None and candidates:
+        value = max((c.get("score") for c in candidates if isinstance(c, dict) and c.get("score") is not None),
+                    default=None)
+    details = getattr(compiled, "detailed_results", None)
+    if value is None and details is not None:
+        try:
+            value = details.val_aggregate_scores[details.best_idx]
+        except (AttributeError, IndexError, TypeError):
+            value = None
+    if not isinstance(value, (int, float)) or value != value:
+        return None
+    return float(value) / 100 if value > 1 else float(value)

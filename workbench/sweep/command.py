@@ -44,6 +44,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     result = sweep(spec, trials=args.trials, workers=args.workers, storage_url=args.storage, study_name=args.study,
                    budget=budget, timeout_s=args.timeout, resume=args.resume, reporter=Reporter(quiet=True))
     print(f"stopped: {result.stop_reason}")
+    if result.verdict:
+        print(result.verdict)
     if not result.best:
         print(f"no trial finished; parent run {result.parent_run_id}")
         return 1
@@ -51,7 +53,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     for t in result.best:
         values = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, t.values, strict=True))
         params = ", ".join(f"{k}={v}" for k, v in t.params.items())
-        print(f"best trial {t.number}: {values} ({params}) run {t.user_attrs.get('mlflow_run_id', '')[:8]}")
+        print(f"recommended trial {t.number}: {values} ({params}) run {t.user_attrs.get('mlflow_run_id', '')[:8]}")
     print(f"parent_run_id={result.parent_run_id} study={result.study.study_name}")
     return 0
 

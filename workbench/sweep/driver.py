@@ -23,6 +23,8 @@ import optuna
 from workbench.errors import RunFailed, UserError
 from workbench.spec import Spec, TrackingSpec
 from workbench.sweep.budget import Budget, estimate, study_spent
+from workbench.search import incumbent_params
+from workbench.sweep.verdict import INCUMBENT, resolution
 from workbench.sweep.study import create_or_resume, is_surplus, load_existing, open_storage, retry_callback
 from workbench.sweep.trial import STUDY_TAG, Surplus, TrialObjective
 from workbench.tracking import (HOST_TAG, PID_TAG, TrackedRun, configure, create_run, get_or_create_experiment,
@@ -39,6 +41,7 @@ class SweepResult:
     parent_run_id: str
     stop_reason: str
     best: list[optuna.trial.FrozenTrial]
+    verdict: str = ""
 
 
 def _counts(study: optuna.Study) -> dict[State, int]:
@@ -160,6 +163,10 @@ def sweep(spec: Spec, *, trials: int, workers: int = 1, storage_url: str, study_
     attrs = {"spec": spec.model_dump(mode="json", exclude={"source"}), "search": spec.search.model_dump(mode="json"),
              "source": spec.source, "stopped": "", "trials": trials, **budget.as_attrs()}
     study, existed = create_or_resume(storage, name, spec.search, attrs=attrs, resume=resume)
+    if not existed:  # trial 0: the spec as written, the incumbent every recommendation must beat
+        params = incumbent_params(spec.search, attrs["spec"])
+        if params is not None:
+            study.enqueue_trial(params, user_attrs={INCUMBENT: True})
     parent, _ = _parent_run(spec, study, existed)
     counts = _counts(study)
     finished = counts[State.COMPLETE] + counts[State.PRUNED]
@@ -167,6 +174,9 @@ def sweep(spec: Spec, *, trials: int, workers: int = 1, storage_url: str, study_
         f"MLflow parent run {parent.run_id[:8]}; {workers} worker(s)")
     eval_items = (spec.dataset.dev if spec.search.split == "dev" else spec.dataset.test) or 0
     say("  " + estimate(study, max(trials - finished, 0), eval_items) + f"; budget: {budget.describe()}")
+    if eval_items:
+        say(f"  {spec.search.split} split: {eval_items} items, so score differences under ±{resolution(eval_items):.2f} "
+            "are noise (95%); the best trial must beat the spec as written (trial 0) by a paired test")
     status, reason = "FAILED", "failed"
     try:
         settings = {"sweep.trials": trials, "sweep.workers": workers, "sweep.storage": storage_url.split("@")[-1],
@@ -201,10 +211,10 @@ def sweep(spec: Spec, *, trials: int, workers: int = 1, storage_url: str, study_
         from workbench.sweep.summary import log_summary
 
         try:
-            best = log_summary(study, parent, reason)
+            best, verdict = log_summary(study, parent, reason)
         finally:
             parent.client.set_terminated(parent.run_id, status)
-    return SweepResult(study, parent.run_id, reason, best)
+    return SweepResult(study, parent.run_id, reason, best, verdict)
 
 
 def worker(study_name: str, storage_url: str, *, index: int = 0, reporter=None, say=print) -> str:

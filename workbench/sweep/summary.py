@@ -23,8 +23,9 @@ def best_spec(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict:
     return data
 
 
-def log_summary(study: optuna.Study, parent, reason: str) -> list[optuna.trial.FrozenTrial]:
-    """Log the sweep's outcome to its parent run; returns the best trial(s)."""
+def log_summary(study: optuna.Study, parent, reason: str) -> tuple[list[optuna.trial.FrozenTrial], str]:
+    """Log the sweep's outcome to its parent run; returns the recommended trial(s) and, with one
+    objective, the verdict against the spec as written (workbench/sweep/verdict.py)."""
     search = SearchSpec.model_validate(study.user_attrs["search"])
     frame = trials_frame(study)
     spent = study_spent(study)
@@ -32,7 +33,14 @@ def log_summary(study: optuna.Study, parent, reason: str) -> list[optuna.trial.F
     parent.log_metrics({"spent_lm_calls": spent.lm_calls, "spent_tokens": spent.tokens,
                         "spent_cost_usd": spent.cost_usd, **{f"trials_{k}": v for k, v in counts.items()}})
     parent.set_tags({"workbench.stop_reason": reason})
-    best = best_trials(study)
+    best, verdict = best_trials(study), ""
+    if len(best) == 1:
+        from workbench.sweep.verdict import judge
+
+        chosen, verdict, tested = judge(study, best[0], parent.client)
+        parent.log_metrics(tested)
+        parent.set_tags({"workbench.verdict": verdict[:5000]})
+        best = [chosen]
     if best:
         top = best[0]
         names = [o.metric for o in search.objectives]
@@ -53,4 +61,4 @@ def log_summary(study: optuna.Study, parent, reason: str) -> list[optuna.trial.F
         values = importances(study)
         parent.log_dict(values, "importances.json")
         parent.log_figure(importance_figure(values), "importances.png")
-    return best
+    return best, verdict
