@@ -216,7 +216,7 @@ def main() -> None:
             facts.append(kind_facts)
         prompt = measure_prompt(folder, args.prompt_items) if args.prompt_items else None
 
-    bundles = table(["kind", "bundle MB", "load s (fresh process)", "load s (here)", "run score", "reloaded", "n",
+    bundles = table(["kind", "bundle MB", "load s (export)", "load s (here)", "run score", "reloaded", "n",
                      "server's count"],
                     [[f["kind"], f"{f['bundle_mb']:.2f}", f"{f['fresh_load_s']:.2f}", f"{f['load_s']:.2f}",
                       f"{f['score']:.3f} {f['metric']}",
@@ -228,9 +228,10 @@ def main() -> None:
         "from the end of each test split, every one reaching the model. With one client, in-process and HTTP "
         "alternate on the same requests and the ratio is the median per-request latency ratio HTTP/in-process; "
         "for 4 and 16 clients it is p50 over the in-process p50. The embedded model answers one call at a time, "
-        "so more clients queue. n per row is the requests column. Load time is measured twice: by export in a "
-        "fresh process (the embedded model file included), and here after the previous kind (the model already in "
-        "memory).\n\n" + bundles + "\n\n"
+        "so more clients queue. n per row is the requests column. Load time (checksums, program rebuild, the GGUF "
+        "model, index loading, warm-up such as fitting the routing ranker on 15,000 messages) is measured twice: "
+        "by export, in the process that prepared the run's data (so the embedding model was already loaded "
+        "there), and here after the previous kind.\n\n" + bundles + "\n\n"
         + table(["kind", "path", "clients", "requests", "req/s", "p50 ms", "p95 ms", "latency ratio", "failed"], rows)
         + "\n")
     sections = [section] if rows else []

@@ -112,6 +112,12 @@ def test_agent_bundle_records_its_tools_and_checks_them(kinds, tmp_path):
     out = loaded.predict({"question": "A pen costs 3 dollars. How much do 4 pens cost?"})
     assert {"answer", "trajectory", "tool_calls"} <= set(out)
 
+    edited = tmp_path / "edited"  # tools.json edited after export (not re-checksummed): refused
+    shutil.copytree(agent, edited)
+    (edited / "tools.json").write_text((edited / "tools.json").read_text().replace("calculator", "abacus"))
+    with pytest.raises(BundleError, match="SHA-256 does not match"):
+        workbench.load(edited)
+
     changed = tmp_path / "changed"
     shutil.copytree(agent, changed)
     tools = json.loads((changed / "tools.json").read_text())
