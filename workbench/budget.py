@@ -102,11 +102,6 @@ class Meter:
             self.spent.tokens += int(input_tokens) + int(output_tokens)
             self.spent.cost_usd += (input_tokens * price_in + output_tokens * price_out) / 1e6
 
-    def refund(self) -> None:
-        """A call admitted but never made (the backend failed before sending): not spent."""
-        with self._lock:
-            self.spent.lm_calls = max(self.spent.lm_calls - 1, 0)
-
 
 def price(lm_spec) -> tuple[float, float] | None:
     """USD per million (input, output) tokens for a spec's LM; None when unknown. Local
