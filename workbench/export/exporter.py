@@ -8,6 +8,7 @@ into place; on any failure it is removed, so no partial bundle is ever left on d
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -79,6 +80,23 @@ def find_run(client, ref: str):
 
 def _has_program(client, run_id: str) -> bool:
     return "program.json" in {a.path for a in client.list_artifacts(run_id)}
+
+
+@contextlib.contextmanager
+def staged(out: Path):
+    """A hidden sibling folder to write into: moved into place as `out` when the block succeeds,
+    removed on any failure, so no partial export is ever left on disk."""
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def check_target(out: Path, force: bool) -> None:
@@ -210,10 +228,7 @@ def export_run(ref: str, out: str | Path, *, force: bool = False, tolerance: flo
     run = find_run(client, ref)
     run_id = run.info.run_id
     start = time.perf_counter()
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with staged(out) as staging:
         prepared = load_run(client, run, staging)
         spec = prepared.spec
         _write_files(staging, client, run, prepared, prepared.program, int(max_corpus_mb * 1e6))
@@ -241,12 +256,6 @@ def export_run(ref: str, out: str | Path, *, force: bool = False, tolerance: flo
             ci_low=report["ci"][0] or 0, ci_high=report["ci"][1] or 0, n=n, verified=verified, folder=out,
             example=example), encoding="utf-8")
         write_manifest(staging, run_id=run_id, experiment=experiment, program_class=program_class, dataset=dataset)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return ExportResult(out, run_id, float(recorded), verified, n, time.perf_counter() - start,
                         report["bundle_bytes"], load_seconds)
 

@@ -151,7 +151,7 @@ def export_prompt(ref: str, out: str | Path, *, force: bool = False, tolerance: 
                   tracking_uri: str = DEFAULT_URI, reporter: Reporter | None = None,
                   base_url: str | None = None) -> PromptExportResult:
     from workbench.comparison.runs import client_for
-    from workbench.export.exporter import check_target, find_run, load_run
+    from workbench.export.exporter import check_target, find_run, load_run, staged
     from workbench.export.rescore import preflight, rescore
 
     reporter = reporter or Reporter(quiet=True)
@@ -164,10 +164,7 @@ def export_prompt(ref: str, out: str | Path, *, force: bool = False, tolerance: 
     client = client_for(tracking_uri)
     run = find_run(client, ref)
     start = time.perf_counter()
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with staged(out) as staging:
         prepared = load_run(client, run, staging)
         spec, program, data = prepared.spec, prepared.program, prepared.data
         steps = refuse_unless_fixed(program, spec)
@@ -189,11 +186,5 @@ def export_prompt(ref: str, out: str | Path, *, force: bool = False, tolerance: 
                               f"difference {report['difference']:+.4f}, 95% CI [{report['difference_ci'][0]:+.4f}, "
                               f"{report['difference_ci'][1]:+.4f}]): it loses more than --tolerance {tolerance}; "
                               "nothing written")
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return PromptExportResult(out, run.info.run_id, report["dspy_score"], report["plain_score"],
                               tuple(report["difference_ci"]), report["n"], time.perf_counter() - start)
