@@ -174,8 +174,7 @@ def measure_kind(folder: str, kind: str, requests: list[dict], load_seconds: flo
         server.wait(30)
     for row in rows:
         print("  ", row, flush=True)
-    size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
-    return rows, {"kind": kind, "bundle_mb": size / 1e6, "load_s": load_s, "fresh_load_s": report["load_seconds"],
+    return rows, {"kind": kind, "bundle_mb": report["bundle_bytes"] / 1e6, "load_s": load_s, "fresh_load_s": report["load_seconds"],
                   "score": report["score"],
                   "verified": report["verified_score"], "n": report["n"], "metric": report["metric"],
                   "server": f"{health['requests']} requests, {health['errors']} errors"}

@@ -141,9 +141,6 @@ class RAG(dspy.Module):
         from workbench.retrieval.bundled import export_indexes, write_corpus
 
         size = write_corpus(folder, list(self.passages.values()), max_corpus_bytes)
-        for retriever in self._index_roles().values():
-            if not retriever.is_ready:
-                retriever.ready()
         return {"corpus": "corpus.jsonl", "corpus_bytes": size, "indexes": export_indexes(folder, self._index_roles())}
 
     @classmethod

@@ -127,7 +127,11 @@ class PlainPrompt:
 
     def body(self, inputs: dict[str, Any], model: str, response_format: str | None = None,
              extra_body: dict[str, Any] | None = None) -> dict[str, Any]:
-        messages, schema = self.render(inputs)
+        """The chat-completions request for these inputs."""
+        return self._body(*self.render(inputs), model, response_format, extra_body)
+
+    def _body(self, messages: list[dict[str, str]], schema: dict[str, Any], model: str,
+              response_format: str | None, extra_body: dict[str, Any] | None) -> dict[str, Any]:
         body = {"model": model, "messages": messages, **self.doc["sampling"], **(extra_body or {})}
         kind = response_format or self.doc["response_format"]
         if kind == "openai_json_schema":
@@ -158,7 +162,8 @@ class PlainPrompt:
     def call(self, inputs: dict[str, Any], *, base_url: str, model: str, api_key: str | None = None,
              response_format: str | None = None, extra_body: dict[str, Any] | None = None,
              client: httpx.Client | None = None, timeout: float = 120.0) -> dict[str, Any]:
-        body = self.body(inputs, model, response_format, extra_body)
+        messages, schema = self.render(inputs)  # once: the demo and candidate steps are the client's own cost
+        body = self._body(messages, schema, model, response_format, extra_body)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         own = client is None
         client = client or httpx.Client(timeout=timeout)
@@ -169,7 +174,6 @@ class PlainPrompt:
                 client.close()
         reply.raise_for_status()
         content = reply.json()["choices"][0]["message"].get("content") or ""
-        schema = (body.get("response_format") or {}).get("schema") or self.render(inputs)[1]
         return self.validate(content, schema)
 
 

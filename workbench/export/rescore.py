@@ -12,7 +12,6 @@ error (exit 2); a reply that does not fit the schema scores 0 and is counted.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -106,14 +105,9 @@ def preflight(url: str) -> None:
 
 def run_scores(client, run) -> dict[str, float]:
     """The run's per-example scores inside DSPy, by example id (its predictions table)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            table = json.loads(Path(client.download_artifacts(run.info.run_id, "predictions.json", tmp)).read_text())
-        except Exception as exc:  # noqa: BLE001
-            raise UserError(f"run {run.info.run_id[:12]} has no per-example table (predictions.json): {exc}",
-                            field="RUN") from None
-    column = {name: i for i, name in enumerate(table["columns"])}
-    return {str(row[column["id"]]): float(row[column["score"]]) for row in table["data"]}
+    from workbench.comparison.runs import load_run
+
+    return load_run(client, run).scores().to_dict()
 
 
 def rescore(prompt, prepared, run, client, reporter, *, base_url: str | None = None) -> dict[str, Any]:
