@@ -156,9 +156,10 @@ def plan(spec, prepared, reporter, *, compiling: bool) -> Plan | None:
                 raise UserError(f"a cost budget needs the price of {lm_spec.model!r}: set lm.price_input_per_mtok and "
                                 "lm.price_output_per_mtok (USD per million tokens)", file=spec.source,
                                 field="budget.max_cost_usd")
-    if budget.max_lm_calls is not None and guess.eval_calls > budget.max_lm_calls:
+    if budget.max_lm_calls is not None and guess.eval_calls > budget.max_lm_calls and not budget.allow_over_estimate:
         raise UserError(f"the evaluation alone plans {guess.eval_calls:,} LM calls, over the budget of "
-                        f"{budget.max_lm_calls:,}: raise it or evaluate fewer items", file=spec.source,
+                        f"{budget.max_lm_calls:,}: raise it, evaluate fewer items, or pass --allow-over-estimate to score "
+                        "as many as it allows", file=spec.source,
                         field="budget.max_lm_calls")
     if budget.max_lm_calls is not None and total > budget.max_lm_calls and not budget.allow_over_estimate:
         raise UserError(f"the run plans ~{total:,} LM calls, over the budget of {budget.max_lm_calls:,}; compile would "

@@ -53,6 +53,12 @@ def _add_budget_args(parser: argparse.ArgumentParser) -> None:
                        help="run even when the planned calls exceed --max-lm-calls (the budget still stops it)")
 
 
+def _run_id(value: str) -> str:
+    if len(value) != 32 or any(c not in "0123456789abcdef" for c in value):
+        raise argparse.ArgumentTypeError(f"not an MLflow run id (32 hex digits): {value!r}")
+    return value
+
+
 def budget_overrides(args: argparse.Namespace) -> list[str]:
     """The budget flags as spec overrides (`budget.<key>=<value>`)."""
     out = []
@@ -71,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="compile and evaluate a spec, tracked in MLflow")
     _add_spec_args(run)
     _add_budget_args(run)
+    run.add_argument("--resume", metavar="RUN_ID", type=_run_id,
+                     help="continue this killed or failed run of the same spec, in the same MLflow run (completed "
+                          "LM calls come from the cache, GEPA from its checkpoint)")
     run.add_argument("--seeds", type=int, default=1, metavar="N",
                      help="compile with N optimizer seeds (child runs; the parent logs mean and 95%% CI)")
     ev = sub.add_parser("eval", help="evaluate a saved program (DSPy JSON state) with a spec")

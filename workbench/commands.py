@@ -67,8 +67,10 @@ def run_command(args: argparse.Namespace) -> int:
                                 field="--retry-failed")
             from workbench.retry_failed import retry_failed
 
+            from workbench.cli import budget_overrides
+
             outcome, spec = retry_failed(args.retry_failed, tracking_uri=args.tracking_uri,
-                                         overrides=args.overrides, reporter=reporter)
+                                         overrides=[*args.overrides, *budget_overrides(args)], reporter=reporter)
             return _report_outcome(reporter, spec, outcome, args)
         if not args.spec or not args.program:
             raise UserError("give SPEC and --program PATH, or --retry-failed RUN", field="eval")
@@ -82,11 +84,16 @@ def run_command(args: argparse.Namespace) -> int:
     for line in preflight(spec):
         reporter.info(f"endpoint ok: {line}")
     if getattr(args, "seeds", 1) != 1:
+        if getattr(args, "resume", None):
+            from workbench.errors import UserError
+
+            raise UserError("--resume continues one run; it does not combine with --seeds", field="--resume")
         return _seeds_command(reporter, spec, args)
     loaded = load_data(spec)
     from workbench.runner import run
 
-    outcome = run(spec, reporter=reporter, program_path=getattr(args, "program", None), loaded=loaded)
+    outcome = run(spec, reporter=reporter, program_path=getattr(args, "program", None), loaded=loaded,
+                  resume_run_id=getattr(args, "resume", None))
     return _report_outcome(reporter, spec, outcome, args)
 
 

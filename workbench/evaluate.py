@@ -201,6 +201,11 @@ def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callabl
 
     def record(i: int, row: dict) -> None:
         nonlocal done, total, failed
+        reason = stop_when() if stop_when else ""
+        if reason and row["error_type"] and reason in row["error"]:
+            # refused by the stop itself (a spent budget): never scored, so not a row of the table
+            raise EvaluationStopped(f"evaluation stopped after {done} of {len(examples)} examples: {reason}",
+                                    _result(rows, usage, before, start))
         rows[i] = row
         done += 1
         total += row["score"]

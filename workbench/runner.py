@@ -19,7 +19,7 @@ from typing import Any, Callable
 import dspy
 from dspy.utils.exceptions import AdapterParseError, LMError
 
-from workbench import budget, program_contract as contract
+from workbench import budget, program_contract as contract, resume
 from workbench import registry
 from workbench.baselines import BASELINES, BaselineScore
 from workbench.console import Reporter
@@ -27,7 +27,7 @@ from workbench.data import TaskData
 from workbench.data.checks import DataChecks
 from workbench.data.loading import LoadedData, load_data, load_dataset  # noqa: F401  (load_dataset: API)
 from workbench.errors import RunFailed, UserError
-from workbench.evaluate import EvalResult, EvaluationStopped, evaluate, merge, score_of
+from workbench.evaluate import EvalResult, EvaluationStopped, TooManyFailures, evaluate, merge, score_of
 from workbench.genai import RunObjects
 from workbench.lm import build_lm
 from workbench.lm.adapters import build_adapter
@@ -100,6 +100,8 @@ class RunOutcome:
     program_path: Path | None = None
     summary_metrics: dict[str, float] = field(default_factory=dict)
     program: dspy.Module | None = None
+    dev_score: float | None = None  # the optimizer's own dev score of the program it chose, where reported
+    stopped: str = ""  # why the evaluation stopped before its last item (a budget), else ""
 
 
 def build_program(spec: Spec, data: TaskData) -> dspy.Module:
@@ -181,10 +183,11 @@ def _tags(spec: Spec, prepared: Prepared, lm: dspy.LM, kind: str) -> dict[str, s
         "workbench.eval_split": spec.eval.split,
         "workbench.eval_fingerprint": eval_fingerprint(prepared.evalset),
         "workbench.lm": lm.model,
+        resume.SPEC_TAG: resume.spec_fingerprint(spec),
     }
 
 
-def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, reporter: Reporter):
+def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, reporter: Reporter, tracked=None):
     spec = prepared.spec
     _, scored, with_feedback = _metric_fns(spec)
     factory = registry.optimizers.get(spec.optimizer.name, file=spec.source, field="optimizer.name")
@@ -193,7 +196,8 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
                          metric=scored, feedback_metric=with_feedback, lm=lm, prompt_lm=prompt_lm,
                          reflection_lm=reflection_lm or prompt_lm,
                          seed=spec.optimizer.seed if spec.optimizer.seed is not None else spec.dataset.seed,
-                         threads=spec.eval.threads, source=spec.source)
+                         threads=spec.eval.threads, source=spec.source,
+                         checkpoint_dir=resume.checkpoint_dir(tracked.client, tracked.run_id) if tracked else None)
     usage = lm.engine.usage
     before = usage.snapshot()
     start = time.perf_counter()
@@ -244,15 +248,20 @@ def _baselines(prepared: Prepared, reporter: Reporter) -> list[BaselineScore]:
 
 def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Path | None = None,
         parent_run_id: str | None = None, hooks: RunHooks | None = None, loaded: LoadedData | None = None,
-        subset: Subset | None = None, eval_ids: list[str] | None = None) -> RunOutcome:
+        subset: Subset | None = None, eval_ids: list[str] | None = None,
+        resume_run_id: str | None = None) -> RunOutcome:
     """Compile (or load) and evaluate the spec's program in one tracked run (a child run of
     `parent_run_id` when given); `loaded`: the spec's data, if already loaded; `subset`: evaluate
-    only some items and merge them with an earlier run's rows; `eval_ids`: evaluate exactly these."""
+    only some items and merge them with an earlier run's rows; `eval_ids`: evaluate exactly these;
+    `resume_run_id`: continue that killed or failed run of this spec (workbench.resume)."""
     reporter = reporter or Reporter(quiet=True)
     hooks = hooks or RunHooks()
+    resumed = resume.check(spec, resume_run_id, reporter) if resume_run_id else None
     preflight(spec)  # a dead endpoint, rejected key or unknown model: exit 2 before anything is written
     prepared = prepare(spec, loaded, eval_ids)
     prepared.subset = subset
+    if resumed is not None:
+        resume.check_data(resume_run_id, resumed, prepared.data.fingerprint, spec)
     if program_path is not None:
         load_program_state(prepared.program, program_path)
     prepared.budget = budget.plan(spec, prepared, reporter, compiling=program_path is None)
@@ -273,10 +282,12 @@ def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Pat
         return _execute(prepared, lm, reflection_lm, reporter, None, program_path, hooks.on_progress)
     run_name = tracking.run_name or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     with tracked_run(tracking, kind=kind, experiment=tracking.experiment or spec.name, run_name=run_name,
-                     tags={**_tags(spec, prepared, lm, kind), **hooks.tags}, parent_run_id=parent_run_id) as tracked:
+                     tags={**_tags(spec, prepared, lm, kind), **hooks.tags}, parent_run_id=parent_run_id,
+                     resume_run_id=resume_run_id) as tracked:
         if hooks.on_run:
             hooks.on_run(tracked)
-        tracked.log_params(spec.flat())
+        if resumed is None:  # a resumed run keeps its params (only its budget may differ)
+            tracked.log_params(spec.flat())
         tracked.log_dict(prepared.checks.report, "data_checks.json")
         tracked.log_metrics(prepared.checks.metrics())
         if program_path is not None:
@@ -284,6 +295,13 @@ def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Pat
         outcome = _execute(prepared, lm, reflection_lm, reporter, tracked, program_path, hooks.on_progress)
         outcome.run_id = tracked.run_id
         return outcome
+
+
+def _stopped_by_budget(stopped: EvaluationStopped, prepared: Prepared, lm) -> bool:
+    """The evaluation stopped because the run's budget ran out (not failures, not a dead endpoint),
+    after at least one item."""
+    return (prepared.budget is not None and bool(prepared.budget.meter.reason) and not lm.engine.breaker.reason
+            and not isinstance(stopped, TooManyFailures) and stopped.partial is not None and stopped.partial.n > 0)
 
 
 def eval_fingerprint(evalset: list[dspy.Example]) -> str:
@@ -294,7 +312,7 @@ def eval_fingerprint(evalset: list[dspy.Example]) -> str:
 def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked, program_path,
              on_progress: Callable[[int, int, float, int], None] | None = None) -> RunOutcome:
     if program_path is None:
-        program, compile_seconds, compile_calls = _compile(prepared, lm, reflection_lm, reporter)
+        program, compile_seconds, compile_calls = _compile(prepared, lm, reflection_lm, reporter, tracked)
     else:
         program, compile_seconds, compile_calls = prepared.program, 0.0, 0
     if tracked is None:
@@ -332,6 +350,7 @@ def _evaluate(prepared: Prepared, program, lm, reporter: Reporter, tracked, obje
                 on_progress(done, len(evalset), score, calls)
 
         data = prepared.data
+        eval_stop = ""
         try:
             result = evaluate(program, evalset, scored, output_field=data.output_field or data.label_field,
                               gold_field=data.label_field, example_fields=data.table_fields,
@@ -340,15 +359,21 @@ def _evaluate(prepared: Prepared, program, lm, reporter: Reporter, tracked, obje
                                   prepared.budget.meter.reason if prepared.budget else ""),
                               tracer=objects.tracer if objects is not None else None)
         except EvaluationStopped as stopped:
-            if tracked is not None and stopped.partial is not None:
-                log_partial(tracked, stopped.partial, str(stopped), spec, program)
-            raise
+            if not _stopped_by_budget(stopped, prepared, lm):
+                if tracked is not None and stopped.partial is not None:
+                    log_partial(tracked, stopped.partial, str(stopped), spec, program)
+                raise
+            # A budget is a limit the user set, not a failure: the run keeps what it measured, with its n.
+            result, eval_stop = stopped.partial, str(stopped)
+            reporter.warn(f"{eval_stop}; the score is on those {result.n} items (tagged workbench.partial; "
+                          "`workbench eval --retry-failed RUN --max-lm-calls N` finishes it)")
         finally:
             if objects is not None:
                 objects.release_traces()  # written while the results below are logged; finish() waits
     if subset is not None:
         result = merge(result, subset.kept, subset.order)
-    outcome = RunOutcome(None, result, baselines, compile_seconds, compile_calls, program=program)
+    outcome = RunOutcome(None, result, baselines, compile_seconds, compile_calls, program=program,
+                         dev_score=prepared.dev_score, stopped=eval_stop)
     outcome.summary_metrics = summaries(spec, prepared, result, tracked)
     if tracked is not None:
         log_results(tracked, prepared, outcome, program, lm)
@@ -356,8 +381,13 @@ def _evaluate(prepared: Prepared, program, lm, reporter: Reporter, tracked, obje
             tracked.log_metrics({"dev_score": prepared.dev_score, "dev_test_gap": prepared.dev_score - result.score})
         if prepared.budget is not None:
             tracked.log_metrics(prepared.budget.meter.spent.as_metrics())
-            if compile_stop:
-                tracked.set_tags({"workbench.budget_exhausted": f"compile: {compile_stop}"})
+            stops = [f"compile: {compile_stop}"] if compile_stop else []
+            if eval_stop:
+                stops.append(f"evaluation: {eval_stop}")
+                tracked.set_tags({"workbench.partial": "true"})
+                tracked.log_metrics({"planned_n_examples": len(evalset)})
+            if stops:
+                tracked.set_tags({"workbench.budget_exhausted": "; ".join(stops)[:5000]})
     rate = result.lm_failures / max(result.n, 1)
     if result.lm_failures and rate > spec.eval.max_lm_error_rate:
         reason = (f"{result.lm_failures} of {result.n} examples ({rate:.1%}) were lost to LM call failures after "

@@ -278,10 +278,23 @@ def create_run(mlflow_client, experiment_id: str, *, kind: str, run_name: str, t
     return mlflow_client.create_run(experiment_id, run_name=run_name, tags=all_tags)
 
 
+def reopen_run(mlflow_client, run_id: str, tags: dict[str, str] | None = None):
+    """A killed or failed run RUNNING again, owned by this process, its resume counted."""
+    run = mlflow_client.get_run(run_id)
+    count = int(run.data.tags.get("workbench.resumed", "0") or 0) + 1
+    keep = {k: v for k, v in (tags or {}).items() if k != "mlflow.runName"}
+    for key, value in {**keep, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()),
+                       "workbench.resumed": str(count)}.items():
+        mlflow_client.set_tag(run_id, key, value)
+    mlflow_client.update_run(run_id, status="RUNNING")
+    return mlflow_client.get_run(run_id)
+
+
 @contextlib.contextmanager
 def tracked_run(tracking: TrackingSpec, *, kind: str, experiment: str, run_name: str,
-                tags: dict[str, str] | None = None, parent_run_id: str | None = None):
-    """Start a run of `kind`; end it FINISHED, FAILED (exception) or KILLED (Ctrl-C, SIGTERM)."""
+                tags: dict[str, str] | None = None, parent_run_id: str | None = None, resume_run_id: str | None = None):
+    """Start a run of `kind` (or reopen `resume_run_id`, checked by workbench.resume); end it
+    FINISHED, FAILED (exception) or KILLED (Ctrl-C, SIGTERM)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -289,8 +302,11 @@ def tracked_run(tracking: TrackingSpec, *, kind: str, experiment: str, run_name:
         mlflow_client = configure(tracking)
         experiment_id = get_or_create_experiment(mlflow_client, experiment, tracking.artifact_root)
         reap_dead_runs(mlflow_client, experiment_id)
-        run = create_run(mlflow_client, experiment_id, kind=kind, run_name=run_name, tags=tags,
-                         parent_run_id=parent_run_id)
+        if resume_run_id:
+            run = reopen_run(mlflow_client, resume_run_id, tags)
+        else:
+            run = create_run(mlflow_client, experiment_id, kind=kind, run_name=run_name, tags=tags,
+                             parent_run_id=parent_run_id)
     except MlflowException as exc:
         raise UserError(f"cannot open the MLflow store: {str(exc).splitlines()[0]}", field="tracking.uri") from None
     run_id = run.info.run_id

@@ -72,14 +72,35 @@ def test_a_budget_stops_mipro_and_the_run_still_finishes(tmp_path):
     assert run_data.metrics["failure_rate"] == 0  # the evaluation ran within its reserve
 
 
-def test_an_evaluation_that_runs_out_stops_with_its_partial_table(tmp_path):
+def test_an_evaluation_that_runs_out_finishes_with_its_partial_table_and_retry_failed_completes_it(tmp_path):
+    store = Store(tmp_path / "mlruns")
+    sets = [a for o in [*SMALL, *FAST_LM, "optimizer.name=none", "optimizer.params={}", *store.overrides]
+            for a in ("--set", o)]
+    refused = run_cli("run", str(SPEC), *sets, "--max-lm-calls", "10")
+    assert refused.returncode == 2 and "the evaluation alone plans 24 LM calls, over the budget of 10" in refused.stderr
+    result = run_cli("run", str(SPEC), "--quiet", *sets, "--max-lm-calls", "10", "--allow-over-estimate")
+    assert result.returncode == 0, result.stderr
+    assert "evaluation stopped after 10 of 24 examples: LM-call budget reached (10 of 10)" in result.stderr
+    run_id = next(x for x in result.stdout.splitlines() if x.startswith("run_id=")).split()[0][len("run_id="):]
+    finished = store.client().get_run(run_id)
+    assert finished.info.status == "FINISHED"
+    tags, metrics = finished.data.tags, finished.data.metrics
+    assert tags["workbench.partial"] == "true" and tags["workbench.budget_exhausted"].startswith("evaluation: ")
+    assert metrics["n_examples"] == 10 and metrics["planned_n_examples"] == 24
+    assert metrics["spend_lm_calls"] <= 10 and metrics["failure_rate"] == 0  # no row was cut mid-call
+    retried = run_cli("eval", "--retry-failed", run_id, "--quiet", "--tracking-uri", store.uri, "--max-lm-calls", "30")
+    assert retried.returncode == 0, retried.stderr
+    assert " n=24 " in retried.stdout
+
+
+def test_an_evaluation_stopped_before_its_first_item_is_a_failure(tmp_path):
     spec = load_spec(SPEC, [*SMALL, *FAST_LM, "tracking.enabled=false", "optimizer.name=none", "optimizer.params={}",
                             "budget.timeout_s=0.001"])
     from workbench.evaluate import EvaluationStopped
 
     with pytest.raises(EvaluationStopped, match="time budget reached") as stopped:
         run(spec)
-    assert stopped.value.partial is None or stopped.value.partial.n < 24
+    assert stopped.value.partial is None or stopped.value.partial.n == 0
 
 
 def test_the_estimate_is_printed_before_the_run(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dspy
@@ -23,6 +24,7 @@ class CompileContext:
     seed: int
     threads: int
     source: str = "<spec>"
+    checkpoint_dir: Path | None = None  # the run's folder for optimizer checkpoints (GEPA's), kept for --resume
 
 
 def dev_score(compiled: Any) -> float | None:

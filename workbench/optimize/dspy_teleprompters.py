@@ -77,8 +77,11 @@ _register("SIMBA", lambda ctx, cls, p: _compile(
 def _gepa(ctx: CompileContext, cls: type, params: dict[str, Any]) -> dspy.Module:
     if not any(k in params for k in ("auto", "max_full_evals", "max_metric_calls")):
         params = {"auto": "light", **params}
+    # GEPA saves its search state in log_dir after every iteration and continues from it when
+    # started again with the same folder: `workbench run --resume` gets the run's folder back.
+    checkpoints = {"log_dir": str(ctx.checkpoint_dir / "gepa")} if ctx.checkpoint_dir is not None else {}
     return _compile(ctx, cls, params, init={"metric": ctx.feedback_metric, "reflection_lm": ctx.reflection_lm,
-                                             "num_threads": ctx.threads},
+                                             "num_threads": ctx.threads, **checkpoints},
                     compile_args={"trainset": ctx.trainset, "valset": ctx.valset})
 
 

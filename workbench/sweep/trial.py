@@ -74,15 +74,20 @@ class TrialObjective:
             trial.set_user_attr("error", str(exc))
             raise
         spec.tracking.run_name = f"{self.study.study_name}-trial-{trial.number}"
+        self._meter_within_study(spec, trial)
         state: dict[str, Any] = {"lm": None, "spent": Spent(), "score": math.nan, "done": 0}
 
         def record_spend() -> Spent:
             lm = state["lm"]
             if lm is None:
                 return state["spent"]
-            u = lm.engine.usage.snapshot()
-            spent = Spent(u.calls, u.input_tokens + u.output_tokens,
-                          self.search.cost(spec.lm.model, u.input_tokens, u.output_tokens))
+            meter = lm.engine.budget
+            if meter is not None:  # the run's own meter: the same accounting as a `workbench run`
+                spent = Spent(meter.spent.lm_calls, meter.spent.tokens, meter.spent.cost_usd)
+            else:
+                u = lm.engine.usage.snapshot()
+                spent = Spent(u.calls, u.input_tokens + u.output_tokens,
+                              self.search.cost(spec.lm.model, u.input_tokens, u.output_tokens))
             state["spent"] = spent
             for key, value in spent.as_dict().items():
                 trial.set_user_attr(key, value)
@@ -122,6 +127,12 @@ class TrialObjective:
         finally:
             record_spend()
             trial.set_user_attr("seconds", time.perf_counter() - start)
+        if outcome.stopped:  # the study's budget ran out inside this trial: its score is partial
+            self.study.set_user_attr("stopped", outcome.stopped)
+            trial.set_user_attr("pruned_by", outcome.stopped)
+            state["score"], state["done"] = outcome.result.score, outcome.result.n
+            self._close_pruned(trial, state)
+            raise optuna.TrialPruned(outcome.stopped)
         result = outcome.result
         metrics = {"score": result.score, "lm_calls": state["spent"].lm_calls, "tokens": state["spent"].tokens,
                    "cost_usd": state["spent"].cost_usd, "seconds_per_example": result.seconds / max(result.n, 1)}
@@ -129,6 +140,28 @@ class TrialObjective:
         trial.set_user_attr("n", result.n)
         values_out = tuple(metrics[o.metric] for o in self.search.objectives)
         return values_out[0] if len(values_out) == 1 else values_out
+
+    def _meter_within_study(self, spec, trial: optuna.Trial) -> None:
+        """Give the trial's run what the study has left as its own budget, so compile and
+        evaluation stop mid-trial (not only between reports) when the study's budget runs out;
+        the search's prices become the run's, so both count dollars alike."""
+        b = self.budget
+        if not any((b.max_lm_calls, b.max_tokens, b.max_cost_usd, b.deadline)):
+            return
+        left = study_spent(self.study, skip=trial.number)
+        price = self.search.prices.get(spec.lm.model)
+        if price is not None and spec.lm.price_input_per_mtok is None and spec.lm.price_output_per_mtok is None:
+            spec.lm.price_input_per_mtok, spec.lm.price_output_per_mtok = price.input, price.output
+        budget = spec.budget
+        if b.max_lm_calls:
+            budget.max_lm_calls = max(int(b.max_lm_calls - left.lm_calls), 1)
+        if b.max_tokens:
+            budget.max_tokens = max(int(b.max_tokens - left.tokens), 1)
+        if b.max_cost_usd and (price is not None or spec.lm.backend in ("embedded", "recorded")):
+            budget.max_cost_usd = max(b.max_cost_usd - left.cost_usd, 1e-9)
+        if b.deadline:
+            budget.timeout_s = max(b.deadline - time.time(), 0.001)
+        budget.allow_over_estimate = True  # the study's budget decides; a trial may end partial
 
     def _steps(self, n: int) -> list[int]:
         """Item counts after which the trial reports: `steps` even increments of the eval set."""

@@ -1,0 +1,239 @@
+"""Every optimizer measured: what each costs to compile and what it gains on test.
+
+    python benchmarks/optimizers.py                          # every row, both tasks (many hours)
+    python benchmarks/optimizers.py --task clinc --rows zero-shot,retrieval_demos,MIPROv2
+    python benchmarks/optimizers.py --hours 2                # start no row after 2 hours
+    python benchmarks/optimizers.py --budget-only            # the budget-stop section only
+    python benchmarks/optimizers.py --reflection-lm URL      # proposals/reflection on an endpoint
+
+Each row is the workbench's own `run()` of the task's default spec with only the optimizer
+changed, on the embedded LM, LM response cache off (every call is made and counted), tracked
+in MLflow (experiment `bench-optimizers`, where each run keeps its final instructions and
+demos). Rows are saved to `benchmarks/optimizers_rows.json` as they finish (with the commit
+they ran on and their per-example scores), so a stopped run keeps its rows and a later one
+adds the missing ones; `--fresh` re-measures. The tables in RESULTS.md are drawn from that
+file: test score with CI, compile LM calls and minutes, dev score, and paired tests of each
+row against zero-shot and against retrieval_demos on the same test items.
+
+The budget section runs `workbench run` as a subprocess with `--max-lm-calls` below what
+MIPROv2 and GEPA plan, and reads the outcome back from the MLflow store: the run's status,
+its spend against the budget and the `workbench.budget_exhausted` tag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ROWS_FILE = ROOT / "benchmarks" / "optimizers_rows.json"
+STORE = "sqlite:///mlruns/bench-optimizers.db"
+OFF = ["lm.cache=false", f"tracking.uri={STORE}", "tracking.experiment=bench-optimizers"]
+TASKS = {
+    "clinc": {"spec": ROOT / "experiments" / "routing_clinc150.yaml", "n": 1000, "title": "CLINC150 10 domains",
+              "dev": 200},
+    "bfcl": {"spec": ROOT / "experiments" / "tools_bfcl_simple.yaml", "n": 400, "title": "BFCL simple_python (AST)",
+             "dev": 40},
+}
+# (row key, optimizer, params, extra overrides): bounded so that each compiles in minutes on
+# 2 cores; the parameters are printed in the table. COPRO scores every candidate on the whole
+# train set, so it gets 100 train items.
+ROWS = [
+    ("zero-shot", "none", {}, []),
+    ("retrieval_demos", "retrieval_demos", {"k": 5}, []),
+    ("MIPROv2", "MIPROv2", {"auto": "light"}, []),
+    ("BootstrapFewShot", "BootstrapFewShot", {"max_bootstrapped_demos": 4, "max_labeled_demos": 4}, []),
+    ("LabeledFewShot", "LabeledFewShot", {"k": 5}, []),
+    ("GEPA", "GEPA", {"auto": "light"}, []),
+    ("BootstrapFewShotWithRandomSearch", "BootstrapFewShotWithRandomSearch",
+     {"num_candidate_programs": 4, "max_bootstrapped_demos": 4, "max_labeled_demos": 4}, []),
+    ("SIMBA", "SIMBA", {"max_steps": 4, "num_candidates": 4, "bsize": 32}, []),
+    ("COPRO", "COPRO", {"breadth": 4, "depth": 2}, ["dataset.train=100"]),
+    ("KNNFewShot", "KNNFewShot", {"k": 5}, []),
+]
+BASES = ("zero-shot", "retrieval_demos")
+
+
+def load_rows() -> dict:
+    return json.loads(ROWS_FILE.read_text(encoding="utf-8")) if ROWS_FILE.exists() else {}
+
+
+def save_rows(rows: dict) -> None:
+    tmp = ROWS_FILE.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(ROWS_FILE)
+
+
+def commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
+def instructions(program) -> str:
+    parts = []
+    for name, predictor in program.named_predictors():
+        text = " ".join(predictor.signature.instructions.split())
+        parts.append(f"{name}: {text[:160]}{'…' if len(text) > 160 else ''} [{len(predictor.demos)} demos]")
+    return " | ".join(parts)
+
+
+def measure(task: str, key: str, optimizer: str, params: dict, extra: list[str], n: int,
+            reflection_lm: str | None) -> dict:
+    import workbench
+
+    cfg = TASKS[task]
+    overrides = OFF + [f"dataset.test={n}", f"optimizer.name={optimizer}", f"optimizer.params={json.dumps(params)}",
+                       f"tracking.run_name=bench-{task}-{key}", "optimizer.prompt_max_tokens=256", *extra]
+    if reflection_lm:
+        overrides += ["optimizer.reflection_lm.backend=openai", f"optimizer.reflection_lm.api_base={reflection_lm}"]
+    spec = workbench.load_spec(cfg["spec"], overrides)
+    started = time.perf_counter()
+    out = workbench.run(spec, reporter=workbench.console.Reporter(quiet=False))
+    r = out.result
+    table = r.table
+    return {"task": task, "key": key, "optimizer": optimizer, "params": params, "extra": extra, "n": r.n,
+            "score": r.score, "ci": list(r.ci), "compile_lm_calls": out.compile_lm_calls,
+            "compile_minutes": out.compile_seconds / 60, "eval_seconds_per_item": r.seconds / max(r.n, 1),
+            "dev_score": out.dev_score,
+            "failures": r.failures, "run_id": out.run_id, "instructions": instructions(out.program),
+            "ids": [str(i) for i in table["id"]], "scores": [float(s) for s in table["score"]],
+            "commit": commit(), "measured": time.strftime("%Y-%m-%d %H:%M"),
+            "wall_minutes": (time.perf_counter() - started) / 60}
+
+
+def paired(row: dict, base: dict | None) -> str:
+    from workbench.comparison.stats import paired_test
+
+    if base is None or base is row:
+        return ""
+    mine = dict(zip(row["ids"], row["scores"]))
+    theirs = dict(zip(base["ids"], base["scores"]))
+    common = [i for i in row["ids"] if i in theirs]
+    if len(common) < 30:
+        return "n/a"
+    p = paired_test([theirs[i] for i in common], [mine[i] for i in common])
+    star = " **" if p.significant else ""
+    return f"{p.difference:+.3f} [{p.ci[0]:+.3f}, {p.ci[1]:+.3f}] p={p.p_value:.3g}{star}"
+
+
+def section(task: str, rows: dict) -> str:
+    from benchmarks.results import table
+
+    cfg = TASKS[task]
+    mine = [rows[f"{task}/{k}"] for k, *_ in ROWS if f"{task}/{k}" in rows]
+    if not mine:
+        return ""
+    bases = {b: rows.get(f"{task}/{b}") for b in BASES}
+    body = []
+    for r in mine:
+        dev = "" if r.get("dev_score") is None else f"{r['dev_score']:.3f}"
+        body.append([f"{r['key']} `{json.dumps(r['params'])}`" + (f" {' '.join(r['extra'])}" if r["extra"] else ""),
+                     str(r["n"]), f"{r['score']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]", dev,
+                     str(r["compile_lm_calls"]), f"{r['compile_minutes']:.1f}", f"{r['eval_seconds_per_item']:.2f}",
+                     paired(r, bases["zero-shot"]), paired(r, bases["retrieval_demos"]), r["commit"]])
+    missing = [k for k, *_ in ROWS if f"{task}/{k}" not in rows]
+    instr = "\n".join(f"- **{r['key']}** (run `{r['run_id']}`): {r['instructions']}" for r in mine)
+    return (f"## Optimizers-{task}: every optimizer on {cfg['title']}, embedded LM\n\n"
+            f"The task's default spec with only the optimizer changed; test items: a seeded sample of n (the same "
+            f"items in every row), dev {cfg['dev']} items. Paired columns: difference in test score against that "
+            "row on the same items, 95% bootstrap CI, McNemar's exact p (** p < 0.05). Compile minutes are wall "
+            "time on 2 cores (other work may have shared them).\n\n"
+            + table(["optimizer (params)", "n", "test score [95% CI]", "dev score", "compile LM calls",
+                     "compile min", "eval s/item", "vs zero-shot", "vs retrieval_demos", "commit"], body)
+            + ("\n\nNot measured yet: " + ", ".join(missing) + "." if missing else "")
+            + "\n\nFinal instructions and demo counts (the full program is in each MLflow run):\n\n" + instr + "\n")
+
+
+def budget_section(n: int) -> str:
+    """MIPROv2 and GEPA under an LM-call budget below their plan, as a user would run them."""
+    from benchmarks.results import table
+    from mlflow.tracking import MlflowClient
+
+    spec = TASKS["clinc"]["spec"]
+    cases = [("MIPROv2 light", ["optimizer.name=MIPROv2", 'optimizer.params={"auto": "light"}'], n + 150),
+             ("GEPA light", ["optimizer.name=GEPA", 'optimizer.params={"auto": "light"}'], n + 150),
+             ("evaluation only (zero-shot)", ["optimizer.name=none", "optimizer.params={}"], n // 2)]
+    rows = []
+    for label, sets, cap in cases:
+        args = [sys.executable, "-m", "workbench", "run", str(spec), "--max-lm-calls", str(cap),
+                "--allow-over-estimate", *[a for s in OFF + [f"dataset.test={n}", "optimizer.prompt_max_tokens=256",
+                                                             f"tracking.run_name=bench-budget-{label.split()[0]}"]
+                                           + sets for a in ("--set", s)]]
+        started = time.perf_counter()
+        proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+        minutes = (time.perf_counter() - started) / 60
+        planned = next((line for line in proc.stdout.splitlines() + proc.stderr.splitlines()
+                        if "planned LM calls" in line), "").split("planned LM calls: ")[-1]
+        client = MlflowClient(STORE)
+        runs = client.search_runs([client.get_experiment_by_name("bench-optimizers").experiment_id],
+                                  f"tags.mlflow.runName = 'bench-budget-{label.split()[0]}'",
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+        run = runs[0]
+        m, t = run.data.metrics, run.data.tags
+        spent = int(m.get("spend_lm_calls", -1))
+        rows.append([label, planned.split(" = ")[0], str(cap), str(spent), "yes" if spent <= cap + 1 else "**no**",
+                     run.info.status, t.get("workbench.budget_exhausted", "")[:90] or "–",
+                     f"{m['score']:.3f} (n={int(m.get('n_examples', 0))})" if "score" in m else "–",
+                     f"{minutes:.1f}", f"exit {proc.returncode}"])
+        print(f"  {label}: budget {cap}, spent {spent}, {run.info.status}, exit {proc.returncode}", flush=True)
+    return ("## Optimizers-budget: runs stopped by an LM-call budget (CLINC150 domains, embedded LM)\n\n"
+            f"`workbench run experiments/routing_clinc150.yaml --max-lm-calls B --allow-over-estimate` with "
+            f"{n} test items, cache off, as a subprocess; outcome read back from the MLflow store. The evaluation's "
+            "calls are reserved first, compile gets the rest; goal: spent ≤ budget + 1 (one call in flight).\n\n"
+            + table(["optimizer", "planned calls", "budget", "spent", "within", "run status", "budget_exhausted tag",
+                     "test score", "minutes", "CLI"], rows) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=sorted(TASKS), action="append", help="default: both")
+    parser.add_argument("--rows", help="comma-separated row keys (default: all, in table order)")
+    parser.add_argument("--clinc-n", type=int, default=TASKS["clinc"]["n"])
+    parser.add_argument("--bfcl-n", type=int, default=TASKS["bfcl"]["n"])
+    parser.add_argument("--hours", type=float, default=None, help="start no new row after this many hours")
+    parser.add_argument("--fresh", action="store_true", help="re-measure rows already in optimizers_rows.json")
+    parser.add_argument("--reflection-lm", help="OpenAI-compatible base URL for proposals and reflection")
+    parser.add_argument("--budget-only", action="store_true")
+    parser.add_argument("--budget-n", type=int, default=200)
+    parser.add_argument("--no-budget", action="store_true")
+    args = parser.parse_args()
+    from benchmarks.results import write_sections
+
+    os.chdir(ROOT)
+    deadline = time.monotonic() + args.hours * 3600 if args.hours else None
+    wanted = set(args.rows.split(",")) if args.rows else None
+    known = {k for k, *_ in ROWS}
+    if wanted and wanted - known:
+        parser.error(f"unknown rows {sorted(wanted - known)}; known: {', '.join(k for k, *_ in ROWS)}")
+    rows = load_rows()
+    tasks = args.task or ["clinc", "bfcl"]
+    sizes = {"clinc": args.clinc_n, "bfcl": args.bfcl_n}
+    if not args.budget_only:
+        for task in tasks:
+            for key, optimizer, params, extra in ROWS:
+                if (wanted and key not in wanted) or (f"{task}/{key}" in rows and not args.fresh):
+                    continue
+                if deadline and time.monotonic() > deadline:
+                    print(f"time is up: {task}/{key} not started", flush=True)
+                    continue
+                print(f"== {task} / {key}", flush=True)
+                try:
+                    rows[f"{task}/{key}"] = measure(task, key, optimizer, params, extra, sizes[task], args.reflection_lm)
+                except Exception as exc:  # noqa: BLE001  one row failing must not lose the others
+                    print(f"  {task}/{key} failed: {type(exc).__name__}: {exc}", flush=True)
+                    continue
+                save_rows(rows)
+                write_sections([s for s in (section(t, rows) for t in TASKS) if s], "benchmarks/optimizers.py")
+    if not args.no_budget and (args.budget_only or not deadline or time.monotonic() < deadline):
+        write_sections([budget_section(args.budget_n)], "benchmarks/optimizers.py")
+
+
+if __name__ == "__main__":
+    main()
