@@ -87,6 +87,7 @@ def instructions(program) -> str:
 def measure(task: str, key: str, optimizer: str, params: dict, extra: list[str], n: int,
             reflection_lm: str | None) -> dict:
     import workbench
+    from workbench.console import Reporter
 
     cfg = TASKS[task]
     overrides = OFF + [f"dataset.test={n}", f"optimizer.name={optimizer}", f"optimizer.params={json.dumps(params)}",
@@ -95,7 +96,7 @@ def measure(task: str, key: str, optimizer: str, params: dict, extra: list[str],
         overrides += ["optimizer.reflection_lm.backend=openai", f"optimizer.reflection_lm.api_base={reflection_lm}"]
     spec = workbench.load_spec(cfg["spec"], overrides)
     started = time.perf_counter()
-    out = workbench.run(spec, reporter=workbench.console.Reporter(quiet=False))
+    out = workbench.run(spec, reporter=Reporter(quiet=False))
     r = out.result
     table = r.table
     return {"task": task, "key": key, "optimizer": optimizer, "params": params, "extra": extra, "n": r.n,
@@ -157,8 +158,8 @@ def budget_section(n: int) -> str:
     from mlflow.tracking import MlflowClient
 
     spec = TASKS["clinc"]["spec"]
-    cases = [("MIPROv2 light", ["optimizer.name=MIPROv2", 'optimizer.params={"auto": "light"}'], n + 150),
-             ("GEPA light", ["optimizer.name=GEPA", 'optimizer.params={"auto": "light"}'], n + 150),
+    cases = [("MIPROv2 light", ["optimizer.name=MIPROv2", 'optimizer.params={"auto": "light"}'], n + 400),
+             ("GEPA light", ["optimizer.name=GEPA", 'optimizer.params={"auto": "light"}'], n + 400),
              ("evaluation only (zero-shot)", ["optimizer.name=none", "optimizer.params={}"], n // 2)]
     rows = []
     for label, sets, cap in cases:
@@ -201,7 +202,7 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="re-measure rows already in optimizers_rows.json")
     parser.add_argument("--reflection-lm", help="OpenAI-compatible base URL for proposals and reflection")
     parser.add_argument("--budget-only", action="store_true")
-    parser.add_argument("--budget-n", type=int, default=200)
+    parser.add_argument("--budget-n", type=int, default=100)
     parser.add_argument("--no-budget", action="store_true")
     args = parser.parse_args()
     from benchmarks.results import write_sections
