@@ -163,7 +163,7 @@ def budget_section(n: int) -> str:
              ("evaluation only (zero-shot)", ["optimizer.name=none", "optimizer.params={}"], n // 2)]
     rows = []
     for label, sets, cap in cases:
-        args = [sys.executable, "-m", "workbench", "run", str(spec), "--max-lm-calls", str(cap),
+        args = [sys.executable, "-m", "workbench.cli", "run", str(spec), "--max-lm-calls", str(cap),
                 "--allow-over-estimate", *[a for s in OFF + [f"dataset.test={n}", "optimizer.prompt_max_tokens=256",
                                                              f"tracking.run_name=bench-budget-{label.split()[0]}"]
                                            + sets for a in ("--set", s)]]
@@ -176,6 +176,11 @@ def budget_section(n: int) -> str:
         runs = client.search_runs([client.get_experiment_by_name("bench-optimizers").experiment_id],
                                   f"tags.mlflow.runName = 'bench-budget-{label.split()[0]}'",
                                   order_by=["attributes.start_time DESC"], max_results=1)
+        if not runs:
+            print(f"  {label}: no run (exit {proc.returncode}): {proc.stderr.strip()[-500:]}", flush=True)
+            rows.append([label, planned.split(" = ")[0], str(cap), "–", "–", "no run", "–", "–", f"{minutes:.1f}",
+                         f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1][:120] if proc.stderr else ''}"])
+            continue
         run = runs[0]
         m, t = run.data.metrics, run.data.tags
         spent = int(m.get("spend_lm_calls", -1))
