@@ -109,12 +109,35 @@ def test_budget_stops_cleanly_and_multi_objective_front(tmp_path):
     assert len(study.get_trials(states=(State.COMPLETE,))) == 1
     assert study.get_trials()[-1].state == State.PRUNED  # the trial running when the budget ran out
     spent = sum(t.user_attrs.get("lm_calls", 0) for t in study.get_trials())
-    assert 12 <= spent <= 16  # stops at the first increment past the budget
+    assert 12 <= spent <= 13  # stops at the study's budget (+ one call in flight)
     parent_id = next(x for x in result.stdout.split() if x.startswith("parent_run_id=")).split("=")[1]
     parent = store.client().get_run(parent_id)
     assert parent.info.status == "FINISHED" and parent.data.metrics["spent_lm_calls"] == spent
     assert parent.data.tags["workbench.stop_reason"].startswith("LM-call budget reached")
     assert not [r for r in store.runs() if r["status"] == "RUNNING"]
+
+
+def test_a_trial_compiles_under_the_run_meter_with_what_the_study_has_left(tmp_path):
+    """The spec as written bootstraps demos (compile calls) and evaluates 8 dev items; with a study
+    budget of 10 calls the trial's own meter keeps 8 for the evaluation and stops compile at 2,
+    inside the trial: the study spends no more than its budget."""
+    store = Store(tmp_path / "mlruns")
+    spec = sweep_spec(tmp_path / "s.yaml", store, {**SEARCH, "space": {
+        "optimizer.params.max_bootstrapped_demos": {"type": "int", "low": 1, "high": 4}}})
+    data = yaml.safe_load(spec.read_text())
+    data["optimizer"] = {"name": "BootstrapFewShot", "params": {"max_bootstrapped_demos": 4, "max_labeled_demos": 1}}
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    result = run_cli("sweep", str(spec), "--trials", "3", "--storage", url, "--study", "m", "--max-lm-calls", "10",
+                     env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    study = _study(url, "m")
+    first = study.trials[0]
+    assert first.state == State.COMPLETE and first.user_attrs["lm_calls"] <= 10
+    run = store.client().get_run(first.user_attrs["mlflow_run_id"])
+    assert run.data.tags["workbench.budget_exhausted"].startswith("compile: LM-call compile share")
+    assert run.data.metrics["n_examples"] == 8 and run.data.metrics["spend_lm_calls"] <= 10
+    assert sum(t.user_attrs.get("lm_calls", 0) for t in study.get_trials()) <= 11
 
 
 @pytest.mark.slow

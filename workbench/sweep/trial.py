@@ -102,6 +102,8 @@ class TrialObjective:
             reason = self.budget.exceeded(study_spent(self.study, skip=trial.number) + spent)
             if reason:
                 self.study.set_user_attr("stopped", reason)
+                if done >= total:  # the budget was reached by this trial's last item: it finished, no more start
+                    return
                 trial.set_user_attr("pruned_by", reason)
                 raise Pruned(reason)
             if len(self.search.objectives) == 1 and done < steps[-1]:
