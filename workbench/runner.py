@@ -32,7 +32,7 @@ from workbench.genai import RunObjects
 from workbench.lm import build_lm
 from workbench.lm.adapters import build_adapter
 from workbench.lm.preflight import preflight
-from workbench.optimize import CompileContext, dev_score
+from workbench.optimize import CompileContext, dev_score, rules
 from workbench.run_logging import autolog_trials, log_partial, log_results, summaries
 from workbench.spec import Spec
 from workbench.tracking import RUN_KIND_TAG, tracked_run
@@ -264,6 +264,8 @@ def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Pat
         resume.check_data(resume_run_id, resumed, prepared.data.fingerprint, spec)
     if program_path is not None:
         load_program_state(prepared.program, program_path)
+    else:  # what DSPy would refuse only inside compile, maybe after spending calls
+        rules.check(spec, train=len(prepared.trainset), val=len(prepared.valset))
     prepared.budget = budget.plan(spec, prepared, reporter, compiling=program_path is None)
     lm = build_lm(spec.lm, source=spec.source)
     reflection_lm = build_lm(spec.optimizer.reflection_lm, source=spec.source) if spec.optimizer.reflection_lm else None

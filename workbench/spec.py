@@ -281,6 +281,9 @@ def check_names(spec: Spec) -> None:
             spec.dataset.params, base=spec_folder(src), spec_task=spec.task, file=src)
     optimizer = registry.optimizers.info(spec.optimizer.name, file=src, field="optimizer.name")
     _check_params(optimizer, spec.optimizer.params, src, "optimizer.params")
+    from workbench.optimize.rules import check as check_combination  # light: no DSPy import
+
+    check_combination(spec)
     for field, lm in (("lm", spec.lm), ("optimizer.reflection_lm", spec.optimizer.reflection_lm)):
         if lm is not None:
             registry.lm_backends.info(lm.backend, file=src, field=f"{field}.backend")

@@ -1,0 +1,59 @@
+"""Parameter combinations DSPy's optimizers refuse, checked before any LM call.
+
+DSPy raises these only inside `compile()` — some after bootstrapping has already spent calls
+(MIPROv2's minibatch larger than the dev set) — and as a traceback. The spec check calls
+`problem(name, params)` without sizes; the runner calls it again with the train and dev sizes
+once the data is loaded. Mirrors DSPy 3.4 (MIPROv2's `auto` defaults to "light").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+AUTO = ("light", "medium", "heavy")
+
+
+def problem(name: str, params: dict[str, Any], *, train: int | None = None,
+            val: int | None = None) -> tuple[str, str] | None:
+    """(parameter, why) for the first combination the optimizer would refuse, else None."""
+    p = params
+    if name == "MIPROv2":
+        auto = p.get("auto", "light")
+        if auto is not None and auto not in AUTO:
+            return "auto", f"must be one of {', '.join(AUTO)} or null (got {auto!r})"
+        given = [k for k in ("num_candidates", "num_trials") if p.get(k) is not None]
+        if auto is not None and given:
+            return given[0], (f"cannot be set together with auto: {auto} (MIPROv2 derives it from auto; "
+                              "set auto: null to choose num_candidates and num_trials yourself)")
+        if auto is None and len(given) < 2:
+            return "auto", "auto: null needs both num_candidates and num_trials"
+        size = int(p.get("minibatch_size", 35))
+        if val is not None and p.get("minibatch", True) and size > val:
+            return "minibatch_size", (f"{size} exceeds the {val} dev items: set minibatch: false or a smaller "
+                                      "minibatch_size, or raise dataset.dev")
+    elif name == "GEPA":
+        given = [k for k in ("auto", "max_full_evals", "max_metric_calls") if p.get(k) is not None]
+        if len(given) > 1:
+            return given[1], f"set exactly one of auto, max_full_evals, max_metric_calls (got {', '.join(given)})"
+        if p.get("auto") is not None and p["auto"] not in AUTO:
+            return "auto", f"must be one of {', '.join(AUTO)} (got {p['auto']!r})"
+    elif name == "COPRO":
+        if int(p.get("breadth", 10)) <= 1:
+            return "breadth", "must be greater than 1"
+    elif name == "SIMBA":
+        if train is not None and p.get("bsize") is not None and int(p["bsize"]) > train:
+            return "bsize", f"{p['bsize']} exceeds the {train} training examples"
+    if name in ("MIPROv2", "GEPA", "BootstrapFewShotWithRandomSearch") and val == 0:
+        return "dataset.dev", f"{name} selects on the dev split, which is empty"
+    return None
+
+
+def check(spec, *, train: int | None = None, val: int | None = None) -> None:
+    """Raise UserError (exit 2) naming `optimizer.params.<key>` and the spec file."""
+    from workbench.errors import UserError
+
+    found = problem(spec.optimizer.name, dict(spec.optimizer.params), train=train, val=val)
+    if found:
+        key, why = found
+        field = key if key.startswith("dataset.") else f"optimizer.params.{key}"
+        raise UserError(f"{spec.optimizer.name}: {why}", file=spec.source, field=field)
