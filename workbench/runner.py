@@ -206,8 +206,10 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
     plan = prepared.budget
     if plan is not None:
         plan.compile_cap()
+    # Under a budget, calls refused at the cap must not abort the optimizer's own evaluations (DSPy
+    # stops after settings.max_errors): a refused trial scores 0 and the best finished one is returned.
     with reporter.phase(f"compiling with {spec.optimizer.name}", lambda: usage.since(before).calls), \
-            autolog_trials(trials):
+            autolog_trials(trials), dspy.context(**({"max_errors": 10**9} if plan is not None else {})):
         try:
             compiled = factory(ctx, **spec.optimizer.params)
         except (AdapterParseError, LMError, RuntimeError) as exc:

@@ -70,6 +70,7 @@ def test_a_budget_stops_mipro_and_the_run_still_finishes(tmp_path):
     assert run_data.tags["workbench.budget_exhausted"].startswith("compile: LM-call compile share")
     assert run_data.metrics["spend_lm_calls"] <= 70 and run_data.metrics["n_examples"] == 24
     assert run_data.metrics["failure_rate"] == 0  # the evaluation ran within its reserve
+    assert "evaluating the best program it found so far" in result.stderr  # MIPROv2 returned its best trial
 
 
 def test_an_evaluation_that_runs_out_finishes_with_its_partial_table_and_retry_failed_completes_it(tmp_path):
