@@ -132,3 +132,20 @@ def test_an_optimizer_that_selects_on_dev_logs_its_dev_score_and_warns_on_a_smal
                                   filter_string="tags.`workbench.kind` = 'run'")
     metrics = parent.data.metrics
     assert 0 <= metrics["dev_score"] <= 1 and abs(metrics["dev_test_gap"] - (metrics["dev_score"] - metrics["score"])) < 1e-9
+
+
+@pytest.mark.slow
+def test_on_the_embedded_lm_a_budget_stopped_mipro_run_finishes_within_budget_with_a_dev_score(tmp_path):
+    """The real model, real store, real CLI: compile stops at its share, the evaluation runs in its
+    reserve, the run ends FINISHED with its spend within the budget (+1 call in flight)."""
+    store = Store(tmp_path / "mlruns")
+    small = ["dataset.train=40", "dataset.dev=20", "dataset.test=10", "lm.cache=false"]
+    result = run_cli("run", str(SPEC), "--quiet", *[a for o in [*small, *MIPRO, *store.overrides] for a in ("--set", o)],
+                     "--max-lm-calls", "45", "--allow-over-estimate")
+    assert result.returncode == 0, result.stderr
+    run_id = next(x for x in result.stdout.splitlines() if x.startswith("run_id=")).split()[0][len("run_id="):]
+    run_info = store.client().get_run(run_id)
+    metrics, tags = run_info.data.metrics, run_info.data.tags
+    assert run_info.info.status == "FINISHED" and tags["workbench.budget_exhausted"].startswith("compile: ")
+    assert metrics["spend_lm_calls"] <= 46 and metrics["n_examples"] == 10 and metrics["failure_rate"] == 0
+    print("spend", metrics["spend_lm_calls"], "score", metrics["score"], "dev", metrics.get("dev_score"))
