@@ -151,3 +151,20 @@ def test_bad_input_is_one_line_exit_2(gate_store, tmp_path, capsys, case, field)
     assert not junit.exists()
     after = {r["run_id"]: r["status"] for r in store.runs()}
     assert after == before and "RUNNING" not in after.values()
+
+
+def test_a_candidate_the_budget_cut_short_cannot_pass(gate_store, tmp_path):
+    """A spec whose budget stops its evaluation part-way, and a finished run tagged partial, fail
+    the gate as candidate failures (exit 1, an <error> JUnit case), never a pass on fewer items."""
+    store, runs = gate_store
+    junit = tmp_path / "gate.xml"
+    spec = write_spec(tmp_path / "cand.yaml", **{})
+    result = run_cli("gate", str(spec), "--against", runs["few_shot"], "--junit", str(junit),
+                     *_sets(*FAST, *store.overrides, "budget.max_lm_calls=30", "budget.allow_over_estimate=true"))
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "stopped early" in result.stderr and "a gate needs all 120 examples" in result.stderr
+    assert list(_junit(junit).values()) == ["error"]
+    partial = _run(store, *ZERO_SHOT, "budget.max_lm_calls=40", "budget.allow_over_estimate=true")
+    assert store.client().get_run(partial).data.tags["workbench.partial"] == "true"
+    again = run_cli("gate", partial, "--against", runs["few_shot"], "--tracking-uri", store.uri)
+    assert again.returncode == 1 and "was evaluated on part of its items only" in again.stderr

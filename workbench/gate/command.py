@@ -160,6 +160,8 @@ def _run_spec(args, reporter: Reporter):
         spec = spec.model_copy(update={"tracking": spec.tracking.model_copy(update={"run_name": run_name})})
     outcome = run(spec, reporter=reporter, loaded=loaded, eval_ids=ids,
                   hooks=RunHooks(tags={AGAINST_TAG: baseline.run_id}))
+    if outcome.stopped:  # a budget cut the evaluation short: too little evidence to pass a gate
+        raise RunFailed(f"its evaluation stopped early ({outcome.stopped}); a gate needs all {len(ids)} examples")
     return baseline, label, _candidate_from_outcome(spec, outcome, run_name), client
 
 
@@ -186,6 +188,10 @@ def gate_command(args: argparse.Namespace) -> int:
             if len(found) != 1:
                 raise UserError(f"{args.candidate!r} names {len(found)} runs; give one run id", field="SPEC_OR_RUN")
             candidate = load_run(client, found[0])
+            if candidate.tags.get("workbench.partial") == "true":
+                raise RunFailed(f"run {candidate.run_id[:12]} was evaluated on part of its items only "
+                                f"({candidate.tags.get('workbench.budget_exhausted') or candidate.tags.get('workbench.failure_reason', '')}"
+                                "); finish it with `workbench eval --retry-failed RUN` first")
             baseline, label = resolve_baseline(client, args.against, args.model or candidate.tags.get("workbench.spec"),
                                                exclude=candidate.run_id)
             if baseline.task and candidate.task and baseline.task != candidate.task:
