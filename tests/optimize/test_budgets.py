@@ -19,6 +19,10 @@ MIPRO = ["optimizer.name=MIPROv2", "optimizer.prompt_max_tokens=96",
          '"max_bootstrapped_demos": 1, "max_labeled_demos": 1}']
 
 
+def _run_id(stdout: str) -> str:
+    return next(x for x in stdout.splitlines() if x.startswith("run_id=")).split()[0][len("run_id="):]
+
+
 def test_the_meter_admits_calls_up_to_the_cap_then_refuses():
     meter = Meter(max_lm_calls=5)
     meter.cap("compile", calls=3)
@@ -92,6 +96,9 @@ def test_an_evaluation_that_runs_out_finishes_with_its_partial_table_and_retry_f
     retried = run_cli("eval", "--retry-failed", run_id, "--quiet", "--tracking-uri", store.uri, "--max-lm-calls", "30")
     assert retried.returncode == 0, retried.stderr
     assert " n=24 " in retried.stdout
+    compared = run_cli("compare", run_id, _run_id(retried.stdout), "--tracking-uri", store.uri)
+    assert compared.returncode == 2  # 10 items against 24: not one evaluation set, and the line says why
+    assert "partial: 10 of 24" in compared.stderr
 
 
 def test_an_evaluation_stopped_before_its_first_item_is_a_failure(tmp_path):

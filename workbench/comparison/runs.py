@@ -30,7 +30,9 @@ class RunData:
 
     @property
     def label(self) -> str:
-        return f"{self.name or self.run_id[:8]} ({self.run_id[:8]})"
+        partial = f", partial: {int(self.metrics.get('n_examples', len(self.table)))} of " \
+                  f"{int(self.metrics['planned_n_examples'])}" if "planned_n_examples" in self.metrics else ""
+        return f"{self.name or self.run_id[:8]} ({self.run_id[:8]}{partial})"
 
     @property
     def task(self) -> str:
