@@ -179,16 +179,18 @@ def dev_advice(spec, n: int, reporter) -> None:
     """Before an optimizer that selects on dev: how small a difference its dev size can see."""
     from workbench.sweep.verdict import resolution
 
-    guidance = DEV_GUIDANCE.get(spec.optimizer.name)
-    if guidance is None:
-        return
-    if isinstance(guidance, dict):
-        guidance = guidance.get(spec.optimizer.params.get("auto", "light"), 100)
-    reporter.info(f"{spec.optimizer.name} selects on {n} dev items: score differences under ±{resolution(n):.2f} are "
-                  "noise (95%)")
-    if n < guidance:
-        reporter.warn(f"{spec.optimizer.name} plans for about {guidance} dev items and gets {n}: its choice may be "
-                      f"noise (raise dataset.dev)")
+    from workbench.optimize.sequence import steps_of
+
+    for name, params in steps_of(spec.optimizer.name, dict(spec.optimizer.params)):
+        guidance = DEV_GUIDANCE.get(name)
+        if guidance is None:
+            continue
+        if isinstance(guidance, dict):
+            guidance = guidance.get(params.get("auto", "light"), 100)
+        reporter.info(f"{name} selects on {n} dev items: score differences under ±{resolution(n):.2f} are noise (95%)")
+        if n < guidance:
+            reporter.warn(f"{name} plans for about {guidance} dev items and gets {n}: its choice may be noise "
+                          "(raise dataset.dev)")
 
 
 def attach(plan_: Plan | None, specs_and_lms) -> None:

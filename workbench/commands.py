@@ -24,7 +24,10 @@ def _ci(low: float, high: float) -> str:
 def print_outcome(reporter: Reporter, spec, outcome) -> None:
     result = outcome.result
     n = result.n
-    label = f"{spec.program.name} + {spec.optimizer.name if outcome.compile_seconds or spec.optimizer.name == 'none' else 'loaded'} (LM)"
+    from workbench.optimize.sequence import label as optimizer_label
+
+    name = optimizer_label(spec.optimizer.name, spec.optimizer.params)
+    label = f"{spec.program.name} + {name if outcome.compile_seconds or spec.optimizer.name == 'none' else 'loaded'} (LM)"
     rows = [[label, f"{result.score:.3f}", _ci(*result.ci), str(n), f"{result.failures} ({result.parse_failures} parse)",
              f"{result.seconds / max(n, 1):.3f}", str(result.usage.calls)]]
     for baseline in outcome.baselines:

@@ -33,6 +33,7 @@ from workbench.lm import build_lm
 from workbench.lm.adapters import build_adapter
 from workbench.lm.preflight import preflight
 from workbench.optimize import CompileContext, dev_score, rules
+from workbench.optimize.sequence import label as optimizer_label
 from workbench.run_logging import autolog_trials, log_partial, log_results, summaries
 from workbench.spec import Spec
 from workbench.tracking import RUN_KIND_TAG, tracked_run
@@ -176,7 +177,8 @@ def _tags(spec: Spec, prepared: Prepared, lm: dspy.LM, kind: str) -> dict[str, s
         "workbench.spec": spec.name,
         "workbench.task": spec.task,
         "workbench.program": spec.program.name,
-        "workbench.optimizer": "loaded" if kind == "eval" else spec.optimizer.name,
+        "workbench.optimizer": "loaded" if kind == "eval" else optimizer_label(spec.optimizer.name,
+                                                                               spec.optimizer.params),
         "workbench.metric": spec.metric.name,
         "workbench.dataset": prepared.data.name,
         "workbench.dataset_fingerprint": prepared.data.fingerprint,

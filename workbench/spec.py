@@ -175,6 +175,14 @@ class Spec(_Strict):
     # Where the spec came from, for error messages; not part of the YAML.
     source: str = Field(default="<spec>", exclude=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _optimizer_list(cls, data: Any) -> Any:
+        """`optimizer: [step, step, ...]` is the `sequence` optimizer with those steps."""
+        if isinstance(data, dict) and isinstance(data.get("optimizer"), list):
+            data = {**data, "optimizer": {"name": "sequence", "params": {"steps": data["optimizer"]}}}
+        return data
+
     def flat(self) -> dict[str, str]:
         """The spec as flat `a.b.c -> str` pairs with stable keys, for MLflow params."""
         return dict(sorted(_flatten(self.model_dump(mode="json", exclude={"source", "search"})).items()))
@@ -279,11 +287,7 @@ def check_names(spec: Spec) -> None:
     if loader["check"]:  # file datasets: params checked, paths resolved against the spec's folder
         spec.dataset.params = _dataset_check(spec.dataset.name, loader["check"])(
             spec.dataset.params, base=spec_folder(src), spec_task=spec.task, file=src)
-    optimizer = registry.optimizers.info(spec.optimizer.name, file=src, field="optimizer.name")
-    _check_params(optimizer, spec.optimizer.params, src, "optimizer.params")
-    from workbench.optimize.rules import check as check_combination  # light: no DSPy import
-
-    check_combination(spec)
+    check_optimizer_params(spec.optimizer.name, spec.optimizer.params, src, "optimizer")
     for field, lm in (("lm", spec.lm), ("optimizer.reflection_lm", spec.optimizer.reflection_lm)):
         if lm is not None:
             registry.lm_backends.info(lm.backend, file=src, field=f"{field}.backend")
@@ -313,6 +317,23 @@ def spec_folder(source: str) -> Path:
     return path.resolve().parent if path.is_file() or path.suffix in (".yaml", ".yml") else Path.cwd()
 
 
+def check_optimizer_params(name: str, params: dict[str, Any], source: str, field: str) -> None:
+    """An optimizer's name, its parameter names and the combinations DSPy would refuse (for a
+    sequence: every step's), from the registry index: no optimizer module is imported."""
+    from workbench.optimize.rules import problem  # light: no DSPy import
+
+    info = registry.optimizers.info(name, file=source, field=f"{field}.name")
+    _check_params(info, params, source, f"{field}.params")
+    if name == "sequence":
+        from workbench.optimize.sequence import check_steps
+
+        check_steps(params, source)
+        return
+    found = problem(name, dict(params))
+    if found:
+        raise UserError(f"{name}: {found[1]}", file=source, field=f"{field}.params.{found[0]}")
+
+
 def _check_params(info: dict[str, Any], params: dict[str, Any], source: str, field: str) -> None:
     accepted = info["params"] or []
     for key in params:
@@ -338,5 +359,5 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     if data is None:
         raise UserError("the spec is empty", file=source)
     if isinstance(data, dict) and overrides:
-        data = apply_overrides(data, overrides)
+        data = apply_overrides(Spec._optimizer_list(data), overrides)  # `--set optimizer.seed=…` on a list too
     return validate(data, source)

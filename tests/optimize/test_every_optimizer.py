@@ -29,8 +29,13 @@ BUDGETS = {
     "COPRO": {"breadth": 2, "depth": 1},
     "SIMBA": {"max_steps": 1, "num_candidates": 2, "bsize": 2, "max_demos": 1},
     "GEPA": {"max_metric_calls": 12, "reflection_minibatch_size": 2},
+    "sequence": {"steps": [{"name": "retrieval_demos", "params": {"k": 2}},
+                           {"name": "MIPROv2", "params": {"auto": None, "num_candidates": 2, "num_trials": 1,
+                                                          "minibatch": False, "max_bootstrapped_demos": 0,
+                                                          "max_labeled_demos": 0}}]},
 }
-NEEDS_LM_TO_COMPILE = {"BootstrapFewShot", "BootstrapFewShotWithRandomSearch", "MIPROv2", "COPRO", "SIMBA", "GEPA"}
+NEEDS_LM_TO_COMPILE = {"BootstrapFewShot", "BootstrapFewShotWithRandomSearch", "MIPROv2", "COPRO", "SIMBA", "GEPA",
+                       "sequence"}
 
 
 def test_every_registered_optimizer_has_a_budget():
@@ -53,6 +58,8 @@ def test_optimizer_compiles_and_evaluates(name, lm):
         assert len(predictor.demos) == 2
     if name == "retrieval_demos":
         assert outcome.program.demo_pool.k == 2 and outcome.compile_lm_calls == 0
+    if name == "sequence":  # MIPROv2 searched instructions on the program retrieval_demos returned
+        assert outcome.program.demo_pool.k == 2
     if name == "KNNFewShot":
         assert outcome.result.usage.calls >= 3  # it bootstraps at inference time, per query
 

@@ -110,8 +110,12 @@ def estimate(spec, prepared) -> Estimate:
     program = prepared.program
     per_example = calls_per_example(program)
     predictors = max(len(list(program.named_predictors())), 1)
-    calls, how = compile_calls(spec.optimizer.name, dict(spec.optimizer.params), predictors=predictors,
-                               per_example=per_example, train=len(prepared.trainset), val=len(prepared.valset))
+    from workbench.optimize.sequence import steps_of
+
+    counted = [compile_calls(name, params, predictors=predictors, per_example=per_example,
+                             train=len(prepared.trainset), val=len(prepared.valset))
+               for name, params in steps_of(spec.optimizer.name, dict(spec.optimizer.params))]
+    calls, how = sum(c for c, _ in counted), " then ".join(h for _, h in counted)
     eval_calls = len(prepared.evalset) * per_example
     if spec.optimizer.name == "KNNFewShot":
         eval_calls *= 1 + int(spec.optimizer.params.get("k", 5))

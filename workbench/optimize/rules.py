@@ -49,11 +49,16 @@ def problem(name: str, params: dict[str, Any], *, train: int | None = None,
 
 
 def check(spec, *, train: int | None = None, val: int | None = None) -> None:
-    """Raise UserError (exit 2) naming `optimizer.params.<key>` and the spec file."""
+    """Raise UserError (exit 2) naming `optimizer.params.<key>` (a sequence's step:
+    `optimizer.params.steps.<i>.params.<key>`) and the spec file."""
     from workbench.errors import UserError
+    from workbench.optimize.sequence import steps_of
 
-    found = problem(spec.optimizer.name, dict(spec.optimizer.params), train=train, val=val)
-    if found:
-        key, why = found
-        field = key if key.startswith("dataset.") else f"optimizer.params.{key}"
-        raise UserError(f"{spec.optimizer.name}: {why}", file=spec.source, field=field)
+    steps = steps_of(spec.optimizer.name, dict(spec.optimizer.params))
+    for i, (name, params) in enumerate(steps):
+        found = problem(name, params, train=train, val=val)
+        if found:
+            key, why = found
+            where = f"optimizer.params.steps.{i}" if len(steps) > 1 or name != spec.optimizer.name else "optimizer"
+            field = key if key.startswith("dataset.") else f"{where}.params.{key}"
+            raise UserError(f"{name}: {why}", file=spec.source, field=field)
