@@ -57,6 +57,12 @@ ROWS = [
     ("SIMBA", "SIMBA", {"max_steps": 4, "num_candidates": 4, "bsize": 32}, []),
     ("COPRO", "COPRO", {"breadth": 4, "depth": 2}, ["dataset.train=100"]),
     ("KNNFewShot", "KNNFewShot", {"k": 5}, []),
+    # does instruction search add anything on top of retrieved demos? (instructions only: no demo search)
+    ("retrieval_demos+MIPROv2", "sequence", {"steps": [
+        {"name": "retrieval_demos", "params": {"k": 5}},
+        {"name": "MIPROv2", "params": {"auto": "light", "max_bootstrapped_demos": 0, "max_labeled_demos": 0}}]}, []),
+    ("retrieval_demos+GEPA", "sequence", {"steps": [
+        {"name": "retrieval_demos", "params": {"k": 5}}, {"name": "GEPA", "params": {"auto": "light"}}]}, []),
 ]
 BASES = ("zero-shot", "retrieval_demos")
 
