@@ -156,3 +156,22 @@ def test_on_the_embedded_lm_a_budget_stopped_mipro_run_finishes_within_budget_wi
     assert run_info.info.status == "FINISHED" and tags["workbench.budget_exhausted"].startswith("compile: ")
     assert metrics["spend_lm_calls"] <= 46 and metrics["n_examples"] == 10 and metrics["failure_rate"] == 0
     print("spend", metrics["spend_lm_calls"], "score", metrics["score"], "dev", metrics.get("dev_score"))
+
+
+def test_a_call_refused_by_the_budget_fails_at_once_never_retried():
+    """DSPy retries transport errors with backoff; a spent budget is not transient, so a refused
+    call must fail immediately (else every refused call of an optimizer costs seconds)."""
+    import time
+
+    from workbench.lm import build_lm
+
+    spec = load_spec(SPEC, [*FAST_LM, "tracking.enabled=false", "lm.cache=false"])
+    lm = build_lm(spec.lm)
+    meter = Meter(max_lm_calls=1)
+    meter.check()  # the one call the budget allows is spent
+    lm.engine.budget = meter
+    start = time.perf_counter()
+    with pytest.raises(Exception) as refused:
+        lm("hello")
+    assert "LM-call budget reached (1 of 1)" in str(refused.value)
+    assert time.perf_counter() - start < 0.5 and meter.spent.lm_calls == 1
