@@ -158,49 +158,83 @@ def section(task: str, rows: dict) -> str:
             + "\n\nFinal instructions and demo counts (the full program is in each MLflow run):\n\n" + instr + "\n")
 
 
-def budget_section(n: int) -> str:
-    """MIPROv2 and GEPA under an LM-call budget below their plan, as a user would run them."""
+BUDGET_CASES = [("MIPROv2 light", ["optimizer.name=MIPROv2", 'optimizer.params={"auto": "light"}'], 400),
+                ("GEPA light", ["optimizer.name=GEPA", 'optimizer.params={"auto": "light"}'], 400),
+                ("evaluation only (zero-shot)", ["optimizer.name=none", "optimizer.params={}"], None)]
+
+
+def budget_section(n: int, *, run: bool = True) -> str:
+    """MIPROv2 and GEPA under an LM-call budget below their plan, as a user would run them
+    (`run=False`: only rebuild the table from the store's latest budget runs)."""
     from benchmarks.results import table
     from mlflow.tracking import MlflowClient
 
     spec = TASKS["clinc"]["spec"]
-    cases = [("MIPROv2 light", ["optimizer.name=MIPROv2", 'optimizer.params={"auto": "light"}'], n + 400),
-             ("GEPA light", ["optimizer.name=GEPA", 'optimizer.params={"auto": "light"}'], n + 400),
-             ("evaluation only (zero-shot)", ["optimizer.name=none", "optimizer.params={}"], n // 2)]
     rows = []
-    for label, sets, cap in cases:
-        args = [sys.executable, "-m", "workbench.cli", "run", str(spec), "--max-lm-calls", str(cap),
-                "--allow-over-estimate", *[a for s in OFF + [f"dataset.test={n}", "optimizer.prompt_max_tokens=256",
-                                                             f"tracking.run_name=bench-budget-{label.split()[0]}"]
-                                           + sets for a in ("--set", s)]]
-        started = time.perf_counter()
-        proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
-        minutes = (time.perf_counter() - started) / 60
-        planned = next((line for line in proc.stdout.splitlines() + proc.stderr.splitlines()
-                        if "planned LM calls" in line), "").split("planned LM calls: ")[-1]
+    for label, sets, compile_share in BUDGET_CASES:
+        cap = n + compile_share if compile_share else n // 2
+        name = f"bench-budget-{label.split()[0]}"
+        planned, code = "", "–"
+        if run:
+            args = [sys.executable, "-m", "workbench.cli", "run", str(spec), "--max-lm-calls", str(cap),
+                    "--allow-over-estimate", *[a for s in OFF + [f"dataset.test={n}", "optimizer.prompt_max_tokens=256",
+                                                                 f"tracking.run_name={name}"] + sets for a in ("--set", s)]]
+            proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+            planned = next((line for line in proc.stdout.splitlines() + proc.stderr.splitlines()
+                            if "planned LM calls" in line), "").split("planned LM calls: ")[-1].split(" = ")[0]
+            code = f"exit {proc.returncode}"
+            if proc.returncode:
+                print(f"  {label}: exit {proc.returncode}: {proc.stderr.strip()[-500:]}", flush=True)
         client = MlflowClient(STORE)
-        runs = client.search_runs([client.get_experiment_by_name("bench-optimizers").experiment_id],
-                                  f"tags.mlflow.runName = 'bench-budget-{label.split()[0]}'",
-                                  order_by=["attributes.start_time DESC"], max_results=1)
+        experiment = client.get_experiment_by_name("bench-optimizers")
+        runs = client.search_runs([experiment.experiment_id], f"tags.mlflow.runName = '{name}'",
+                                  order_by=["attributes.start_time DESC"], max_results=1) if experiment else []
         if not runs:
-            print(f"  {label}: no run (exit {proc.returncode}): {proc.stderr.strip()[-500:]}", flush=True)
-            rows.append([label, planned.split(" = ")[0], str(cap), "–", "–", "no run", "–", "–", f"{minutes:.1f}",
-                         f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1][:120] if proc.stderr else ''}"])
+            rows.append([label, planned, str(cap), "–", "–", "no run", "–", "–", "–", "–", "–", code])
             continue
-        run = runs[0]
-        m, t = run.data.metrics, run.data.tags
+        r = runs[0]
+        m, t = r.data.metrics, r.data.tags
         spent = int(m.get("spend_lm_calls", -1))
-        rows.append([label, planned.split(" = ")[0], str(cap), str(spent), "yes" if spent <= cap + 1 else "**no**",
-                     run.info.status, t.get("workbench.budget_exhausted", "")[:90] or "–",
+        planned = planned or (f"~{int(m['planned_lm_calls']):,}" if "planned_lm_calls" in m else "")
+        minutes = ((r.info.end_time or r.info.start_time) - r.info.start_time) / 60000
+        rows.append([label, planned, str(cap), str(spent), "yes" if spent <= cap + 1 else "**no**", r.info.status,
+                     t.get("workbench.budget_exhausted", "")[:90] or "–", _evaluated_program(client, r.info.run_id),
+                     "" if "dev_score" not in m else f"{m['dev_score']:.3f}",
                      f"{m['score']:.3f} (n={int(m.get('n_examples', 0))})" if "score" in m else "–",
-                     f"{minutes:.1f}", f"exit {proc.returncode}"])
-        print(f"  {label}: budget {cap}, spent {spent}, {run.info.status}, exit {proc.returncode}", flush=True)
+                     f"{m.get('compile_seconds', 0) / 60:.1f} / {minutes:.1f}",
+                     f"{code}, {t.get('mlflow.source.git.commit', '')[:7]}"])
+        print(f"  {label}: budget {cap}, spent {spent}, {r.info.status}, {code}", flush=True)
     return ("## Optimizers-budget: runs stopped by an LM-call budget (CLINC150 domains, embedded LM)\n\n"
             f"`workbench run experiments/routing_clinc150.yaml --max-lm-calls B --allow-over-estimate` with "
             f"{n} test items, cache off, as a subprocess; outcome read back from the MLflow store. The evaluation's "
-            "calls are reserved first, compile gets the rest; goal: spent ≤ budget + 1 (one call in flight).\n\n"
+            "calls are reserved first, compile gets the rest; goal: spent ≤ budget + 1 (one call in flight). "
+            "'program' says whether the evaluated program differs from the spec as written (instructions, demos).\n\n"
             + table(["optimizer", "planned calls", "budget", "spent", "within", "run status", "budget_exhausted tag",
-                     "test score", "minutes", "CLI"], rows) + "\n")
+                     "program", "dev score", "test score", "compile / run min", "CLI, commit"], rows) + "\n")
+
+
+def _evaluated_program(client, run_id: str) -> str:
+    """'as written' or what changed, from the run's program.json."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            state = json.loads(Path(client.download_artifacts(run_id, "program.json", tmp)).read_text())
+    except Exception:  # noqa: BLE001  no program logged
+        return "–"
+    import workbench
+
+    default = workbench.load_spec(TASKS["clinc"]["spec"], ["tracking.enabled=false"])
+    original = workbench.prepare(default).program.dump_state()
+    changed = []
+    for name, part in state.items():
+        before = original.get(name, {})
+        if isinstance(part, dict) and "signature" in part:
+            if part["signature"].get("instructions") != before.get("signature", {}).get("instructions"):
+                changed.append("instructions")
+            if len(part.get("demos", [])) != len(before.get("demos", [])):
+                changed.append(f"{len(part.get('demos', []))} demos")
+    return ", ".join(changed) or "as written"
 
 
 def main() -> None:
@@ -215,6 +249,7 @@ def main() -> None:
     parser.add_argument("--budget-only", action="store_true")
     parser.add_argument("--budget-n", type=int, default=100)
     parser.add_argument("--no-budget", action="store_true")
+    parser.add_argument("--budget-report", action="store_true", help="rebuild the budget table from the store only")
     args = parser.parse_args()
     from benchmarks.results import write_sections
 
@@ -243,7 +278,9 @@ def main() -> None:
                     continue
                 save_rows(rows)
                 write_sections([s for s in (section(t, rows) for t in TASKS) if s], "benchmarks/optimizers.py")
-    if not args.no_budget and (args.budget_only or not deadline or time.monotonic() < deadline):
+    if args.budget_report:
+        write_sections([budget_section(args.budget_n, run=False)], "benchmarks/optimizers.py")
+    elif not args.no_budget and (args.budget_only or not deadline or time.monotonic() < deadline):
         write_sections([budget_section(args.budget_n)], "benchmarks/optimizers.py")
 
 

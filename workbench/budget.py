@@ -142,6 +142,7 @@ def plan(spec, prepared, reporter, *, compiling: bool) -> Plan | None:
     guess = estimate(spec, prepared)
     compile_calls = guess.compile_calls if compiling else 0
     total = compile_calls + guess.eval_calls
+    prepared.planned_lm_calls = total  # logged with the run, beside what it spent
     reporter.info(f"planned LM calls: ~{total:,} = compile {compile_calls:,} ({guess.how}) + evaluation "
                   f"{guess.eval_calls:,}")
     if compiling:

@@ -8,26 +8,25 @@ rendered prompts. `workbench eval` is `run()` with a saved program instead of co
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError, LMError
 
-from workbench import budget, program_contract as contract, resume
-from workbench import registry
+from workbench import budget, registry, resume
+from workbench import program_contract as contract
 from workbench.baselines import BASELINES, BaselineScore
 from workbench.console import Reporter
 from workbench.data import TaskData
 from workbench.data.checks import DataChecks
 from workbench.data.loading import LoadedData, load_data, load_dataset  # noqa: F401  (load_dataset: API)
-from workbench.errors import RunFailed, UserError
-from workbench.evaluate import EvalResult, EvaluationStopped, TooManyFailures, evaluate, merge, score_of
+from workbench.errors import RunFailed
+from workbench.evaluate import EvalResult, EvaluationStopped, TooManyFailures, evaluate, merge
 from workbench.genai import RunObjects
 from workbench.lm import build_lm
 from workbench.lm.adapters import build_adapter
@@ -35,6 +34,7 @@ from workbench.lm.preflight import preflight
 from workbench.optimize import CompileContext, dev_score, rules
 from workbench.optimize.sequence import label as optimizer_label
 from workbench.run_logging import autolog_trials, log_partial, log_results, summaries
+from workbench.run_parts import _restrict, build_program, eval_fingerprint, load_program_state, metric_fns
 from workbench.spec import Spec
 from workbench.tracking import RUN_KIND_TAG, tracked_run
 
@@ -67,6 +67,7 @@ class Prepared:
     subset: Subset | None = None
     budget: Any = None  # workbench.budget.Plan when the spec sets a budget
     dev_score: float | None = None  # the optimizer's own score of its choice on dev, where it reports one
+    planned_lm_calls: int | None = None  # the estimate printed before the run
 
 
 @dataclass
@@ -105,33 +106,6 @@ class RunOutcome:
     stopped: str = ""  # why the evaluation stopped before its last item (a budget), else ""
 
 
-def build_program(spec: Spec, data: TaskData) -> dspy.Module:
-    factory = registry.programs.get(spec.program.name, file=spec.source, field="program.name")
-    try:
-        return factory(data, **spec.program.params)
-    except (TypeError, ValueError) as exc:
-        raise UserError(str(exc), file=spec.source, field="program.params") from None
-    except UserError as exc:  # raised inside the factory (e.g. an unknown retriever name)
-        exc.file = exc.file or spec.source
-        raise
-
-
-def load_program_state(program: dspy.Module, path: str | Path) -> None:
-    """Load DSPy JSON state (never pickle) into a program built from the same spec."""
-    path = Path(path)
-    if path.suffix != ".json":
-        raise UserError("a saved program must be DSPy JSON state (.json); pickles are never loaded", file=str(path))
-    if not path.is_file():
-        raise UserError("program file not found", file=str(path))
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-        program.load_state(state)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"not valid JSON: {exc}", file=str(path)) from None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise UserError(f"state does not fit this spec's program: {type(exc).__name__}: {exc}", file=str(path)) from None
-
-
 def prepare(spec: Spec, loaded: LoadedData | None = None, eval_ids: list[str] | None = None) -> Prepared:
     """`eval_ids`: evaluate exactly these examples of the split, in this order (a gate pairs
     its candidate with the baseline's items); an id the split lacks is the user's error."""
@@ -144,31 +118,6 @@ def prepare(spec: Spec, loaded: LoadedData | None = None, eval_ids: list[str] | 
     program = build_program(spec, data)
     return Prepared(spec, data, program, data.examples("train"), data.examples("validation"), evalset,
                     checks=loaded.checks)
-
-
-def _restrict(evalset: list[dspy.Example], ids: list[str], spec: Spec) -> list[dspy.Example]:
-    by_id = {str(e.get("id", "")): e for e in evalset}
-    missing = [i for i in ids if i not in by_id]
-    if missing:
-        raise UserError(f"{len(missing)} of the {len(ids)} examples to evaluate are not in this spec's "
-                        f"{spec.eval.split} split (first: {missing[0]!r}); use the dataset settings the other run "
-                        "used (dataset.test / dataset.seed / dataset.params)", file=spec.source, field="dataset")
-    return [by_id[i] for i in ids]
-
-
-def _metric_fns(spec: Spec):
-    fn = registry.metrics.get(spec.metric.name, file=spec.source, field="metric.name")
-
-    def scored(example, prediction, trace=None, *args, **kwargs):
-        return score_of(fn(example, prediction, trace))
-
-    def with_feedback(example, prediction, trace=None, pred_name=None, pred_trace=None):
-        value = fn(example, prediction, trace)
-        if isinstance(value, dspy.Prediction):
-            return value
-        return dspy.Prediction(score=float(value), feedback=f"score {float(value):.2f}")
-
-    return fn, scored, with_feedback
 
 
 def _tags(spec: Spec, prepared: Prepared, lm: dspy.LM, kind: str) -> dict[str, str]:
@@ -191,7 +140,7 @@ def _tags(spec: Spec, prepared: Prepared, lm: dspy.LM, kind: str) -> dict[str, s
 
 def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, reporter: Reporter, tracked=None):
     spec = prepared.spec
-    _, scored, with_feedback = _metric_fns(spec)
+    _, scored, with_feedback = metric_fns(spec)
     factory = registry.optimizers.get(spec.optimizer.name, file=spec.source, field="optimizer.name")
     prompt_lm = lm.copy(max_tokens=max(spec.optimizer.prompt_max_tokens, spec.lm.max_tokens))
     ctx = CompileContext(student=prepared.program, trainset=prepared.trainset, valset=prepared.valset,
@@ -310,11 +259,6 @@ def _stopped_by_budget(stopped: EvaluationStopped, prepared: Prepared, lm) -> bo
             and not isinstance(stopped, TooManyFailures) and stopped.partial is not None and stopped.partial.n > 0)
 
 
-def eval_fingerprint(evalset: list[dspy.Example]) -> str:
-    """The evaluated ids, in order, as 16 hex digits (runs on the same items share it)."""
-    return hashlib.sha256(",".join(str(e.get("id", "")) for e in evalset).encode()).hexdigest()[:16]
-
-
 def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked, program_path,
              on_progress: Callable[[int, int, float, int], None] | None = None) -> RunOutcome:
     if program_path is None:
@@ -339,7 +283,7 @@ def _evaluate(prepared: Prepared, program, lm, reporter: Reporter, tracked, obje
               on_progress, compiled: tuple[float, int]) -> RunOutcome:
     spec = prepared.spec
     compile_seconds, compile_calls = compiled
-    _, scored, _ = _metric_fns(spec)
+    _, scored, _ = metric_fns(spec)
     subset = prepared.subset
     evalset = [e for e in prepared.evalset if str(e.get("id", "")) in subset.ids] if subset else prepared.evalset
     baselines = [] if subset else _baselines(prepared, reporter)
@@ -385,6 +329,8 @@ def _evaluate(prepared: Prepared, program, lm, reporter: Reporter, tracked, obje
         log_results(tracked, prepared, outcome, program, lm)
         if prepared.dev_score is not None:  # the gap from dev to test: how much the choice overfit dev
             tracked.log_metrics({"dev_score": prepared.dev_score, "dev_test_gap": prepared.dev_score - result.score})
+        if prepared.planned_lm_calls is not None:
+            tracked.log_metrics({"planned_lm_calls": prepared.planned_lm_calls})
         if prepared.budget is not None:
             tracked.log_metrics(prepared.budget.meter.spent.as_metrics())
             stops = [f"compile: {compile_stop}"] if compile_stop else []

@@ -169,9 +169,9 @@ def _report(run, spec, verified: float, tolerance: float, n: int, seconds: float
 def reevaluate(loaded, prepared, reporter: Reporter) -> tuple[float, int]:
     """The reloaded program's mean score on the run's evaluation examples."""
     from workbench.evaluate import evaluate
-    from workbench.runner import _metric_fns
+    from workbench.run_parts import metric_fns
 
-    _, scored, _ = _metric_fns(prepared.spec)
+    _, scored, _ = metric_fns(prepared.spec)
     data = prepared.data
     with dspy.context(lm=loaded.lm, adapter=loaded.adapter), \
             reporter.progress("re-evaluating the reloaded bundle", len(prepared.evalset)) as update:

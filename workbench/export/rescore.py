@@ -114,10 +114,10 @@ def rescore(prompt, prepared, run, client, reporter, *, base_url: str | None = N
     import httpx
 
     from workbench.comparison.stats import paired_test
-    from workbench.runner import _metric_fns
+    from workbench.run_parts import metric_fns
 
     spec, data = prepared.spec, prepared.data
-    _, scored, _ = _metric_fns(spec)
+    _, scored, _ = metric_fns(spec)
     inside = run_scores(client, run)
     items = [e for e in prepared.evalset if str(e.get("id", "")) in inside]
     if len(items) != len(prepared.evalset):
