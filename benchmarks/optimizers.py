@@ -170,7 +170,7 @@ def budget_section(n: int, *, run: bool = True) -> str:
     from mlflow.tracking import MlflowClient
 
     spec = TASKS["clinc"]["spec"]
-    rows = []
+    rows, found = [], {}
     for label, sets, compile_share in BUDGET_CASES:
         cap = n + compile_share if compile_share else n // 2
         name = f"bench-budget-{label.split()[0]}"
@@ -192,18 +192,23 @@ def budget_section(n: int, *, run: bool = True) -> str:
         if not runs:
             rows.append([label, planned, str(cap), "–", "–", "no run", "–", "–", "–", "–", "–", code])
             continue
-        r = runs[0]
+        r = found[label] = runs[0]
         m, t = r.data.metrics, r.data.tags
         spent = int(m.get("spend_lm_calls", -1))
-        planned = planned or (f"~{int(m['planned_lm_calls']):,}" if "planned_lm_calls" in m else "")
+        planned = planned or (f"~{int(m['planned_lm_calls']):,}" if "planned_lm_calls" in m else _replanned(r))
         minutes = ((r.info.end_time or r.info.start_time) - r.info.start_time) / 60000
         rows.append([label, planned, str(cap), str(spent), "yes" if spent <= cap + 1 else "**no**", r.info.status,
-                     t.get("workbench.budget_exhausted", "")[:90] or "–", _evaluated_program(client, r.info.run_id),
+                     t.get("workbench.budget_exhausted", "")[:90] or "–", r.info.run_id,
                      "" if "dev_score" not in m else f"{m['dev_score']:.3f}",
                      f"{m['score']:.3f} (n={int(m.get('n_examples', 0))})" if "score" in m else "–",
                      f"{m.get('compile_seconds', 0) / 60:.1f} / {minutes:.1f}",
                      f"{code}, {t.get('mlflow.source.git.commit', '')[:7]}"])
         print(f"  {label}: budget {cap}, spent {spent}, {r.info.status}, {code}", flush=True)
+    zero = found.get(BUDGET_CASES[-1][0])
+    original = _program_state(MlflowClient(STORE), zero.info.run_id) if zero else None
+    for row in rows:  # the run id stands in the 'program' column until the states are compared
+        if len(row[7]) == 32:
+            row[7] = _evaluated_program(MlflowClient(STORE), row[7], original)
     return ("## Optimizers-budget: runs stopped by an LM-call budget (CLINC150 domains, embedded LM)\n\n"
             f"`workbench run experiments/routing_clinc150.yaml --max-lm-calls B --allow-over-estimate` with "
             f"{n} test items, cache off, as a subprocess; outcome read back from the MLflow store. The evaluation's "
@@ -213,19 +218,34 @@ def budget_section(n: int, *, run: bool = True) -> str:
                      "program", "dev score", "test score", "compile / run min", "CLI, commit"], rows) + "\n")
 
 
-def _evaluated_program(client, run_id: str) -> str:
-    """'as written' or what changed, from the run's program.json."""
+def _replanned(r) -> str:
+    """The plan of a run logged before runs kept it: the same estimate, from its logged params."""
+    from workbench.optimize.estimate import compile_calls
+
+    p = r.data.params
+    params = {k.split(".", 2)[2]: json.loads(v) if v[:1] in "0123456789[{tfn" else v  # flat, as runs log them
+              for k, v in p.items() if k.startswith("optimizer.params.")}
+    calls, _ = compile_calls(p.get("optimizer.name", "none"), params, predictors=1, per_example=1,
+                             train=15000, val=int(p.get("dataset.dev", 200)))
+    return f"~{calls + int(r.data.metrics.get('planned_n_examples', r.data.metrics.get('n_examples', 0))):,}"
+
+
+def _program_state(client, run_id: str) -> dict | None:
     import tempfile
 
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            state = json.loads(Path(client.download_artifacts(run_id, "program.json", tmp)).read_text())
+            return json.loads(Path(client.download_artifacts(run_id, "program.json", tmp)).read_text())
     except Exception:  # noqa: BLE001  no program logged
-        return "–"
-    import workbench
+        return None
 
-    default = workbench.load_spec(TASKS["clinc"]["spec"], ["tracking.enabled=false"])
-    original = workbench.prepare(default).program.dump_state()
+
+def _evaluated_program(client, run_id: str, original: dict | None) -> str:
+    """'as written' or what changed against `original` (the uncompiled program's state: the
+    zero-shot budget run's, which no optimizer touched)."""
+    state = _program_state(client, run_id)
+    if state is None or original is None:
+        return "–"
     changed = []
     for name, part in state.items():
         before = original.get(name, {})
@@ -262,7 +282,7 @@ def main() -> None:
     rows = load_rows()
     tasks = args.task or ["clinc", "bfcl"]
     sizes = {"clinc": args.clinc_n, "bfcl": args.bfcl_n}
-    if not args.budget_only:
+    if not (args.budget_only or args.budget_report):
         for task in tasks:
             for key, optimizer, params, extra in ROWS:
                 if (wanted and key not in wanted) or (f"{task}/{key}" in rows and not args.fresh):
