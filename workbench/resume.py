@@ -71,8 +71,8 @@ def check_data(run_id: str, tags: dict[str, str], fingerprint: str, spec) -> Non
 
 def checkpoint_dir(mlflow_client, run_id: str) -> Path:
     """Where optimizers keep their checkpoints for this run: inside the run's own artifact folder
-    when the artifact store is a local folder, else in a local folder named after the run (the
-    optimizer's checkpoints are logged to the run when compile ends)."""
+    when the artifact store is a local folder, else in a local folder named after the run. Like
+    the LM cache, it is on this machine: a run resumes where it was killed."""
     uri = mlflow_client.get_run(run_id).info.artifact_uri
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
