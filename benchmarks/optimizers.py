@@ -86,7 +86,9 @@ def instructions(program) -> str:
     parts = []
     for name, predictor in program.named_predictors():
         text = " ".join(predictor.signature.instructions.split())
-        parts.append(f"{name}: {text[:160]}{'…' if len(text) > 160 else ''} [{len(predictor.demos)} demos]")
+        pool = getattr(program, "demo_pool", None)
+        demos = f"{pool.k} retrieved per query" if pool is not None and getattr(pool, "k", 0) else len(predictor.demos)
+        parts.append(f"{name}: {text[:160]}{'…' if len(text) > 160 else ''} [{demos} demos]")
     return " | ".join(parts)
 
 
@@ -101,7 +103,7 @@ def measure(task: str, key: str, optimizer: str, params: dict, extra: list[str],
     if reflection_lm:
         overrides += ["optimizer.reflection_lm.backend=openai", f"optimizer.reflection_lm.api_base={reflection_lm}"]
     spec = workbench.load_spec(cfg["spec"], overrides)
-    started = time.perf_counter()
+    started, code = time.perf_counter(), commit()  # the code this process runs, whatever the checkout later
     out = workbench.run(spec, reporter=Reporter(quiet=False))
     r = out.result
     table = r.table
@@ -111,7 +113,7 @@ def measure(task: str, key: str, optimizer: str, params: dict, extra: list[str],
             "dev_score": out.dev_score,
             "failures": r.failures, "run_id": out.run_id, "instructions": instructions(out.program),
             "ids": [str(i) for i in table["id"]], "scores": [float(s) for s in table["score"]],
-            "commit": commit(), "measured": time.strftime("%Y-%m-%d %H:%M"),
+            "commit": code, "measured": time.strftime("%Y-%m-%d %H:%M"),
             "wall_minutes": (time.perf_counter() - started) / 60}
 
 
@@ -148,6 +150,8 @@ def section(task: str, rows: dict) -> str:
     missing = [k for k, *_ in ROWS if f"{task}/{k}" not in rows]
     instr = "\n".join(f"- **{r['key']}** (run `{r['run_id']}`): {r['instructions']}" for r in mine)
     return (f"## Optimizers-{task}: every optimizer on {cfg['title']}, embedded LM\n\n"
+            f"Rows measured {min(r['measured'] for r in mine)} to {max(r['measured'] for r in mine)} (each row's "
+            "code in the commit column; the stamp above is when this table was last written). "
             f"The task's default spec with only the optimizer changed; test items: a seeded sample of n (the same "
             f"items in every row), dev {cfg['dev']} items. Paired columns: difference in test score against that "
             "row on the same items, 95% bootstrap CI, McNemar's exact p (** p < 0.05). Compile minutes are wall "
@@ -270,6 +274,7 @@ def main() -> None:
     parser.add_argument("--budget-n", type=int, default=100)
     parser.add_argument("--no-budget", action="store_true")
     parser.add_argument("--budget-report", action="store_true", help="rebuild the budget table from the store only")
+    parser.add_argument("--report", action="store_true", help="rebuild the optimizer tables from the rows file only")
     args = parser.parse_args()
     from benchmarks.results import write_sections
 
@@ -282,6 +287,9 @@ def main() -> None:
     rows = load_rows()
     tasks = args.task or ["clinc", "bfcl"]
     sizes = {"clinc": args.clinc_n, "bfcl": args.bfcl_n}
+    if args.report:
+        write_sections([s for s in (section(t, rows) for t in TASKS) if s], "benchmarks/optimizers.py")
+        return
     if not (args.budget_only or args.budget_report):
         for task in tasks:
             for key, optimizer, params, extra in ROWS:
