@@ -21,7 +21,6 @@ from urllib.parse import urlparse
 from workbench.errors import UserError
 
 SPEC_TAG = "workbench.spec_fingerprint"
-RESUMED_TAG = "workbench.resumed"
 
 
 def spec_fingerprint(spec) -> str:
@@ -69,6 +68,16 @@ def check_data(run_id: str, tags: dict[str, str], fingerprint: str, spec) -> Non
                         "run", file=spec.source, field="--resume")
 
 
+# Optimizers that keep a checkpoint folder (GEPA's log_dir); only they cost the artifact lookup.
+CHECKPOINTING = {"GEPA"}
+
+
+def needs_checkpoints(optimizer_name: str, params: dict) -> bool:
+    from workbench.optimize.sequence import steps_of
+
+    return any(name in CHECKPOINTING for name, _ in steps_of(optimizer_name, params))
+
+
 def checkpoint_dir(mlflow_client, run_id: str) -> Path:
     """Where optimizers keep their checkpoints for this run: inside the run's own artifact folder
     when the artifact store is a local folder, else in a local folder named after the run. Like
@@ -77,4 +86,6 @@ def checkpoint_dir(mlflow_client, run_id: str) -> Path:
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return Path(parsed.path) / "checkpoints"
-    return Path(".cache") / "workbench" / "checkpoints" / run_id
+    from workbench.paths import cache_dir
+
+    return cache_dir() / "checkpoints" / run_id

@@ -148,7 +148,8 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
                          reflection_lm=reflection_lm or prompt_lm,
                          seed=spec.optimizer.seed if spec.optimizer.seed is not None else spec.dataset.seed,
                          threads=spec.eval.threads, source=spec.source,
-                         checkpoint_dir=resume.checkpoint_dir(tracked.client, tracked.run_id) if tracked else None)
+                         checkpoint_dir=resume.checkpoint_dir(tracked.client, tracked.run_id)
+                         if tracked and resume.needs_checkpoints(spec.optimizer.name, spec.optimizer.params) else None)
     usage = lm.engine.usage
     before = usage.snapshot()
     start = time.perf_counter()
