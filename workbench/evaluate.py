@@ -213,8 +213,7 @@ def evaluate(program: dspy.Module, examples: list[dspy.Example], metric: Callabl
         if max_failures is not None and failed > max_failures:
             raise TooManyFailures(f"{failed} predictions failed (limit {max_failures}); last: {row['error']}",
                                   _result(rows, usage, before, start))
-        reason = stop_when() if stop_when else ""
-        if reason:
+        if reason:  # read once, before the row: a stop is a state of the run, not of this row
             raise EvaluationStopped(f"evaluation stopped after {done} of {len(examples)} examples: {reason}",
                                     _result(rows, usage, before, start))
         if on_progress:
