@@ -34,16 +34,18 @@ class Reporter:
         self.err.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
     @contextlib.contextmanager
-    def phase(self, title: str, lm_calls: Callable[[], int] | None) -> Iterator[None]:
-        """A spinner for work without a known length (compiling), showing LM calls so far (if it makes any)."""
+    def phase(self, title: str, lm_calls: Callable[[], int] | None) -> Iterator[Callable[[str], None]]:
+        """A spinner for work without a known length (compiling), showing LM calls so far (if it makes
+        any); yields a function that sets a status line beside it (a training step, its loss and ETA)."""
         if self.quiet:
-            yield
+            yield lambda _: None
             return
         calls_column = TextColumn("{task.fields[calls]} LM calls" if lm_calls is not None else "")
         lm_calls = lm_calls or (lambda: 0)
         progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), calls_column,
-                            TimeElapsedColumn(), console=self.err, transient=False)
-        task = progress.add_task(title, total=None, calls=0)
+                            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=self.err,
+                            transient=False)
+        task = progress.add_task(title, total=None, calls=0, status="")
         stop = threading.Event()
 
         def poll() -> None:
@@ -54,7 +56,7 @@ class Reporter:
         with progress:
             thread.start()
             try:
-                yield
+                yield lambda text: progress.update(task, status=text)
             finally:
                 stop.set()
                 thread.join()

@@ -69,7 +69,7 @@ def check_data(run_id: str, tags: dict[str, str], fingerprint: str, spec) -> Non
 
 
 # Optimizers that keep a checkpoint folder (GEPA's log_dir); only they cost the artifact lookup.
-CHECKPOINTING = {"GEPA"}
+CHECKPOINTING = {"GEPA", "finetune", "BootstrapFinetune"}
 
 
 def needs_checkpoints(optimizer_name: str, params: dict) -> bool:

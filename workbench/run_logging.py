@@ -86,3 +86,17 @@ def log_partial(tracked, result: EvalResult, reason: str, spec: Spec, program: d
         tracked.log_table(result.table, "predictions.json")
     tracked.log_dict(program.dump_state(), "program.json")
     tracked.log_text(json.dumps(spec.model_dump(mode="json"), indent=2), "spec.json")
+
+
+def log_lora(tracked, spec: Spec, report: dict | None, model_id: str) -> None:
+    """The LoRA adapter `finetune` trained is part of the compiled program: its file (artifact
+    `lora/`), its digest and the LM id that includes it, and what training did."""
+    from pathlib import Path
+
+    tracked.log_file(Path(spec.lm.lora), "lora")
+    tracked.set_tags({"workbench.lora_sha256": spec.lm.lora_sha256,
+                      "workbench.lm": model_id})
+    if report:
+        tracked.log_metrics({f"finetune.{k}": float(v) for k, v in report.items() if isinstance(v, (int, float))})
+        if report.get("stopped"):
+            tracked.set_tags({"workbench.finetune_stopped": str(report["stopped"])[:5000]})

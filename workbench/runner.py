@@ -33,7 +33,7 @@ from workbench.lm.adapters import build_adapter
 from workbench.lm.preflight import preflight
 from workbench.optimize import CompileContext, dev_score, rules
 from workbench.optimize.sequence import label as optimizer_label
-from workbench.run_logging import autolog_trials, log_partial, log_results, summaries
+from workbench.run_logging import autolog_trials, log_lora, log_partial, log_results, summaries
 from workbench.run_parts import _restrict, build_program, eval_fingerprint, load_program_state, metric_fns
 from workbench.spec import Spec
 from workbench.tracking import RUN_KIND_TAG, tracked_run
@@ -68,6 +68,7 @@ class Prepared:
     budget: Any = None  # workbench.budget.Plan when the spec sets a budget
     dev_score: float | None = None  # the optimizer's own score of its choice on dev, where it reports one
     planned_lm_calls: int | None = None  # the estimate printed before the run
+    finetune_report: dict | None = None  # what `finetune` trained (pairs, steps, loss, seconds)
 
 
 @dataclass
@@ -149,7 +150,8 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
                          seed=spec.optimizer.seed if spec.optimizer.seed is not None else spec.dataset.seed,
                          threads=spec.eval.threads, source=spec.source,
                          checkpoint_dir=resume.checkpoint_dir(tracked.client, tracked.run_id)
-                         if tracked and resume.needs_checkpoints(spec.optimizer.name, spec.optimizer.params) else None)
+                         if tracked and resume.needs_checkpoints(spec.optimizer.name, spec.optimizer.params) else None,
+                         use_lora=_lora_switch(spec, [lm, prompt_lm]))
     usage = lm.engine.usage
     before = usage.snapshot()
     start = time.perf_counter()
@@ -160,8 +162,9 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
         plan.compile_cap()
     # Under a budget, calls refused at the cap must not abort the optimizer's own evaluations (DSPy
     # stops after settings.max_errors): a refused trial scores 0 and the best finished one is returned.
-    with reporter.phase(f"compiling with {spec.optimizer.name}", lambda: usage.since(before).calls), \
+    with reporter.phase(f"compiling with {spec.optimizer.name}", lambda: usage.since(before).calls) as status, \
             autolog_trials(trials), dspy.context(**({"max_errors": 10**9} if plan is not None else {})):
+        ctx.status = status
         try:
             compiled = factory(ctx, **spec.optimizer.params)
         except (AdapterParseError, LMError, RuntimeError) as exc:
@@ -180,10 +183,23 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
         if used is not None and used.engine.breaker.open:  # optimizers swallow failed candidates
             raise CompileError(f"{spec.optimizer.name} stopped: {used.engine.breaker.reason}")
     prepared.dev_score = dev_score(compiled)
+    prepared.finetune_report = ctx.finetune_report
     if plan is not None and plan.meter.reason:
         reporter.warn(f"{spec.optimizer.name} stopped early: {plan.meter.reason}; evaluating the best program it "
                       "found so far")
     return compiled, time.perf_counter() - start, usage.since(before).calls
+
+
+def _lora_switch(spec: Spec, lms: list[dspy.LM]):
+    """What `finetune` calls with its adapter: the run's LM (and the spec logged with the run) use it."""
+    def use(path, sha256: str) -> None:
+        engine = lms[0].engine
+        engine.apply_lora(path, sha256)
+        for each in lms:
+            each.model = engine.model_id
+        spec.lm.lora, spec.lm.lora_sha256 = str(path), sha256
+
+    return use
 
 
 def _baselines(prepared: Prepared, reporter: Reporter) -> list[BaselineScore]:
@@ -268,6 +284,9 @@ def _execute(prepared: Prepared, lm, reflection_lm, reporter: Reporter, tracked,
         program, compile_seconds, compile_calls = prepared.program, 0.0, 0
     if tracked is None:
         return _evaluate(prepared, program, lm, reporter, None, None, on_progress, (compile_seconds, compile_calls))
+    if getattr(lm.engine, "lora", None) is not None:  # trained by finetune, or given as lm.lora
+        prepared.spec.lm.lora, prepared.spec.lm.lora_sha256 = str(lm.engine.lora), lm.engine.lora_sha256
+        log_lora(tracked, prepared.spec, prepared.finetune_report, lm.model)
     objects = RunObjects(prepared.spec, tracked, prepared, reporter).start(program, eval_fingerprint(prepared.evalset),
                                                                            lm=lm)
     failed = True

@@ -76,6 +76,10 @@ class LMSpec(_Strict):
     # server), json_object (any JSON, no schema), none (plain text).
     response_format: Literal["openai_json_schema", "json_object_schema", "json_object", "none"] = "openai_json_schema"
     adapter: Literal["compact_json", "json", "chat"] = "compact_json"
+    # A LoRA adapter in GGUF form applied to the embedded model (what the `finetune` optimizer
+    # trains), and the sha256 it must have (set by the workbench when it records one).
+    lora: str | None = None
+    lora_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     seed: int = 0
     # USD per million tokens, for cost budgets and reports (null: unknown; the embedded and
     # recorded backends cost nothing).
@@ -96,6 +100,8 @@ class LMSpec(_Strict):
             raise ValueError("backend 'openai' needs api_base (e.g. http://127.0.0.1:8000/v1)")
         if self.backend != "openai" and (self.api_base or self.api_key_env):
             raise ValueError("api_base/api_key_env only apply to backend 'openai'")
+        if self.lora and self.backend != "embedded":
+            raise ValueError(f"lora applies to backend 'embedded' only, not {self.backend!r}")
         return self
 
 
@@ -295,6 +301,11 @@ def check_names(spec: Spec) -> None:
             from workbench.lm.models import resolve_model_path
 
             resolve_model_path(lm.model, source=src)
+            if lm.lora:  # relative to the spec's folder, like data files
+                lora = (spec_folder(src) / Path(lm.lora).expanduser()).resolve()
+                if not lora.is_file() or lora.suffix != ".gguf":
+                    raise UserError(f"LoRA adapter {lm.lora} is not a .gguf file", file=src, field=f"{field}.lora")
+                lm.lora = str(lora)
 
 
 def _dataset_check(name: str, check: str):

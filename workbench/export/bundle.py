@@ -26,6 +26,8 @@ MANIFEST = "manifest.json"
 REQUIRED = ("program.json", "program_config.json", "signatures.json", "lm.json", "prompts.md", "spec.json",
             "report.json")
 
+LORA_FILE = "lora.gguf"  # the fine-tuned LoRA adapter, when the program has one (lm.json names it)
+
 
 class BundleError(UserError):
     """A bundle that cannot be trusted or understood (tampered, newer format, other DSPy)."""

@@ -23,7 +23,7 @@ import dspy
 from workbench import program_contract as contract
 from workbench.console import Reporter
 from workbench.errors import RunFailed, UserError
-from workbench.export.bundle import write_json, write_manifest
+from workbench.export.bundle import LORA_FILE, write_json, write_manifest
 from workbench.export.loaded import load, source_digest
 from workbench.tracking import DEFAULT_URI, RUN_KIND_TAG
 
@@ -148,8 +148,15 @@ def _write_files(folder: Path, client, run, prepared, program: dspy.Module, max_
                                        *contract.serve_fields(program)])),
         "source_sha256": source_digest(cls)})
     write_json(folder / "signatures.json", signatures(program))
-    write_json(folder / "lm.json", lm_settings(spec))
-    write_json(folder / "spec.json", spec.model_dump(mode="json"))
+    settings, spec_json = lm_settings(spec), spec.model_dump(mode="json")
+    if spec.lm.lora:  # the fine-tuned weights travel with the program, checksummed like every file
+        source = Path(spec.lm.lora)
+        shutil.copyfile(source, folder / LORA_FILE)
+        if source.parent.resolve() == folder.resolve():  # downloaded from the run into the staging folder
+            source.unlink()
+        settings["lora"] = spec_json["lm"]["lora"] = LORA_FILE
+    write_json(folder / "lm.json", settings)
+    write_json(folder / "spec.json", spec_json)
     (folder / "prompts.md").write_text(render_program(program), encoding="utf-8")
     try:  # lands as folder/prompt_example.md; older runs have none (it is optional)
         client.download_artifacts(run.info.run_id, "prompt_example.md", str(folder))
@@ -185,6 +192,16 @@ def bundle_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def run_lora(client, run_id: str, recorded: str, scratch: Path) -> str:
+    """The run's logged LoRA adapter (artifact `lora/`), downloaded; its sha256 is checked when the LM loads it."""
+    name = Path(recorded).name
+    try:
+        return client.download_artifacts(run_id, f"lora/{name}", str(scratch))
+    except Exception:  # noqa: BLE001  an MLflow store error of any kind: the adapter is not there
+        raise UserError(f"run {run_id[:12]} used the LoRA adapter {name} but has no artifact lora/{name}",
+                        field="RUN") from None
+
+
 def load_run(client, run, scratch: Path):
     """The run's spec, data and compiled program rebuilt from its artifacts (downloaded to
     `scratch`, then removed); refused when the dataset or the evaluation items changed."""
@@ -193,8 +210,11 @@ def load_run(client, run, scratch: Path):
 
     run_id = run.info.run_id
     spec_file = Path(client.download_artifacts(run_id, "spec.json", str(scratch)))
-    spec = validate(json.loads(spec_file.read_text(encoding="utf-8")), f"run {run_id[:12]} spec.json")
+    spec_data = json.loads(spec_file.read_text(encoding="utf-8"))
     spec_file.unlink()
+    if (spec_data.get("lm") or {}).get("lora"):  # the adapter `finetune` trained, as the run logged it
+        spec_data["lm"]["lora"] = run_lora(client, run_id, spec_data["lm"]["lora"], scratch)
+    spec = validate(spec_data, f"run {run_id[:12]} spec.json")
     prepared = prepare(spec)
     recorded_data = run.data.tags.get("workbench.dataset_fingerprint")
     if recorded_data and recorded_data != prepared.data.fingerprint:

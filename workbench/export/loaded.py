@@ -141,6 +141,11 @@ def load(folder: str | Path, *, lm_overrides: dict[str, Any] | None = None, warm
         raise BundleError(f"state does not fit {config['class']}: {type(exc).__name__}: {exc}",
                           file=str(folder / "program.json")) from None
     lm_settings = read_json(folder, "lm.json")
+    if lm_settings.get("lora"):  # inside the bundle, checksummed by the manifest; its sha256 is checked again on load
+        if lm_settings["lora"] not in manifest["files"]:
+            raise BundleError(f"lm.json names the LoRA adapter {lm_settings['lora']!r}, which the manifest does not "
+                              "list", file=str(folder / "lm.json"))
+        lm_settings["lora"] = str(folder / lm_settings["lora"])
     try:
         lm_spec = LMSpec.model_validate({**lm_settings, **(lm_overrides or {})})
     except ValueError as exc:

@@ -26,7 +26,7 @@ from workbench.registry import lm_backend
 log = logging.getLogger(__name__)
 
 
-_models: dict[tuple[str, int], Any] = {}
+_models: dict[tuple[str, int, str], Any] = {}
 _models_lock = threading.Lock()
 
 
@@ -50,16 +50,16 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def load_llama(path: Path, n_ctx: int, seed: int = 0):
-    """One llama.cpp model per (file, context size) per process."""
-    key = (str(path), n_ctx)
+def load_llama(path: Path, n_ctx: int, seed: int = 0, lora: Path | None = None):
+    """One llama.cpp model per (file, context size, LoRA adapter) per process."""
+    key = (str(path), n_ctx, str(lora or ""))
     with _models_lock:
         if key not in _models:
             from llama_cpp import Llama
 
-            log.info("loading %s (n_ctx=%d)", path.name, n_ctx)
+            log.info("loading %s (n_ctx=%d%s)", path.name, n_ctx, f", LoRA {lora.name}" if lora else "")
             _models[key] = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 2,
-                                 n_batch=512, seed=seed, verbose=False)
+                                 n_batch=512, seed=seed, verbose=False, lora_path=str(lora) if lora else None)
         return _models[key]
 
 
@@ -69,19 +69,42 @@ class EmbeddedBackend(Backend):
     in_process = True
 
     def __init__(self, model: str = "smollm2-135m-instruct", *, n_ctx: int = 4096, seed: int = 0,
-                 source: str = "<spec>") -> None:
+                 source: str = "<spec>", lora: str | None = None, lora_sha256: str | None = None) -> None:
         self.path = resolve_model_path(model, source=source)
-        super().__init__(f"embedded/{self.path.stem}-{_file_digest(self.path)}")
+        self.lora = Path(lora) if lora else None
+        self.lora_sha256 = None
+        model_id = f"embedded/{self.path.stem}-{_file_digest(self.path)}"
+        if self.lora is not None:  # its digest joins the model id, and so every LM cache key
+            from workbench.finetune.gguf_lora import check_adapter
+
+            self.lora_sha256 = check_adapter(self.lora, self.path, source=source, expected_sha256=lora_sha256)
+            model_id += f"+lora-{self.lora_sha256[:12]}"
+        super().__init__(model_id)
         self.model_name = model
         self.n_ctx = n_ctx
         self.seed = seed
-        self.llama = load_llama(self.path, n_ctx, seed)
+        self.llama = load_llama(self.path, n_ctx, seed, self.lora)
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
         self.grammar_failures = 0
 
+    def apply_lora(self, lora: Path, sha256: str) -> None:
+        """Switch to the base model with this adapter (what `finetune` just trained): calls made from
+        now on, their cache keys and the model id all carry it."""
+        from workbench.finetune.gguf_lora import check_adapter
+
+        self.lora_sha256 = check_adapter(lora, self.path, expected_sha256=sha256)
+        self.lora = Path(lora)
+        with self._lock:
+            self.llama = load_llama(self.path, self.n_ctx, self.seed, self.lora)
+            self._grammars.clear()
+        self.model_id = self.model_id.split("+lora-")[0] + f"+lora-{sha256[:12]}"
+
     def describe(self) -> dict[str, Any]:
-        return {"model_id": self.model_id, "backend": "embedded", "file": self.path.name, "n_ctx": self.n_ctx}
+        described = {"model_id": self.model_id, "backend": "embedded", "file": self.path.name, "n_ctx": self.n_ctx}
+        if self.lora is not None:
+            described.update(lora=self.lora.name, lora_sha256=self.lora_sha256)
+        return described
 
     def grammar_for(self, schema: dict[str, Any] | None):
         """A llama.cpp grammar for the schema ({} = any JSON object); cached per schema."""
@@ -130,4 +153,5 @@ class EmbeddedBackend(Backend):
 @lm_backend("embedded")
 def embedded(spec, source: str = "<spec>") -> EmbeddedBackend:
     """A GGUF model in-process (llama.cpp), outputs constrained by a grammar from the schema."""
-    return EmbeddedBackend(spec.model, n_ctx=spec.n_ctx, seed=spec.seed, source=source)
+    return EmbeddedBackend(spec.model, n_ctx=spec.n_ctx, seed=spec.seed, source=source, lora=spec.lora,
+                           lora_sha256=spec.lora_sha256)

@@ -26,6 +26,11 @@ class CompileContext:
     threads: int
     source: str = "<spec>"
     checkpoint_dir: Path | None = None  # the run's folder for optimizer checkpoints (GEPA's), kept for --resume
+    status: Callable[[str], None] | None = None  # a line of progress for the compile spinner (loss, ETA)
+    # Switch the run's LM to a LoRA adapter (path, sha256): what `finetune` trained. The runner
+    # provides it; the evaluation, later steps and the logged spec then use the adapter.
+    use_lora: Callable[[Path, str], None] | None = None
+    finetune_report: dict[str, Any] | None = None  # what training did, logged with the run
 
 
 def dev_score(compiled: Any) -> float | None:

@@ -54,6 +54,11 @@ def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_exa
     p = params
     if name in FREE:
         return 0, f"{name}: no LM calls"
+    if name in ("finetune", "BootstrapFinetune"):
+        if p.get("source", "bootstrap" if name == "BootstrapFinetune" else "gold") == "gold":
+            return 0, f"{name}: no LM calls (gold answers; training runs on the CPU)"
+        examples = min(train, int(p["max_examples"])) if p.get("max_examples") else train
+        return examples * per_example, f"{name}: {examples} train items answered by the LM, then training"
     demos = int(p.get("max_bootstrapped_demos", 4))
     bootstrap = min(train, max(demos * 4, demos)) * per_example * int(p.get("max_rounds", 1))
     if name == "BootstrapFewShot":

@@ -43,6 +43,8 @@ def problem(name: str, params: dict[str, Any], *, train: int | None = None,
     elif name == "SIMBA":
         if train is not None and p.get("bsize") is not None and int(p["bsize"]) > train:
             return "bsize", f"{p['bsize']} exceeds the {train} training examples"
+    elif name in ("finetune", "BootstrapFinetune"):
+        return _finetune(p, train)
     if name in ("MIPROv2", "GEPA", "BootstrapFewShotWithRandomSearch") and val == 0:
         return "dataset.dev", f"{name} selects on the dev split, which is empty"
     return None
@@ -62,3 +64,24 @@ def check(spec, *, train: int | None = None, val: int | None = None) -> None:
             where = f"optimizer.params.steps.{i}" if len(steps) > 1 or name != spec.optimizer.name else "optimizer"
             field = key if key.startswith("dataset.") else f"{where}.params.{key}"
             raise UserError(f"{name}: {why}", file=spec.source, field=field)
+
+
+def _finetune(p: dict[str, Any], train: int | None) -> tuple[str, str] | None:
+    """Training parameters (and, with the train size, a budget of zero steps or less than one batch)."""
+    from workbench.errors import UserError
+    from workbench.finetune.train import TrainConfig
+
+    if p.get("source", "gold") not in ("gold", "bootstrap"):
+        return "source", f"must be gold or bootstrap (got {p['source']!r})"
+    known = {k: v for k, v in p.items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+    try:
+        config = TrainConfig(**known)
+        examples = train if train is not None else 10**9
+        if p.get("max_examples") is not None:
+            examples = min(examples, int(p["max_examples"]))
+        config.check(examples)
+    except UserError as exc:
+        return (exc.field or "").rsplit(".", 1)[-1], exc.message
+    except (TypeError, ValueError) as exc:
+        return "max_examples", str(exc)
+    return None

@@ -1,0 +1,156 @@
+"""The fine-tuning parts that need no training: training pairs are the exact prompts the
+program sends, the GGUF adapter writer and its checks, parameter refusals, and the
+`lm.lora` spec field. Recorded LM, real CLI; the training itself is in test_finetune_e2e.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import FAST_LM, SPEC, run_main
+
+torch = pytest.importorskip("torch")
+
+
+def _router(train: int = 40):
+    from workbench.runner import prepare
+    from workbench.spec import validate
+
+    data = yaml.safe_load(SPEC.read_text())
+    data["program"]["params"]["candidates"] = 0
+    data["dataset"].update(train=train, dev=10, test=10)
+    data["lm"].update(backend="recorded", model="synthetic")
+    return prepare(validate(data, str(SPEC)))
+
+
+def test_training_pairs_are_the_messages_the_program_sends_with_the_gold_answer():
+    import dspy
+
+    from workbench.finetune.pairs import build_pairs
+    from workbench.lm import build_lm
+    from workbench.lm.adapters import build_adapter
+
+    prepared = _router()
+    lm = build_lm(prepared.spec.lm)
+    with dspy.context(lm=lm, adapter=build_adapter("compact_json")):
+        pairs = build_pairs(prepared.program, prepared.trainset[:5])
+        calls_before = lm.engine.usage.snapshot()
+        for example, pair in zip(prepared.trainset[:5], pairs, strict=True):
+            prepared.program(**example.inputs())  # the real call: the LM sees these messages
+            assert lm.history[-1]["messages"] == pair.messages
+            assert pair.answer == '{"label": "%s"}' % example.label
+    assert len(pairs) == 5
+    assert lm.engine.usage.since(calls_before).calls == 5  # only the real calls reached the LM
+
+
+def test_gold_pairs_need_the_outputs_in_the_data(tmp_path):
+    import dspy
+
+    from workbench.errors import UserError
+    from workbench.finetune.pairs import build_pairs
+    from workbench.lm.adapters import build_adapter
+
+    prepared = _router()
+    examples = [dspy.Example(text=e.text).with_inputs("text") for e in prepared.trainset[:2]]
+    with dspy.context(adapter=build_adapter("compact_json")), pytest.raises(UserError, match="source: bootstrap"):
+        build_pairs(prepared.program, examples)
+
+
+def _fake_lora(layers: int = 2, rank: int = 4, hidden: int = 8, kv: int = 4) -> dict:
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for i in range(layers):
+        for module, out in (("self_attn.q_proj", hidden), ("self_attn.k_proj", kv), ("mlp.down_proj", hidden)):
+            prefix = f"base_model.model.model.layers.{i}.{module}"
+            state[f"{prefix}.lora_A.weight"] = torch.randn(rank, hidden, generator=generator)
+            state[f"{prefix}.lora_B.weight"] = torch.randn(out, rank, generator=generator)
+    return state
+
+
+def test_the_gguf_adapter_has_llama_cpp_names_shapes_alpha_and_its_base(tmp_path):
+    import gguf
+
+    from workbench.finetune.gguf_lora import adapter_base, write_adapter
+
+    state = _fake_lora()
+    path = write_adapter(tmp_path / "a.gguf", state, alpha=8.0, n_head=2, n_head_kv=1, base_sha256="ab" * 32)
+    reader = gguf.GGUFReader(str(path))
+    tensors = {t.name: t for t in reader.tensors}
+    assert set(tensors) == {f"blk.{i}.{m}.weight.lora_{ab}" for i in range(2) for m in ("attn_q", "attn_k", "ffn_down")
+                            for ab in "ab"}
+    assert list(tensors["blk.0.attn_q.weight.lora_a"].shape) == [8, 4]  # ggml order: [in, rank]
+    assert list(tensors["blk.0.attn_k.weight.lora_b"].shape) == [4, 4]  # [rank, out]
+    assert float(reader.fields["adapter.lora.alpha"].parts[-1][0]) == 8.0
+    assert adapter_base(path) == "ab" * 32
+    # v and down projections are copied as they are; q and k rows take llama.cpp's rotary order
+    down = state["base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"].numpy()
+    assert np.array_equal(np.asarray(tensors["blk.1.ffn_down.weight.lora_b"].data).reshape(down.shape), down)
+    q = state["base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight"].numpy()
+    written = np.asarray(tensors["blk.0.attn_q.weight.lora_b"].data).reshape(q.shape)
+    assert not np.array_equal(written, q) and sorted(map(tuple, written)) == sorted(map(tuple, q))
+
+
+def test_an_adapter_is_refused_when_changed_or_made_for_another_base(tmp_path):
+    from workbench.errors import UserError
+    from workbench.finetune.gguf_lora import check_adapter, sha256_file, write_adapter
+
+    base = tmp_path / "base.gguf"
+    base.write_bytes(b"the base weights")
+    path = write_adapter(tmp_path / "a.gguf", _fake_lora(), alpha=8.0, n_head=2, n_head_kv=1,
+                         base_sha256=sha256_file(base))
+    digest = check_adapter(path, base)
+    assert digest == sha256_file(path)
+    with pytest.raises(UserError, match="was changed"):
+        raw = bytearray(path.read_bytes())
+        raw[-1] ^= 1
+        (tmp_path / "b.gguf").write_bytes(bytes(raw))
+        check_adapter(tmp_path / "b.gguf", base, expected_sha256=digest)
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"another model")
+    with pytest.raises(UserError, match="trained on another base model"):
+        check_adapter(path, other)
+    with pytest.raises(UserError, match="not a GGUF LoRA adapter"):
+        check_adapter(base, base)
+
+
+@pytest.mark.parametrize("params, field, needle", [
+    ({"max_steps": 0}, "optimizer.params.max_steps", "zero steps"),
+    ({"batch_size": 64, "max_examples": 20}, "optimizer.params.batch_size", "fewer than one batch"),
+    ({"target_modules": ["lm_head"]}, "optimizer.params.target_modules", "unknown target modules"),
+    ({"learning_rate": -1}, "optimizer.params.learning_rate", "positive number"),
+    ({"source": "teacher"}, "optimizer.params.source", "gold or bootstrap"),
+])
+def test_bad_finetune_parameters_are_one_line_before_training(params, field, needle, tmp_path):
+    data = yaml.safe_load(SPEC.read_text())
+    data["optimizer"] = {"name": "finetune", "params": params}
+    spec = tmp_path / "ft.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    result = run_main("run", str(spec), "--set", "dataset.train=40", "--set", "tracking.enabled=false")
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert field in line and needle in line, line
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["lm.lora=missing.gguf"], "lm.lora: LoRA adapter missing.gguf is not a .gguf file"),
+    ([*FAST_LM, "lm.lora=x.gguf"], "lora applies to backend 'embedded' only"),
+])
+def test_a_bad_lora_in_the_spec_is_one_line(overrides, needle, tmp_path):
+    args = [a for o in overrides for a in ("--set", o)]
+    result = run_main("run", str(SPEC), *args, "--set", "tracking.enabled=false")
+    assert result.returncode == 2 and needle in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]
+
+
+def test_finetune_needs_the_embedded_lm(tmp_path):
+    data = yaml.safe_load(SPEC.read_text())
+    data["optimizer"] = {"name": "finetune", "params": {"max_steps": 1}}
+    spec = tmp_path / "ft.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    result = run_main("run", str(spec), *[a for o in FAST_LM for a in ("--set", o)], "--set", "dataset.train=40",
+                      "--set", "tracking.enabled=false")
+    assert result.returncode == 2 and "needs lm.backend embedded" in result.stderr, result.stderr[-2000:]
+    assert Path(spec).exists()

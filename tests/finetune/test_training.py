@@ -1,0 +1,121 @@
+"""The training loop on a tiny random Llama (the embedded model's tokenizer and chat template,
+two layers of width 32): the answer-window loss equals the plain one, training is seeded,
+lowers the loss, and a run killed mid-way resumes from its checkpoint to the same weights."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.finetune.pairs import Pair
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from workbench.lm.models import resolve_model_path
+
+    path = resolve_model_path("smollm2-135m-instruct")
+    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+
+
+def tiny_model(tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         tie_word_embeddings=True)
+    model = LlamaForCausalLM(config).eval()
+    model.config.use_cache = False
+    return model
+
+
+LABELS = ["banking", "travel", "kitchen_and_dining", "work"]
+PAIRS = [Pair([{"role": "system", "content": "Route the message."},
+               {"role": "user", "content": f"text: message number {i} about {LABELS[i % 4]}" + " more" * (i % 3)}],
+              '{"label": "%s"}' % LABELS[i % 4]) for i in range(24)]
+
+
+def test_the_answer_window_loss_equals_the_loss_over_whole_unpadded_sequences(tokenizer):
+    from workbench.finetune.train import _collate, batch_loss, encode
+
+    model = tiny_model(tokenizer)
+    encoded = [encode(tokenizer, p) for p in PAIRS[:6]]
+    assert len({len(ids) for ids, _ in encoded}) > 1  # the batch really is padded
+    windowed, tokens = batch_loss(model, _collate(encoded, tokenizer.pad_token_id or 0), reduction="sum")
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for ids, start in encoded:
+            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1]
+            target = torch.tensor(ids[1:])
+            target[:start - 1] = -100
+            total += float(torch.nn.functional.cross_entropy(logits, target, ignore_index=-100, reduction="sum"))
+            count += int((target != -100).sum())
+    assert tokens == count
+    assert windowed.item() == pytest.approx(total, rel=1e-4)
+
+
+def _train(tokenizer, tmp_path, steps=12, every=4, status=None, name="ckpt"):
+    from workbench.finetune.train import TrainConfig, train
+
+    config = TrainConfig(rank=4, alpha=8, max_steps=steps, batch_size=4, learning_rate=0.05, checkpoint_every=every)
+    return train(PAIRS, None, config, tmp_path / name, "fingerprint", status=status, base=(tokenizer, tiny_model(tokenizer)))
+
+
+def _weights(trained) -> dict:
+    from peft import get_peft_model_state_dict
+
+    return {k: v.clone() for k, v in get_peft_model_state_dict(trained.model).items()}
+
+
+def test_training_is_seeded_and_moves_the_answer_loss_down(tokenizer, tmp_path):
+    """(A random two-layer model learns little in 12 steps; that the real model learns is in
+    test_finetune_e2e.py. Here: the update goes downhill, and the same seed gives the same weights.)"""
+    from workbench.finetune.train import answer_loss
+
+    before = answer_loss(tiny_model(tokenizer), tokenizer, PAIRS)
+    first, second = _train(tokenizer, tmp_path, name="a"), _train(tokenizer, tmp_path, name="b")
+    assert first.steps == 12 and first.planned_steps == 12
+    after = answer_loss(first.model, tokenizer, PAIRS)
+    assert after < before - 0.1, (before, after)
+    a, b = _weights(first), _weights(second)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_weights(tokenizer, tmp_path):
+    whole = _weights(_train(tokenizer, tmp_path, name="whole"))
+
+    def kill_at_step_7(message: str) -> None:
+        if "step 7/" in message:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _train(tokenizer, tmp_path, status=kill_at_step_7, name="killed")
+    assert (tmp_path / "killed" / "finetune.pt").is_file()
+    resumed = _train(tokenizer, tmp_path, name="killed")
+    assert resumed.resumed_from == 4 and resumed.steps == 12
+    again = _weights(resumed)
+    assert all(torch.allclose(whole[k], again[k], atol=1e-6) for k in whole)
+
+
+def test_a_full_disk_keeps_the_last_checkpoint_and_fails_the_training(tokenizer, tmp_path, monkeypatch):
+    from workbench.finetune import train as training
+
+    real_save = torch.save
+    calls = []
+
+    def save(obj, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) > 1:
+            raise OSError(28, "No space left on device")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    with pytest.raises(training.TrainingFailed, match="No space left on device.*previous checkpoint is kept"):
+        _train(tokenizer, tmp_path, name="full")
+    kept = torch.load(tmp_path / "full" / "finetune.pt", weights_only=False)
+    assert kept["step"] == 4 and not (tmp_path / "full" / "finetune.tmp").exists()

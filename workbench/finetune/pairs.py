@@ -1,0 +1,104 @@
+"""Training pairs from the program's own prompts.
+
+The program runs forward on each training example with its adapter (DSPy's prompt formatter)
+wrapped: every LM call it would make is recorded as the exact messages the LM would receive,
+with the answer the program should give, rendered by the same adapter so that it parses back
+to that answer. Two sources of answers:
+
+- `gold`: the example's own output fields (a routing label, say). No LM is called: the recorder
+  answers every call itself, so later steps of the program see the gold answer too.
+- `bootstrap`: the LM answers; the example's calls are kept only when the program's final
+  prediction passes the metric (DSPy's bootstrapped traces). For outputs the data does not
+  hold, such as a reasoning field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dspy
+
+from workbench.errors import UserError
+
+
+@dataclass
+class Pair:
+    messages: list[dict[str, Any]]  # the prompt, as the LM receives it
+    answer: str                     # the assistant turn that parses to the wanted outputs
+
+
+class MissingGold(Exception):
+    def __init__(self, fields: list[str]):
+        super().__init__(", ".join(fields))
+        self.fields = fields
+
+
+class _Recorder:
+    """Stands in for the adapter while the program runs: formats each call, records it, and
+    answers it from `gold` (or passes it to the real adapter and LM when `gold` is None)."""
+
+    def __init__(self, inner: dspy.Adapter):
+        self.inner = inner
+        self.gold: dict[str, Any] | None = None
+        self.calls: list[Pair] = []
+
+    def __getattr__(self, name: str):  # anything else DSPy asks of an adapter
+        return getattr(self.inner, name)
+
+    def __call__(self, lm, lm_kwargs, signature, demos, inputs):
+        messages = self.inner.format(signature, demos, inputs)
+        if self.gold is None:
+            outputs = self.inner(lm, lm_kwargs=lm_kwargs, signature=signature, demos=demos, inputs=inputs)
+            first = {k: v for k, v in outputs[0].items() if k in signature.output_fields}
+        else:
+            missing = [name for name in signature.output_fields if name not in self.gold]
+            if missing:
+                raise MissingGold(missing)
+            first = {name: self.gold[name] for name in signature.output_fields}
+            outputs = [dict(first)]
+        self.calls.append(Pair(messages, self.inner.format_assistant_message_content(signature, first)))
+        return outputs
+
+
+def build_pairs(program: dspy.Module, examples: list[dspy.Example], *, source: str = "gold",
+                metric: Callable[..., float] | None = None, progress: Callable[[int, int], None] | None = None,
+                spec_file: str = "<spec>") -> list[Pair]:
+    """One or more pairs per example (one per LM call the program makes for it)."""
+    if source not in ("gold", "bootstrap"):
+        raise UserError(f"source must be gold or bootstrap, got {source!r}", file=spec_file,
+                        field="optimizer.params.source")
+    recorder = _Recorder(dspy.settings.adapter or dspy.JSONAdapter())
+    pairs: list[Pair] = []
+    # gold answers need no LM; DSPy still wants one configured (the recorder never calls it)
+    lm = dspy.settings.lm or (dspy.LM("workbench/gold-answers") if source == "gold" else None)
+    with dspy.context(adapter=recorder, lm=lm):
+        for i, example in enumerate(examples):
+            recorder.calls = []
+            recorder.gold = dict(example.labels()) if source == "gold" else None
+            try:
+                prediction = program(**example.inputs())
+            except MissingGold as missing:
+                raise UserError(f"the training examples have no {missing} field for the program's output, so there "
+                                "is no gold answer to train on; use source: bootstrap (the LM answers, the metric "
+                                "keeps the right ones)", file=spec_file, field="optimizer.params.source") from None
+            except Exception:  # bootstrap: a failed call or parse loses this example only
+                if source == "gold":
+                    raise
+                prediction = None
+            if source == "gold" or (prediction is not None and metric is not None
+                                    and metric(example, prediction) >= 1.0):
+                pairs.extend(recorder.calls)
+            if progress:
+                progress(i + 1, len(examples))
+    return pairs
+
+
+def pairs_digest(pairs: list[Pair]) -> str:
+    digest = hashlib.sha256()
+    for pair in pairs:
+        digest.update(json.dumps([pair.messages, pair.answer], sort_keys=True, default=str).encode())
+    return digest.hexdigest()

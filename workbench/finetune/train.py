@@ -1,0 +1,275 @@
+"""LoRA training on the CPU: torch + PEFT on the base GGUF's weights, dequantized by transformers.
+
+Seeded (the same pairs and parameters give the same adapter), loss on the answer tokens only,
+AdamW with a short warm-up and linear decay, a checkpoint every `checkpoint_every` steps
+(written next to the previous one, then swapped in, so a full disk or a kill leaves the last good
+one), and a resume from it when the same pairs and parameters come back. `max_minutes` stops
+training between steps; the adapter is what was learnt by then.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from typing import TYPE_CHECKING
+
+from workbench.errors import RunFailed, UserError
+
+if TYPE_CHECKING:  # spec checks import this module: no DSPy, no torch at import
+    from workbench.finetune.pairs import Pair
+
+log = logging.getLogger(__name__)
+
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class TrainingFailed(RunFailed):
+    """Training broke down mid-way (the last checkpoint is kept)."""
+
+
+@dataclass
+class TrainConfig:
+    rank: int = 16
+    alpha: float = 32.0
+    target_modules: list[str] = field(default_factory=lambda: list(TARGETS))
+    learning_rate: float = 1e-3
+    epochs: float | None = None  # passes over the pairs (default 1, unless max_steps is set)
+    max_steps: int | None = None
+    batch_size: int = 16
+    max_minutes: float | None = None
+    seed: int = 0
+    checkpoint_every: int = 25
+
+    def check(self, n_pairs: int, *, source: str = "<spec>") -> int:
+        """Bad parameters as one line each; returns the number of optimizer steps planned."""
+        def bad(name: str, message: str) -> UserError:
+            return UserError(message, file=source, field=f"optimizer.params.{name}")
+
+        for name in ("rank", "batch_size", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise bad(name, f"{name} must be a positive integer, got {value!r}")
+        for name in ("alpha", "learning_rate", "epochs"):
+            value = getattr(self, name)
+            if name == "epochs" and value is None:
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise bad(name, f"{name} must be a positive number, got {value!r}")
+        if self.max_minutes is not None and (not isinstance(self.max_minutes, (int, float)) or self.max_minutes <= 0):
+            raise bad("max_minutes", f"max_minutes must be a positive number, got {self.max_minutes!r}")
+        unknown = sorted(set(self.target_modules) - set(TARGETS))
+        if unknown or not self.target_modules:
+            raise bad("target_modules", f"unknown target modules {unknown} (known: {', '.join(TARGETS)})")
+        if n_pairs < self.batch_size:
+            raise bad("batch_size", f"{n_pairs} training examples are fewer than one batch of {self.batch_size}")
+        if self.max_steps is not None:
+            if not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool) or self.max_steps < 1:
+                raise bad("max_steps", f"max_steps must be a positive integer (a budget of zero steps trains "
+                                       f"nothing), got {self.max_steps!r}")
+        # the pairs are cycled when max_steps asks for more than one pass; epochs and max_steps: the fewer steps
+        steps = int((self.epochs or 1.0) * n_pairs) // self.batch_size if self.epochs or not self.max_steps else None
+        steps = min(s for s in (steps, self.max_steps) if s is not None)
+        if steps < 1:
+            raise bad("epochs", f"epochs {self.epochs} of {n_pairs} pairs is less than one batch: zero steps")
+        return steps
+
+
+def load_base(gguf_path: Path):
+    """(tokenizer, float32 model) from a GGUF file, or a one-line refusal naming file and architecture."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from transformers import modeling_gguf_pytorch_utils as gguf_loading
+
+    hf_logging.disable_progress_bar()  # the compile spinner shows progress; no second bar
+    hf_logging.set_verbosity_error()
+    gguf_loading.tqdm = lambda iterable, **_: iterable  # its de-quantizing bar ignores the setting above
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
+                                                     dtype=torch.float32)
+    except (ValueError, KeyError, OSError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise UserError(f"transformers cannot read {gguf_path.name} as a base model to fine-tune ({first}); "
+                        "fine-tuning needs a GGUF of an architecture transformers' GGUF loader supports "
+                        "(llama, mistral, qwen2, ...)", field="lm.model") from None
+    if getattr(model.config, "model_type", "") not in ("llama", "mistral"):
+        raise UserError(f"{gguf_path.name} is a {model.config.model_type!r} model; LoRA adapters can be written "
+                        "for llama-architecture GGUF models only", field="lm.model")
+    model.config.use_cache = False
+    return tokenizer, model
+
+
+def encode(tokenizer, pair: Pair) -> tuple[list[int], int]:
+    """Token ids of prompt + answer + end-of-turn, and where the answer starts."""
+    prompt = tokenizer.apply_chat_template(pair.messages, add_generation_prompt=True, tokenize=True)
+    if isinstance(prompt, dict) or hasattr(prompt, "input_ids"):
+        prompt = prompt["input_ids"]
+    answer = tokenizer(pair.answer + (tokenizer.eos_token or ""), add_special_tokens=False)["input_ids"]
+    return list(prompt) + list(answer), len(prompt)
+
+
+def _batches(n: int, batch_size: int, seed: int, steps: int) -> list[list[int]]:
+    """The whole schedule of batches, fixed by the seed (so a resumed run sees the same ones)."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    while len(order) < steps * batch_size:
+        epoch = list(range(n))
+        rng.shuffle(epoch)
+        order.extend(epoch)
+    return [order[i * batch_size:(i + 1) * batch_size] for i in range(steps)]
+
+
+def _collate(encoded: list[tuple[list[int], int]], pad_id: int):
+    """Left-padded ids, attention mask, position ids and labels (-100 outside the answers). Left
+    padding puts every answer at the end, so only the last positions need the vocabulary
+    projection (a fifth of the model's compute here)."""
+    import torch
+
+    width = max(len(ids) for ids, _ in encoded)
+    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(encoded), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, (tokens, start) in enumerate(encoded):
+        offset = width - len(tokens)
+        ids[row, offset:] = torch.tensor(tokens)
+        labels[row, offset + start:] = torch.tensor(tokens[start:])
+        mask[row, offset:] = 1
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    return ids, mask, positions, labels
+
+
+def batch_loss(model, batch, *, reduction: str = "mean"):
+    """Cross-entropy of the answer tokens, computing logits for the answer window only."""
+    import torch
+
+    ids, mask, positions, labels = batch
+    answer = int((labels != -100).sum(dim=1).max())
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=answer + 1)
+    logits = out.logits[:, :-1]
+    target = labels[:, ids.shape[1] - answer:]
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                             ignore_index=-100, reduction=reduction), int((target != -100).sum())
+
+
+def answer_loss(model, tokenizer, pairs: list[Pair], batch_size: int = 16) -> float:
+    """Mean loss per answer token on `pairs` (the held-out measure of what training learnt)."""
+    import torch
+
+    encoded = [encode(tokenizer, p) for p in pairs]
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(encoded), batch_size):
+            loss, tokens = batch_loss(model, _collate(encoded[i:i + batch_size], tokenizer.pad_token_id or 0),
+                                      reduction="sum")
+            total += float(loss)
+            count += tokens
+    return total / max(count, 1)
+
+
+@dataclass
+class Trained:
+    model: Any  # the PEFT model
+    tokenizer: Any
+    steps: int
+    planned_steps: int
+    last_loss: float
+    seconds: float
+    resumed_from: int = 0
+    stopped: str = ""  # why training ended before its planned steps (max_minutes)
+
+
+def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkpoint_dir: Path | None,
+          fingerprint: str, *, status: Callable[[str], None] | None = None, source: str = "<spec>",
+          base: tuple[Any, Any] | None = None) -> Trained:
+    """Train a LoRA adapter on `pairs`; resume from `checkpoint_dir` when its fingerprint matches.
+    `base`: an already loaded (tokenizer, model) instead of the GGUF file's."""
+    planned = config.check(len(pairs), source=source)
+    import torch
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(os.cpu_count() or 2)
+    # PEFT/transformers deprecation notes about checkpointing and the base's config: not the user's to act on
+    warnings.filterwarnings("ignore", message=".*(gradient_checkpointing|activation_checkpointing).*")
+    warnings.filterwarnings("ignore", message="Could not find a config file")
+    tokenizer, base = base or load_base(gguf_path)
+    model = get_peft_model(base, LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0, bias="none",
+                                            target_modules=list(config.target_modules), task_type="CAUSAL_LM"))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
+    warmup = max(1, planned // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (planned - s) / max(planned - warmup, 1))))
+    encoded = [encode(tokenizer, p) for p in pairs]
+    batches = _batches(len(encoded), config.batch_size, config.seed, planned)
+    start_step = 0
+    ckpt = checkpoint_dir / "finetune.pt" if checkpoint_dir is not None else None
+    if ckpt is not None and ckpt.is_file():
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if saved.get("fingerprint") == fingerprint:
+            set_peft_model_state_dict(model, saved["lora"])
+            optimizer.load_state_dict(saved["optimizer"])
+            schedule.load_state_dict(saved["schedule"])
+            torch.set_rng_state(saved["rng"])
+            start_step = int(saved["step"])
+            log.info("resuming fine-tuning at step %d of %d from %s", start_step, planned, ckpt)
+    model.train()
+    began, loss_value, stopped = time.perf_counter(), float("nan"), ""
+    step = start_step
+    for step in range(start_step, planned):
+        if config.max_minutes is not None and time.perf_counter() - began > config.max_minutes * 60:
+            stopped = f"max_minutes {config.max_minutes} reached after {step} of {planned} steps"
+            break
+        loss, _ = batch_loss(model, _collate([encoded[i] for i in batches[step]], tokenizer.pad_token_id or 0))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_value = loss.item()
+        done = step + 1
+        elapsed = time.perf_counter() - began
+        eta = elapsed / (done - start_step) * (planned - done)
+        message = f"training LoRA: step {done}/{planned} · loss {loss_value:.3f} · eta {eta / 60:.1f} min"
+        if status:
+            status(message)
+        if done % 10 == 0 or done == planned:
+            log.info(message)
+        if ckpt is not None and (done % config.checkpoint_every == 0) and done < planned:
+            _save(ckpt, {"fingerprint": fingerprint, "lora": get_peft_model_state_dict(model),
+                         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                         "rng": torch.get_rng_state(), "step": done, "config": asdict(config)})
+    else:
+        step = planned
+    model.eval()
+    return Trained(model, tokenizer, step, planned, loss_value, time.perf_counter() - began, start_step, stopped)
+
+
+def _save(path: Path, state: dict) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    try:
+        torch.save(state, tmp)
+        tmp.replace(path)
+    except (OSError, RuntimeError) as exc:  # a full disk: keep the previous checkpoint, fail the run
+        tmp.unlink(missing_ok=True)
+        raise TrainingFailed(f"could not write the fine-tuning checkpoint {path} at step {state['step']} ({exc}); "
+                             "the previous checkpoint is kept: free disk space and --resume the run") from None
+
+
+def describe(config: TrainConfig) -> str:
+    return json.dumps(asdict(config), sort_keys=True)

@@ -1,0 +1,114 @@
+"""`finetune`: weight optimization of the embedded LM, offline, from the program's own prompts.
+
+Training pairs are the exact messages the program sends for each training example with the
+answer it should give (workbench.finetune.pairs); a LoRA adapter is trained on the CPU (torch +
+PEFT on the base GGUF's weights), written as a llama.cpp GGUF adapter, and the run's LM switches
+to it, so the evaluation, later optimizer steps and the exported program all use it. The prompt
+is unchanged: combine with `retrieval_demos` or an instruction optimizer in a sequence
+(`optimizer: [{name: finetune}, {name: retrieval_demos}]`). `BootstrapFinetune` is an alias
+(DSPy's name for the same idea, which needs a provider's fine-tuning API).
+
+An adapter trained on the same pairs, parameters and base model is reused from the cache
+folder, as LM responses are; the checkpoints of a killed run let `--resume` continue training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import time
+from typing import Any
+
+from workbench.errors import UserError
+from workbench.optimize import CompileContext
+from workbench.registry import optimizer
+
+log = logging.getLogger(__name__)
+
+
+def _embedded_backend(ctx: CompileContext):
+    backend = ctx.lm.engine
+    if getattr(backend, "path", None) is None or not hasattr(backend, "apply_lora"):
+        raise UserError("finetune trains the embedded model's weights: it needs lm.backend embedded",
+                        file=ctx.source, field="optimizer.name")
+    return backend
+
+
+@optimizer("finetune")
+def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target_modules: list[str] | None = None,
+             learning_rate: float = 1e-3, epochs: float | None = None, max_steps: int | None = None,
+             batch_size: int = 16, max_examples: int | None = None, max_minutes: float | None = None,
+             source: str = "gold", checkpoint_every: int = 25, seed: int | None = None):
+    """Fine-tune the embedded LM (LoRA, CPU) on the program's own prompts and gold answers.
+
+    `source`: gold (the examples' output fields; no LM calls) or bootstrap (the LM's answers that the
+    metric accepts). `max_examples`: train on a seeded sample of the train split. `max_minutes`: stop
+    training between steps after this long (the adapter is what was learnt by then).
+    """
+    from workbench.finetune.gguf_lora import sha256_file, write_adapter
+    from workbench.finetune.pairs import build_pairs, pairs_digest
+    from workbench.finetune.train import TARGETS, TrainConfig, describe, train
+    from workbench.paths import cache_dir
+
+    backend = _embedded_backend(ctx)
+    if backend.lora is not None:
+        raise UserError("the LM already has a LoRA adapter (lm.lora); finetune trains one on the base model",
+                        file=ctx.source, field="lm.lora")
+    config = TrainConfig(rank=rank, alpha=alpha, target_modules=list(target_modules or TARGETS),
+                         learning_rate=learning_rate, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+                         max_minutes=max_minutes, seed=ctx.seed if seed is None else seed,
+                         checkpoint_every=checkpoint_every)
+    examples = list(ctx.trainset)
+    if max_examples is not None:
+        if not isinstance(max_examples, int) or isinstance(max_examples, bool) or max_examples < 1:
+            raise UserError(f"max_examples must be a positive integer, got {max_examples!r}", file=ctx.source,
+                            field="optimizer.params.max_examples")
+        import random
+
+        examples = random.Random(config.seed).sample(examples, min(max_examples, len(examples)))
+    config.check(len(examples), source=ctx.source)  # bad parameters before any work
+    status = ctx.status or (lambda _: None)
+    started = time.perf_counter()
+    pairs = build_pairs(ctx.student, examples, source=source, metric=ctx.metric, spec_file=ctx.source,
+                        progress=lambda done, total: status(f"building training pairs: {done}/{total}"))
+    config.check(len(pairs), source=ctx.source)
+    base_sha = sha256_file(backend.path)
+    fingerprint = hashlib.sha256(f"{pairs_digest(pairs)}|{describe(config)}|{base_sha}".encode()).hexdigest()
+    cached = cache_dir() / "adapters" / f"{fingerprint[:24]}.gguf"
+    if ctx.lm.cache and cached.is_file():
+        log.info("LoRA adapter for these pairs and parameters reused from %s", cached)
+        status(f"LoRA adapter reused from the cache ({cached.name})")
+    else:
+        trained = train(pairs, backend.path, config, ctx.checkpoint_dir, fingerprint, status=status, source=ctx.source)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        model_config = trained.model.base_model.model.config
+        write_adapter(cached, _lora_state(trained.model), alpha=config.alpha, n_head=model_config.num_attention_heads,
+                      n_head_kv=model_config.num_key_value_heads, base_sha256=base_sha)
+        if trained.stopped:
+            log.warning("fine-tuning stopped early: %s", trained.stopped)
+        if ctx.checkpoint_dir is not None:  # trained: the adapter replaces the checkpoint
+            (ctx.checkpoint_dir / "finetune.pt").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # only when nothing else keeps checkpoints there
+                ctx.checkpoint_dir.rmdir()
+        ctx.finetune_report = {"pairs": len(pairs), "steps": trained.steps, "planned_steps": trained.planned_steps,
+                               "final_loss": trained.last_loss, "train_seconds": trained.seconds,
+                               "resumed_from_step": trained.resumed_from, "stopped": trained.stopped}
+    if ctx.use_lora is None:
+        raise UserError("finetune needs a run that can switch its LM to the adapter", file=ctx.source,
+                        field="optimizer.name")
+    ctx.use_lora(cached, sha256_file(cached))
+    log.info("finetune: %d pairs, adapter %s, %.0f s", len(pairs), cached.name, time.perf_counter() - started)
+    return ctx.student.deepcopy()
+
+
+@optimizer("BootstrapFinetune")
+def bootstrap_finetune(ctx: CompileContext, **params: Any):
+    """DSPy's name for `finetune` with bootstrapped traces (source: bootstrap); same parameters."""
+    return finetune(ctx, **{"source": "bootstrap", **params})
+
+
+def _lora_state(model) -> dict[str, Any]:
+    from peft import get_peft_model_state_dict
+
+    return get_peft_model_state_dict(model)
