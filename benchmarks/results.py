@@ -10,7 +10,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 ORDER = ["Speed:", "Cost:", "CLINC150,", "BANKING77,", "RAG-retrieval:", "RAG-answers:", "Tools-AST:",
-         "Tools-select:", "Tools-exec:", "Tools-GSM8K:", "Optimizers-clinc:", "Optimizers-bfcl:", "Optimizers-budget:", "Compare:", "Serve:", "Plain-prompt:", "Sweep-overhead:",
+         "Tools-select:", "Tools-exec:", "Tools-GSM8K:", "Optimizers-clinc:", "Optimizers-bfcl:", "Optimizers-budget:", "Finetune:", "Compare:", "Serve:", "Plain-prompt:", "Sweep-overhead:",
          "Sweep-quality:", "Sweep-scaling:", "Own-data-load:", "Own-data-init:",
          "Endpoint-threads:", "Endpoint-workers:", "Endpoint-flaky:", "Endpoint-retry:", "Endpoint-errors:", "Gate:",
          "Tracking-overhead:", "Tracking-throughput:"]

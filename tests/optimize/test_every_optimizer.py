@@ -12,6 +12,7 @@ import json
 import pytest
 
 from tests.conftest import FAST_LM, SPEC
+from workbench.errors import UserError
 from workbench.registry import optimizers
 from workbench.runner import run
 from workbench.spec import load_spec
@@ -33,7 +34,11 @@ BUDGETS = {
                            {"name": "MIPROv2", "params": {"auto": None, "num_candidates": 2, "num_trials": 1,
                                                           "minibatch": False, "max_bootstrapped_demos": 0,
                                                           "max_labeled_demos": 0}}]},
+    # weight optimization: a couple of LoRA steps on the CPU (the embedded LM only)
+    "finetune": {"max_steps": 2, "batch_size": 4},
+    "BootstrapFinetune": {"max_steps": 1, "batch_size": 1},
 }
+EMBEDDED_ONLY = {"finetune", "BootstrapFinetune"}
 NEEDS_LM_TO_COMPILE = {"BootstrapFewShot", "BootstrapFewShotWithRandomSearch", "MIPROv2", "COPRO", "SIMBA", "GEPA",
                        "sequence"}
 
@@ -49,6 +54,10 @@ def test_optimizer_compiles_and_evaluates(name, lm):
                             "dataset.train=12", "dataset.dev=4", "dataset.test=3", "tracking.enabled=false",
                             f"optimizer.name={name}", "optimizer.prompt_max_tokens=96", "lm.cache=false",
                             f"optimizer.params={json.dumps(BUDGETS[name])}"])  # JSON is YAML: validated too
+    if name in EMBEDDED_ONLY and lm == "recorded":  # refused in one line, before any training
+        with pytest.raises(UserError, match="needs lm.backend embedded"):
+            run(spec)
+        return
     outcome = run(spec)
     assert outcome.result.n == 3 and outcome.result.failures == 0
     predictor = outcome.program.predict
@@ -62,6 +71,11 @@ def test_optimizer_compiles_and_evaluates(name, lm):
         assert outcome.program.demo_pool.k == 2
     if name == "KNNFewShot":
         assert outcome.result.usage.calls >= 3  # it bootstraps at inference time, per query
+    if name in EMBEDDED_ONLY:  # the evaluation ran on the adapter it trained
+        import dspy
+
+        assert spec.lm.lora and spec.lm.lora_sha256 and dspy.settings.lm.model.endswith(
+            f"+lora-{spec.lm.lora_sha256[:12]}")
 
 
 @pytest.mark.slow

@@ -1,0 +1,140 @@
+"""Weight optimization measured: the embedded LM fine-tuned by the `finetune` optimizer, against
+the classical baseline on the same test items, with training minutes and the adapter's cost per query.
+
+    python benchmarks/finetune.py                      # every row (hours)
+    python benchmarks/finetune.py --rows clinc-domains # one row
+    python benchmarks/finetune.py --report             # rebuild the table from finetune_rows.json
+
+Each row is `workbench.run()` of a spec with the `finetune` optimizer on the full test split, LM
+response cache off, tracked in MLflow (`sqlite:///mlruns/bench-finetune.db`). The LM makes every
+decision (no candidate narrowing, no demos). The classical baseline is scored by the same run on the
+same items, so the paired test (difference, bootstrap CI, McNemar p) compares like with like. The
+adapter's cost per query is measured afterwards on `--speed-n` test prompts, base model and adapter
+alternating in one process. Rows are kept in `benchmarks/finetune_rows.json` with their commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ROWS_FILE = ROOT / "benchmarks" / "finetune_rows.json"
+STORE = ["lm.cache=false", "tracking.uri=sqlite:///mlruns/bench-finetune.db", "tracking.experiment=bench-finetune"]
+# (key, spec, overrides, title, goal)
+ROWS = [
+    ("clinc-domains", "experiments/routing_clinc150_finetune.yaml", ["dataset.test=null"], "CLINC150 domains", 0.97),
+]
+
+
+def commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
+def speed(spec, lora: str, prompts: list[list[dict]]) -> tuple[float, float]:
+    """Seconds per query without and with the adapter, alternating so both see the same machine load."""
+    from workbench.lm.embedded import load_llama
+    from workbench.lm.models import resolve_model_path
+
+    path = resolve_model_path(spec.lm.model)
+    base, tuned = load_llama(path, spec.lm.n_ctx), load_llama(path, spec.lm.n_ctx, lora=Path(lora))
+    spent = {"base": 0.0, "tuned": 0.0}
+    for messages in prompts:
+        for name, llama in (("base", base), ("tuned", tuned)):
+            llama.reset()
+            start = time.perf_counter()
+            llama.create_chat_completion(messages=messages, temperature=0.0, max_tokens=spec.lm.max_tokens)
+            spent[name] += time.perf_counter() - start
+    return spent["base"] / len(prompts), spent["tuned"] / len(prompts)
+
+
+def measure(key: str, spec_file: str, overrides: list[str], speed_n: int) -> dict:
+    import workbench
+    from workbench.comparison.stats import paired_test
+    from workbench.console import Reporter
+    from workbench.finetune.pairs import build_pairs
+
+    spec = workbench.load_spec(ROOT / spec_file, STORE + overrides + [f"tracking.run_name=bench-finetune-{key}"])
+    started, code = time.perf_counter(), commit()
+    out = workbench.run(spec, reporter=Reporter(quiet=False))
+    r = out.result
+    logreg = next(b for b in out.baselines if b.name == "tfidf_logreg")
+    mine = [float(s) for s in r.table["score"]]
+    test = paired_test(list(logreg.scores), mine)
+    from mlflow.tracking import MlflowClient
+
+    from workbench.runner import prepare
+
+    metrics = MlflowClient(spec.tracking.uri).get_run(out.run_id).data.metrics
+    prompts = [p.messages for p in build_pairs(out.program, prepare(spec).evalset[:speed_n])]
+    return {"key": key, "spec": spec_file, "overrides": overrides, "n": r.n, "score": r.score, "ci": list(r.ci),
+            "logreg": logreg.score, "paired_vs_logreg": [test.difference, *test.ci, test.p_value],
+            "train_minutes": metrics.get("finetune.train_seconds", 0.0) / 60, "train_steps": metrics.get("finetune.steps"),
+            "train_pairs": metrics.get("finetune.pairs"),
+            "compile_minutes": out.compile_seconds / 60, "eval_seconds_per_item": r.seconds / max(r.n, 1),
+            "lora": spec.lm.lora, "run_id": out.run_id, "commit": code, "prompts": prompts,
+            "measured": time.strftime("%Y-%m-%d %H:%M"), "wall_minutes": (time.perf_counter() - started) / 60}
+
+
+def report(rows: dict) -> str:
+    from benchmarks.results import table
+
+    lines = []
+    for key, _, _, title, goal in ROWS:
+        row = rows.get(key)
+        if row is None:
+            lines.append([title, "not measured", "", "", "", "", "", f"≥ {goal}"])
+            continue
+        d, lo, hi, p = row["paired_vs_logreg"]
+        ratio = row["speed"][0] / row["speed"][1] if row.get("speed") else None
+        lines.append([f"{title} ({row['run_id'][:8]}, {row['commit']})", f"{row['score']:.3f} [{row['ci'][0]:.3f}, "
+                      f"{row['ci'][1]:.3f}] n={row['n']}", f"{row['logreg']:.3f}",
+                      f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}] p={p:.3g}", f"{row['train_minutes']:.1f}",
+                      f"{row['eval_seconds_per_item']:.3f}",
+                      f"{row['speed'][0]:.3f} / {row['speed'][1]:.3f} = {ratio:.2f} (n={row['speed_n']})"
+                      if ratio else "", f"≥ {goal}: {'met' if row['score'] >= goal else 'missed'}"])
+    return ("## Finetune: the embedded LM fine-tuned on the program's own prompts (LoRA, CPU)\n\n"
+            + table(["task (run, commit)", "accuracy [95% CI]", "logreg, same items", "LM − logreg, paired",
+                     "train min", "s/query (eval)", "s/query base / adapter = ratio", "goal"], lines)
+            + "\n\nTraining parameters are the spec's (`experiments/routing_clinc150_finetune.yaml`: a seeded sample of "
+              "training messages, LoRA r=16 on every linear layer, batch 8, lr 0.002, at most 30 minutes). "
+              "The ratio is base seconds over adapter seconds per query (≥ 0.9 means the adapter costs at most "
+              "about a tenth more).\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", help="comma-separated row keys (default: all)")
+    parser.add_argument("--speed-n", type=int, default=100)
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    from benchmarks.results import write_sections
+
+    rows = json.loads(ROWS_FILE.read_text()) if ROWS_FILE.exists() else {}
+    wanted = set(args.rows.split(",")) if args.rows else {k for k, *_ in ROWS}
+    if not args.report:
+        for key, spec_file, overrides, _, _ in ROWS:
+            if key not in wanted:
+                continue
+            row = measure(key, spec_file, overrides, args.speed_n)
+            prompts = row.pop("prompts")
+            if prompts:
+                import workbench
+
+                spec = workbench.load_spec(ROOT / spec_file, STORE + overrides)
+                row["speed"], row["speed_n"] = list(speed(spec, row["lora"], prompts)), len(prompts)
+            rows[key] = row
+            ROWS_FILE.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
+    write_sections([report(rows)], "benchmarks/finetune.py")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
