@@ -45,6 +45,10 @@ def retry_failed(ref: str, *, tracking_uri: str, overrides: list[str], reporter:
                             field="--retry-failed") from None
     source = f"run {run_id[:12]} spec.json"
     data = json.loads(files["spec.json"].read_text(encoding="utf-8"))
+    if (data.get("lm") or {}).get("lora"):  # the run's fine-tuned adapter, as it logged it
+        from workbench.finetune.gguf_lora import run_adapter
+
+        data["lm"]["lora"] = run_adapter(client, run_id, data["lm"]["lora"], folder)
     data = apply_overrides(data, [*overrides, f"tracking.uri={tracking_uri}"])
     spec = validate(data, source)
     table = json.loads(files["predictions.json"].read_text(encoding="utf-8"))

@@ -25,6 +25,7 @@ from workbench.console import Reporter
 from workbench.errors import RunFailed, UserError
 from workbench.export.bundle import LORA_FILE, write_json, write_manifest
 from workbench.export.loaded import load, source_digest
+from workbench.finetune.gguf_lora import run_adapter
 from workbench.tracking import DEFAULT_URI, RUN_KIND_TAG
 
 BUNDLE_README = """# {name}: an exported dspy-workbench program
@@ -192,16 +193,6 @@ def bundle_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def run_lora(client, run_id: str, recorded: str, scratch: Path) -> str:
-    """The run's logged LoRA adapter (artifact `lora/`), downloaded; its sha256 is checked when the LM loads it."""
-    name = Path(recorded).name
-    try:
-        return client.download_artifacts(run_id, f"lora/{name}", str(scratch))
-    except Exception:  # noqa: BLE001  an MLflow store error of any kind: the adapter is not there
-        raise UserError(f"run {run_id[:12]} used the LoRA adapter {name} but has no artifact lora/{name}",
-                        field="RUN") from None
-
-
 def load_run(client, run, scratch: Path):
     """The run's spec, data and compiled program rebuilt from its artifacts (downloaded to
     `scratch`, then removed); refused when the dataset or the evaluation items changed."""
@@ -213,7 +204,7 @@ def load_run(client, run, scratch: Path):
     spec_data = json.loads(spec_file.read_text(encoding="utf-8"))
     spec_file.unlink()
     if (spec_data.get("lm") or {}).get("lora"):  # the adapter `finetune` trained, as the run logged it
-        spec_data["lm"]["lora"] = run_lora(client, run_id, spec_data["lm"]["lora"], scratch)
+        spec_data["lm"]["lora"] = run_adapter(client, run_id, spec_data["lm"]["lora"], scratch)
     spec = validate(spec_data, f"run {run_id[:12]} spec.json")
     prepared = prepare(spec)
     recorded_data = run.data.tags.get("workbench.dataset_fingerprint")

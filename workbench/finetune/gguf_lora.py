@@ -112,3 +112,14 @@ def check_adapter(path: Path, base: Path, *, source: str = "<spec>", expected_sh
         raise UserError(f"LoRA adapter {path.name} was trained on another base model (sha256 {trained_on[:12]}…), "
                         f"not {base.name} ({sha256_file(base)[:12]}…)", file=source, field="lm.lora")
     return digest
+
+
+def run_adapter(client, run_id: str, recorded: str, folder: Path) -> str:
+    """A run's logged LoRA adapter (artifact `lora/<name>`), downloaded into `folder`; the LM checks
+    its sha256 against the spec's `lm.lora_sha256` when it loads it."""
+    name = Path(recorded).name
+    try:
+        return client.download_artifacts(run_id, f"lora/{name}", str(folder))
+    except Exception:  # noqa: BLE001  MLflow raises several kinds for a missing artifact
+        raise UserError(f"run {run_id[:12]} used the LoRA adapter {name} but has no artifact lora/{name}",
+                        field="RUN") from None

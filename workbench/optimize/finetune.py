@@ -68,6 +68,10 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
 
         examples = random.Random(config.seed).sample(examples, min(max_examples, len(examples)))
     config.check(len(examples), source=ctx.source)  # bad parameters before any work
+    meter = getattr(backend, "budget", None)
+    if meter is not None and meter.timeout_s is not None:  # a run time budget: train for at most half of what is left
+        left_minutes = max(meter.timeout_s - (time.monotonic() - meter.started), 1.2) / 120
+        config.max_minutes = min(config.max_minutes or left_minutes, left_minutes)
     status = ctx.status or (lambda _: None)
     started = time.perf_counter()
     pairs = build_pairs(ctx.student, examples, source=source, metric=ctx.metric, spec_file=ctx.source,
