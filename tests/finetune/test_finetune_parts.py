@@ -154,3 +154,30 @@ def test_finetune_needs_the_embedded_lm(tmp_path):
                       "--set", "tracking.enabled=false")
     assert result.returncode == 2 and "needs lm.backend embedded" in result.stderr, result.stderr[-2000:]
     assert Path(spec).exists()
+
+
+@pytest.mark.parametrize("params, field, needle", [
+    ({"strategy": "p -> x"}, "optimizer.params.strategy", "steps p (prompt) and w (weights)"),
+    ({"strategy": "w -> p -> w"}, "optimizer.params.strategy", "exactly one w"),
+    ({"prompt_optimizer": "finetune"}, "optimizer.params.strategy", "must optimize prompts"),
+    ({"finetune_params": {"max_steps": 0}}, "optimizer.params.finetune_params.max_steps", "zero steps"),
+    ({"prompt_optimizer": "MIPROv2", "prompt_params": {"auto": "light", "num_trials": 2}},
+     "optimizer.params.prompt_params.num_trials", "cannot be set together with auto"),
+])
+def test_better_together_strategies_are_checked_before_anything_runs(params, field, needle, tmp_path):
+    data = yaml.safe_load(SPEC.read_text())
+    data["optimizer"] = {"name": "BetterTogether", "params": params}
+    spec = tmp_path / "bt.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    result = run_main("run", str(spec), "--set", "dataset.train=40", "--set", "tracking.enabled=false")
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert field in line and needle in line, line
+
+
+def test_better_together_is_its_steps():
+    from workbench.optimize.sequence import steps_of
+
+    assert [n for n, _ in steps_of("BetterTogether", {})] == ["BootstrapFewShot", "finetune", "BootstrapFewShot"]
+    assert steps_of("BetterTogether", {"strategy": "p -> w", "prompt_optimizer": "LabeledFewShot",
+                                       "finetune_params": {"rank": 8}})[1] == ("finetune", {"rank": 8})

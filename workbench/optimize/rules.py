@@ -45,6 +45,19 @@ def problem(name: str, params: dict[str, Any], *, train: int | None = None,
             return "bsize", f"{p['bsize']} exceeds the {train} training examples"
     elif name in ("finetune", "BootstrapFinetune"):
         return _finetune(p, train)
+    elif name == "BetterTogether":
+        from workbench.optimize.better_together import steps
+
+        try:
+            plan = steps(p.get("strategy", "p -> w -> p"), p.get("prompt_optimizer", "BootstrapFewShot"),
+                         p.get("prompt_params"), p.get("finetune_params"))
+        except ValueError as exc:
+            return "strategy", str(exc)
+        for step in plan:
+            found = problem(step["name"], step["params"], train=train, val=val)
+            if found:
+                where = "prompt_params" if step["name"] != "finetune" else "finetune_params"
+                return f"{where}.{found[0]}", f"{step['name']}: {found[1]}"
     if name in ("MIPROv2", "GEPA", "BootstrapFewShotWithRandomSearch") and val == 0:
         return "dataset.dev", f"{name} selects on the dev split, which is empty"
     return None

@@ -26,6 +26,15 @@ SELECTS_ON_DEV = {"MIPROv2", "GEPA", "BootstrapFewShotWithRandomSearch", "SIMBA"
 
 def steps_of(name: str, params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """[(optimizer, params)] of a spec's optimizer: its steps for a sequence, else itself."""
+    if name == "BetterTogether":  # a sequence under DSPy's name: its steps from the strategy
+        from workbench.optimize.better_together import steps
+
+        try:
+            return [(s["name"], s["params"]) for s in steps(params.get("strategy", "p -> w -> p"),
+                                                            params.get("prompt_optimizer", "BootstrapFewShot"),
+                                                            params.get("prompt_params"), params.get("finetune_params"))]
+        except ValueError:  # reported by rules.check
+            return [(name, dict(params))]
     if name != NAME:
         return [(name, dict(params))]
     return [(s["name"], dict(s.get("params") or {})) for s in params.get("steps", [])]
