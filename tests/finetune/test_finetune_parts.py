@@ -181,3 +181,24 @@ def test_better_together_is_its_steps():
     assert [n for n, _ in steps_of("BetterTogether", {})] == ["BootstrapFewShot", "finetune", "BootstrapFewShot"]
     assert steps_of("BetterTogether", {"strategy": "p -> w", "prompt_optimizer": "LabeledFewShot",
                                        "finetune_params": {"rank": 8}})[1] == ("finetune", {"rank": 8})
+
+
+def test_a_base_model_of_another_architecture_is_refused_naming_file_and_architecture(tmp_path):
+    import gguf
+
+    model = tmp_path / "tiny-gpt2.gguf"
+    writer = gguf.GGUFWriter(str(model), "gpt2")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    data = yaml.safe_load(SPEC.read_text())
+    data["optimizer"] = {"name": "finetune", "params": {"max_steps": 1}}
+    data["lm"]["model"] = str(model)
+    spec = tmp_path / "ft.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    result = run_main("run", str(spec), "--set", "dataset.train=40", "--set", "tracking.enabled=false")
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert "lm.model" in line and "tiny-gpt2.gguf is a 'gpt2' model" in line, line

@@ -82,6 +82,18 @@ def write_adapter(path: Path, state: dict, *, alpha: float, n_head: int, n_head_
     return path
 
 
+def base_architecture(path: Path) -> str:
+    """`general.architecture` of a GGUF model file (read from its header, no weights loaded)."""
+    import gguf
+
+    try:
+        field = gguf.GGUFReader(str(path)).fields.get("general.architecture")
+    except Exception as exc:  # not a GGUF file at all
+        raise UserError(f"{path} is not a GGUF model transformers can read ({type(exc).__name__}: {exc})",
+                        field="lm.model") from None
+    return bytes(field.parts[-1]).decode() if field is not None else "unknown"
+
+
 def adapter_base(path: Path) -> str | None:
     """The base model digest an adapter was trained on (None: not written by the workbench)."""
     import gguf

@@ -77,6 +77,29 @@ def check(spec, *, train: int | None = None, val: int | None = None) -> None:
             where = f"optimizer.params.steps.{i}" if len(steps) > 1 or name != spec.optimizer.name else "optimizer"
             field = key if key.startswith("dataset.") else f"{where}.params.{key}"
             raise UserError(f"{name}: {why}", file=spec.source, field=field)
+    trains = [name for name, _ in steps if name in ("finetune", "BootstrapFinetune")]
+    if trains:
+        _check_base(spec, trains[0])
+
+
+def _check_base(spec, name: str) -> None:
+    """Weight optimization needs the embedded LM, a llama-architecture GGUF, and no adapter already."""
+    from workbench.errors import UserError
+
+    if spec.lm.backend != "embedded":
+        raise UserError(f"{name} trains the embedded model's weights: it needs lm.backend embedded "
+                        f"(got {spec.lm.backend!r})", file=spec.source, field="lm.backend")
+    if spec.lm.lora:
+        raise UserError(f"{name} trains an adapter on the base model; lm.lora already names one (remove it)",
+                        file=spec.source, field="lm.lora")
+    from workbench.finetune.gguf_lora import base_architecture
+    from workbench.lm.models import resolve_model_path
+
+    path = resolve_model_path(spec.lm.model, source=spec.source)
+    architecture = base_architecture(path)
+    if architecture != "llama":
+        raise UserError(f"{path.name} is a {architecture!r} model; {name} writes LoRA adapters for llama-architecture "
+                        "GGUF models only", file=spec.source, field="lm.model")
 
 
 def _finetune(p: dict[str, Any], train: int | None) -> tuple[str, str] | None:
