@@ -12,6 +12,7 @@ so an adapter is never applied to another model.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -29,8 +30,15 @@ _NAME = re.compile(r"(?:base_model\.model\.)?model\.layers\.(\d+)\.(.+)\.lora_([
 
 
 def sha256_file(path: Path) -> str:
+    """The file's sha256, read once per (path, size, mtime) in a process: a base model is hashed once."""
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -119,10 +127,10 @@ def check_adapter(path: Path, base: Path, *, source: str = "<spec>", expected_sh
     if expected_sha256 and digest != expected_sha256:
         raise UserError(f"LoRA adapter {path} was changed: its sha256 is {digest[:12]}…, the program recorded "
                         f"{expected_sha256[:12]}…", file=source, field="lm.lora")
-    trained_on = adapter_base(path)
-    if trained_on is not None and trained_on != sha256_file(base):
+    trained_on, base_sha = adapter_base(path), sha256_file(base)
+    if trained_on is not None and trained_on != base_sha:
         raise UserError(f"LoRA adapter {path.name} was trained on another base model (sha256 {trained_on[:12]}…), "
-                        f"not {base.name} ({sha256_file(base)[:12]}…)", file=source, field="lm.lora")
+                        f"not {base.name} ({base_sha[:12]}…)", file=source, field="lm.lora")
     return digest
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import logging
 import time
 from typing import Any
@@ -110,6 +111,11 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
 def bootstrap_finetune(ctx: CompileContext, **params: Any):
     """DSPy's name for `finetune` with bootstrapped traces (source: bootstrap); same parameters."""
     return finetune(ctx, **{"source": "bootstrap", **params})
+
+
+# DSPy's name takes exactly finetune's parameters (checked at spec time like any optimizer's)
+bootstrap_finetune.accepted_params = sorted(
+    name for name, p in inspect.signature(finetune).parameters.items() if p.kind is p.KEYWORD_ONLY)
 
 
 def _lora_state(model) -> dict[str, Any]:
