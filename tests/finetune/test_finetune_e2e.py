@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, Store, run_cli
+from tests.conftest import ROOT, Store, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 SPEC = ROOT / "experiments" / "routing_clinc150_finetune.yaml"
@@ -118,7 +118,7 @@ def test_a_finetune_run_logs_exports_and_serves_its_adapter_and_refuses_a_change
     raw = bytearray((bundle / "lora.gguf").read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     (bundle / "lora.gguf").write_bytes(bytes(raw))
-    served = run_cli("serve", str(bundle), "--port", "0", env=env, timeout=120)
+    served = run_cli("serve", str(bundle), "--port", str(free_port()), env=env, timeout=120)
     assert served.returncode == 2 and "lora.gguf" in served.stderr and "SHA-256" in served.stderr, served.stderr[-2000:]
 
 

@@ -116,6 +116,17 @@ def test_an_adapter_is_refused_when_changed_or_made_for_another_base(tmp_path):
         check_adapter(base, base)
 
 
+def _refusal(tmp_path, optimizer: str, params: dict) -> tuple[str, str]:
+    """(last stderr line, all stderr) of a run of the default spec with this optimizer, which must exit 2."""
+    data = yaml.safe_load(SPEC.read_text())
+    data["optimizer"] = {"name": optimizer, "params": params}
+    spec = tmp_path / "opt.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    result = run_main("run", str(spec), "--set", "dataset.train=40", "--set", "tracking.enabled=false")
+    assert result.returncode == 2, result.stderr[-2000:]
+    return result.stderr.strip().splitlines()[-1], result.stderr
+
+
 @pytest.mark.parametrize("params, field, needle", [
     ({"max_steps": 0}, "optimizer.params.max_steps", "zero steps"),
     ({"batch_size": 64, "max_examples": 20}, "optimizer.params.batch_size", "fewer than one batch"),
@@ -124,15 +135,9 @@ def test_an_adapter_is_refused_when_changed_or_made_for_another_base(tmp_path):
     ({"source": "teacher"}, "optimizer.params.source", "gold or bootstrap"),
 ])
 def test_bad_finetune_parameters_are_one_line_before_training(params, field, needle, tmp_path):
-    data = yaml.safe_load(SPEC.read_text())
-    data["optimizer"] = {"name": "finetune", "params": params}
-    spec = tmp_path / "ft.yaml"
-    spec.write_text(yaml.safe_dump(data))
-    result = run_main("run", str(spec), "--set", "dataset.train=40", "--set", "tracking.enabled=false")
-    assert result.returncode == 2, result.stderr[-2000:]
-    line = result.stderr.strip().splitlines()[-1]
+    line, stderr = _refusal(tmp_path, "finetune", params)
     assert field in line and needle in line, line
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in stderr
 
 
 @pytest.mark.parametrize("overrides, needle", [
@@ -165,13 +170,7 @@ def test_finetune_needs_the_embedded_lm(tmp_path):
      "optimizer.params.prompt_params.num_trials", "cannot be set together with auto"),
 ])
 def test_better_together_strategies_are_checked_before_anything_runs(params, field, needle, tmp_path):
-    data = yaml.safe_load(SPEC.read_text())
-    data["optimizer"] = {"name": "BetterTogether", "params": params}
-    spec = tmp_path / "bt.yaml"
-    spec.write_text(yaml.safe_dump(data))
-    result = run_main("run", str(spec), "--set", "dataset.train=40", "--set", "tracking.enabled=false")
-    assert result.returncode == 2, result.stderr[-2000:]
-    line = result.stderr.strip().splitlines()[-1]
+    line, _ = _refusal(tmp_path, "BetterTogether", params)
     assert field in line and needle in line, line
 
 
