@@ -13,7 +13,6 @@ so an adapter is never applied to another model.
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from pathlib import Path
 
@@ -37,11 +36,9 @@ def sha256_file(path: Path) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from workbench.export.bundle import sha256_file as uncached  # the project's one file hasher
+
+    return uncached(Path(path))
 
 
 def _permute_rows(rows, n_head: int):

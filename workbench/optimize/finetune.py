@@ -53,6 +53,9 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
     from workbench.paths import cache_dir
 
     backend = _embedded_backend(ctx)
+    if ctx.use_lora is None:  # before any work: the adapter could not be used
+        raise UserError("finetune needs a run that can switch its LM to the adapter", file=ctx.source,
+                        field="optimizer.name")
     if backend.lora is not None:
         raise UserError("the LM already has a LoRA adapter (lm.lora); finetune trains one on the base model",
                         file=ctx.source, field="lm.lora")
@@ -99,9 +102,6 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
         ctx.finetune_report = {"pairs": len(pairs), "steps": trained.steps, "planned_steps": trained.planned_steps,
                                "final_loss": trained.last_loss, "train_seconds": trained.seconds,
                                "resumed_from_step": trained.resumed_from, "stopped": trained.stopped}
-    if ctx.use_lora is None:
-        raise UserError("finetune needs a run that can switch its LM to the adapter", file=ctx.source,
-                        field="optimizer.name")
     ctx.use_lora(cached, sha256_file(cached))
     log.info("finetune: %d pairs, adapter %s, %.0f s", len(pairs), cached.name, time.perf_counter() - started)
     return ctx.student.deepcopy()
