@@ -13,7 +13,7 @@ from workbench.traces import recorder
 from workbench.traces.evaluation import EvalTracer, parse_policy
 from workbench.traces.process import TraceWriter
 from workbench.traces.recorder import MAX_TRACE_CHARS, MAX_VALUE_CHARS, example_trace, span
-from workbench.traces.writer import to_entities
+from workbench.traces.writer import StoreWriter, to_entities
 
 
 def test_span_outside_a_traced_example_does_nothing():
@@ -157,7 +157,7 @@ def test_a_dead_store_loses_traces_counted_never_raising():
     old = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
     os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="2")
     try:
-        writer = TraceWriter(uri, "1", "run", batch_size=2, interval=0.05)
+        writer = TraceWriter(uri, "1", "run", batch_size=2, interval=0.05, grace=2)
         start = time.perf_counter()
         for i in range(20):
             writer.submit(_record(i))
@@ -167,3 +167,33 @@ def test_a_dead_store_loses_traces_counted_never_raising():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
     assert (stats.submitted, stats.written, stats.lost) == (20, 0, 20)
     assert stats.last_error and time.perf_counter() - start < 30
+
+
+@pytest.mark.parametrize("grace", [0.0, 20.0], ids=["no_grace", "grace"])
+def test_a_store_failing_as_the_run_ends_gets_its_traces_within_the_grace(tmp_path, monkeypatch, grace):
+    """The store fails the first two writes of the final flush (a server restarting as the run
+    ends): retried on the backoff within the grace, every trace arrives; with no grace they are lost."""
+    from mlflow.tracing.client import TracingClient
+
+    store = Store(tmp_path / "mlruns")
+    client = store.client()
+    experiment = client.create_experiment("traces")
+    run = client.create_run(experiment)
+    real, failures = TracingClient.start_trace, []
+
+    def flaky(self, info):
+        if len(failures) < 2:
+            failures.append(time.monotonic())
+            raise ConnectionError("the tracking server is restarting")
+        return real(self, info)
+
+    monkeypatch.setattr(TracingClient, "start_trace", flaky)
+    writer = StoreWriter(store.uri, experiment, run.info.run_id, batch_size=4, interval=0.05, hold=True, grace=grace)
+    for i in range(6):
+        writer.submit(_record(i))
+    stats = writer.close(timeout=60)
+    if grace:
+        assert (stats.written, stats.lost) == (6, 0) and len(failures) == 2
+        assert failures[1] - failures[0] >= 0.9  # retried on the backoff, not in a tight loop
+    else:
+        assert (stats.written, stats.lost) == (0, 6) and len(failures) == 1

@@ -6,7 +6,7 @@ backend samples every token in Python), which measured +5.5% on a 300-item embed
 So `TraceWriter` starts `python -m workbench.traces.process` at low CPU priority, hands it
 each finished trace (pickled, over its stdin, from a feeder thread: `submit()` never blocks)
 and at `close()` reads back what was written. The child runs `StoreWriter` (writer.py):
-batches, the backlog and backoff of a failing store, one last try at the end.
+batches, the backlog and backoff of a failing store, a bounded grace at the end.
 
 Even at low priority, a writer beside an LM that computes in this process (the embedded
 backend: `Backend.in_process`) slows it: 2 llama.cpp threads on 2 cores lose whole time
@@ -28,7 +28,7 @@ import threading
 import time
 
 from workbench.traces.recorder import TraceRecord
-from workbench.traces.writer import WriteStats
+from workbench.traces.writer import CLOSE_GRACE_SECONDS, WriteStats
 
 STATS_PREFIX = "WORKBENCH_TRACE_STATS "
 _HEADER = struct.Struct(">I")
@@ -38,10 +38,11 @@ class TraceWriter:
     """Hands finished traces to a writer process; `close()` returns what it wrote (`WriteStats`)."""
 
     def __init__(self, uri: str, experiment_id: str, run_id: str | None, *, model_id: str | None = None,
-                 batch_size: int = 64, interval: float = 0.5, hold: bool = False):
+                 batch_size: int = 64, interval: float = 0.5, hold: bool = False,
+                 grace: float = CLOSE_GRACE_SECONDS):
         self.stats = WriteStats()
         config = {"uri": uri, "experiment_id": experiment_id, "run_id": run_id, "model_id": model_id,
-                  "batch_size": batch_size, "interval": interval, "hold": hold}
+                  "batch_size": batch_size, "interval": interval, "hold": hold, "grace": grace}
         self._errors = tempfile.TemporaryFile(mode="w+b")
         self._proc = subprocess.Popen([sys.executable, "-m", "workbench.traces.process", json.dumps(config)],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors,
@@ -131,7 +132,8 @@ def main(argv: list[str]) -> int:
         pass
     config = json.loads(argv[0])
     writer = StoreWriter(config["uri"], config["experiment_id"], config["run_id"], model_id=config["model_id"],
-                         batch_size=config["batch_size"], interval=config["interval"], hold=config["hold"])
+                         batch_size=config["batch_size"], interval=config["interval"], hold=config["hold"],
+                         grace=config["grace"])
     stdin = sys.stdin.buffer
     while (header := _read_exact(stdin, _HEADER.size)) is not None:
         data = _read_exact(stdin, _HEADER.unpack(header)[0])

@@ -6,8 +6,9 @@ and `log_spans` per trace, then one link of the batch to the run. It runs in the
 writer process (process.py), away from the evaluation's interpreter.
 A store that fails (a tracking server that went away) never stops the evaluation: unwritten
 traces stay in a bounded backlog and the store is tried again after 1, 2, 4 ... up to
-`PAUSE_SECONDS` seconds, so a server that comes back gets them; `close()` makes one last
-try, bounded, and counts what is still unwritten as lost.
+`PAUSE_SECONDS` seconds, so a server that comes back gets them. At `close()` a failing
+store is still retried with the same backoff for up to `grace` seconds (a server restarting
+as the run ends keeps its traces); what is unwritten then is counted lost.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from workbench.traces.recorder import TraceRecord
 log = logging.getLogger(__name__)
 
 PAUSE_SECONDS = 10.0  # the longest wait before a failing store is tried again
+CLOSE_GRACE_SECONDS = 20.0  # how long a failing store is still retried once no more traces come
 MAX_BACKLOG = 5000  # unwritten traces kept while the store is down
 HOLD_LIMIT = 2000  # held traces (see `hold`) written anyway beyond this many, before any is dropped
 MAX_LINKS = 100  # MLflow links at most 100 traces to a run per request
@@ -113,11 +115,13 @@ def to_entities(record: TraceRecord, experiment_id: str, run_id: str | None, mod
 
 class StoreWriter:
     def __init__(self, uri: str, experiment_id: str, run_id: str | None, *, model_id: str | None = None,
-                 batch_size: int = 64, interval: float = 0.5, hold: bool = False):
+                 batch_size: int = 64, interval: float = 0.5, hold: bool = False,
+                 grace: float = CLOSE_GRACE_SECONDS):
         """`hold`: keep traces until `close()` (up to HOLD_LIMIT), for an evaluation whose LM keeps the
-        CPU busy: writing beside it measured +5% on the embedded LM, writing after it ~2%."""
+        CPU busy: writing beside it measured +5% on the embedded LM, writing after it ~2%.
+        `grace`: seconds a failing store is still retried after the last trace came."""
         self.uri, self.experiment_id, self.run_id, self.model_id = uri, experiment_id, run_id, model_id
-        self.hold = hold
+        self.hold, self.grace = hold, grace
         self.batch_size, self.interval = batch_size, interval
         self.stats = WriteStats()
         self._queue: queue.Queue[TraceRecord | None] = queue.Queue()
@@ -154,13 +158,24 @@ class StoreWriter:
         while True:
             self._collect()
             if self._closing:
-                self._retry_at = 0.0  # closing: what is left gets one more try, paused or not
-                while self._backlog and self._write(tracing, client):
-                    pass
+                self._drain(tracing, client)
                 return
             if self._backlog and time.monotonic() >= self._retry_at and \
                     (not self.hold or len(self._backlog) >= HOLD_LIMIT):
                 self._write(tracing, client)  # a full batch, or what came within `interval`
+
+    def _drain(self, tracing, client) -> None:
+        """No more traces come: write the backlog now; a failing store is tried again on the
+        usual backoff until `grace` seconds have passed, the first try at once."""
+        give_up = time.monotonic() + self.grace
+        self._retry_at = 0.0
+        while self._backlog:
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:
+                if time.monotonic() + wait > give_up:
+                    return
+                time.sleep(wait)
+            self._write(tracing, client)
 
     def _due(self) -> bool:
         """A full batch is waiting and may be written now (held traces: only past HOLD_LIMIT)."""
