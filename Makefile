@@ -1,6 +1,7 @@
 # make run      : create .venv, install everything, run the default experiment on the embedded LM
 # make test     : the same set-up, then the fast tier (logic on the recorded LM; <= 10 min on 2 cores)
-# make test-all : everything, with the end-to-end tests on the embedded LM, PostgreSQL and Chromium
+# make test-all : the fast tier, then the slow tier (end-to-end on the embedded LM, PostgreSQL, Chromium)
+# make test-slow: the slow tier alone
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -17,7 +18,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 WHEELHOUSE ?= $(HOME)/.cache/dspy-workbench/wheels/$(shell echo "$(LLAMA_CPP_VERSION) $(LLAMA_CMAKE_ARGS)" | cksum | cut -d' ' -f1)
 LLAMA_WHEEL = $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 
-.PHONY: setup run test test-all bench browser clean clean-llama
+.PHONY: setup run test test-all test-slow bench browser clean clean-llama
 
 setup: $(STAMP)
 
@@ -40,8 +41,11 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: setup browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Each test runs once: the fast tier first (quick feedback), then only the tests marked slow.
+test-all: test test-slow
+
+test-slow: setup browser
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 # Headless Chromium for the MLflow UI test (Debian packages). Without root or a package
 # mirror the UI test skips and says why; everything else still runs.
