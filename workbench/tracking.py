@@ -270,8 +270,11 @@ def reap_dead_runs(client, experiment_id: str) -> list[str]:
 def create_run(mlflow_client, experiment_id: str, *, kind: str, run_name: str, tags: dict[str, str] | None = None,
                parent_run_id: str | None = None):
     """A new RUNNING run of `kind`, with the tags every workbench run carries (git commit, the
-    host and process that own it, so a dead owner's run can be reaped)."""
-    all_tags = {"mlflow.runName": run_name, "mlflow.source.git.commit": git_commit(),
+    host and process that own it, so a dead owner's run can be reaped; the lock file's digest and
+    the versions that matter, workbench.environment)."""
+    from workbench.environment import run_tags
+
+    all_tags = {"mlflow.runName": run_name, "mlflow.source.git.commit": git_commit(), **run_tags(),
                 HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), **(tags or {}), RUN_KIND_TAG: kind}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id

@@ -120,3 +120,14 @@ def test_two_real_routing_runs_compare_end_to_end(store, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "leaderboard" in result.stdout and "McNemar" in result.stdout
     assert "retrieves 5 demos per query" in result.stdout  # the prompt diff names what the optimizer changed
+
+
+def test_runs_made_with_different_locks_are_flagged(two_runs, tmp_path):
+    store, base, tuned = two_runs
+    assert compare([base, tuned], tracking_uri=store.uri).environment == {}  # same lock, same versions
+    store.client().set_tag(tuned, "workbench.lock_sha256", "f" * 64)
+    store.client().set_tag(tuned, "workbench.versions", "python=3.11.7 dspy=3.4.9 mlflow=3.17.2")
+    result = run_cli("compare", base, tuned, "--tracking-uri", store.uri, "--out", str(tmp_path / "r"), "--no-log")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "different locks" in result.stderr and f"→ {'f' * 12}" in result.stderr and "→ 3.4.9" in result.stderr
+    assert "## Software" in (tmp_path / "r" / "report.md").read_text()

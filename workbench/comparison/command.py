@@ -29,6 +29,9 @@ def write_report(comparison: Comparison, out: Path) -> list[Path]:
     lines = ["# Run comparison", "", "## Leaderboard", "", comparison.leaderboard.drop(columns=["run_id"])
              .to_markdown(index=False, floatfmt=".3f"), "", "## Pairs", "",
              comparison.pairs.to_markdown(index=False, floatfmt=".4f"), ""]
+    if comparison.environment:
+        lines += ["## Software", ""] + [f"- {comparison.run(a).label} → {comparison.run(b).label}: {line}"
+                                        for (a, b), line in comparison.environment.items()] + [""]
     for (a, b), frame in comparison.changes.items():
         path = out / f"changes_{a[:8]}_{b[:8]}.csv"
         frame.to_csv(path)
@@ -73,6 +76,8 @@ def compare_command(args: argparse.Namespace) -> int:
                    [[p.a, p.b, f"{p.difference:+.3f}", f"[{p.ci_low:+.3f}, {p.ci_high:+.3f}]", p.test,
                      f"{p.p_value:.4f}" + (" *" if p.significant else ""), str(p.better), str(p.worse), str(p.n)]
                     for p in comparison.pairs.itertuples()], "* p < 0.05")
+    for (a, b), line in comparison.environment.items():
+        reporter.warn(f"{comparison.run(a).label} → {comparison.run(b).label}: {line}")
     for (a, b), frame in comparison.changes.items():
         shown = frame.head(SHOWN_CHANGES)
         reporter.table(f"changed examples {comparison.run(a).label} → {comparison.run(b).label} "

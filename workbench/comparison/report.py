@@ -32,6 +32,8 @@ class Comparison:
     pairs: pd.DataFrame
     changes: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
     prompt_diff: dict[tuple[str, str], str] = field(default_factory=dict)
+    # pairs made with different lock files or package versions (workbench.environment)
+    environment: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def run(self, run_id: str) -> RunData:
         return next(r for r in self.runs if r.run_id == run_id)
@@ -122,7 +124,9 @@ def compare(refs: list[str], *, tracking_uri: str = DEFAULT_URI, all_pairs: bool
     runs = load_runs(refs, tracking_uri)
     board = leaderboard(runs)
     pairs = list(itertools.combinations(runs, 2)) if all_pairs else [(runs[0], other) for other in runs[1:]]
-    rows, changes, diffs = [], {}, {}
+    from workbench.environment import difference
+
+    rows, changes, diffs, environment = [], {}, {}, {}
     for a, b in pairs:
         sa, sb = aligned_scores(a, b)
         result = paired_test(sa.to_numpy(), sb.to_numpy(), seed=seed)
@@ -132,4 +136,6 @@ def compare(refs: list[str], *, tracking_uri: str = DEFAULT_URI, all_pairs: bool
                      "n": result.n, "significant": result.significant})
         changes[(a.run_id, b.run_id)] = changed_examples(a, b)
         diffs[(a.run_id, b.run_id)] = prompt_diff(a, b)
-    return Comparison(runs, board, pd.DataFrame(rows), changes, diffs)
+        if line := difference(a.tags, b.tags):
+            environment[(a.run_id, b.run_id)] = line
+    return Comparison(runs, board, pd.DataFrame(rows), changes, diffs, environment)
