@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN_ID", type=_run_id,
                      help="continue this killed or failed run of the same spec, in the same MLflow run (completed "
                           "LM calls come from the cache, GEPA from its checkpoint)")
+    run.add_argument("--tracking-uri", metavar="URI", help="the MLflow store to log to (beats the spec's tracking.uri, "
+                     "which beats $WORKBENCH_TRACKING_URI / $MLFLOW_TRACKING_URI, then sqlite:///mlruns/mlflow.db)")
     run.add_argument("--seeds", type=int, default=1, metavar="N",
                      help="compile with N optimizer seeds (child runs; the parent logs mean and 95%% CI)")
     ev = sub.add_parser("eval", help="evaluate a saved program (DSPy JSON state) with a spec")
@@ -88,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--program", help="program.json saved by a run (with SPEC)")
     ev.add_argument("--retry-failed", metavar="RUN", help="re-run only the examples RUN lost to LM call failures "
                     "(not wrong or unparsed answers) with RUN's program; a new run merges them with RUN's successes")
-    ev.add_argument("--tracking-uri", default=default_uri(),
-                    help="the store holding RUN (--retry-failed)")
+    ev.add_argument("--tracking-uri", metavar="URI",
+                    help="the store to log to, and holding RUN with --retry-failed (flag > spec > environment > default)")
     runs = sub.add_parser("runs", help="list recent runs with their scores")
     runs.add_argument("--experiment", help="only this experiment")
     runs.add_argument("--limit", type=int, default=20)

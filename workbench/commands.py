@@ -52,6 +52,11 @@ def print_outcome(reporter: Reporter, spec, outcome) -> None:
                       f"({best.score:.3f} vs {result.score:.3f}).")
 
 
+def tracking_override(args: argparse.Namespace) -> list[str]:
+    """--tracking-uri as the last spec override: flag > spec > environment > default."""
+    return [f"tracking.uri={args.tracking_uri}"] if getattr(args, "tracking_uri", None) else []
+
+
 def run_command(args: argparse.Namespace) -> int:
     _quiet_libraries()
     from workbench.data.loading import load_data
@@ -72,14 +77,16 @@ def run_command(args: argparse.Namespace) -> int:
 
             from workbench.cli import budget_overrides
 
-            outcome, spec = retry_failed(args.retry_failed, tracking_uri=args.tracking_uri,
+            from workbench.tracking import default_uri
+
+            outcome, spec = retry_failed(args.retry_failed, tracking_uri=args.tracking_uri or default_uri(),
                                          overrides=[*args.overrides, *budget_overrides(args)], reporter=reporter)
             return _report_outcome(reporter, spec, outcome, args)
         if not args.spec or not args.program:
             raise UserError("give SPEC and --program PATH, or --retry-failed RUN", field="eval")
     from workbench.cli import budget_overrides
 
-    spec = load_spec(args.spec, [*args.overrides, *budget_overrides(args)])
+    spec = load_spec(args.spec, [*args.overrides, *budget_overrides(args), *tracking_override(args)])
     if getattr(args, "program", None) is not None and not str(args.program).endswith(".json"):
         from workbench.errors import UserError
 

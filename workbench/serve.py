@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from workbench.errors import UserError
-from workbench.tracking import DEFAULT_URI
+from workbench.tracking import default_uri
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def serve_key(host: str, api_key_env: str | None, insecure: bool) -> str | None:
 
 
 def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, max_body_bytes: int = DEFAULT_MAX_BODY,
-          lm_overrides: dict[str, Any] | None = None, tracking_uri: str = DEFAULT_URI,
+          lm_overrides: dict[str, Any] | None = None, tracking_uri: str | None = None,
           api_key_env: str | None = None, insecure: bool = False, rate_limit: float = 600) -> None:
     import uvicorn
 
@@ -208,6 +208,7 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, max_body_by
     if max_body_bytes < 64:
         raise UserError(f"must be at least 64, got {max_body_bytes}", field="--max-body-bytes")
     start = time.perf_counter()
+    tracking_uri = tracking_uri or default_uri()  # flag > environment > default
     program = load(resolve_target(target, tracking_uri), lm_overrides=lm_overrides)
     report = program.report
     print(f"loaded {program.manifest['program_class']} from {program.path} in {time.perf_counter() - start:.1f} s "

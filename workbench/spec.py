@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from workbench import registry
 from workbench.errors import UserError
-from workbench.tracking import DEFAULT_URI
+from workbench.tracking import default_uri
 from workbench.search import SearchSpec, apply, set_path
 
 
@@ -142,7 +142,7 @@ class BudgetSpec(_Strict):
 
 class TrackingSpec(_Strict):
     enabled: bool = True
-    uri: str = DEFAULT_URI
+    uri: str = Field(default_factory=default_uri)  # unset: $WORKBENCH_TRACKING_URI / $MLFLOW_TRACKING_URI / default
     artifact_root: str = "mlruns/artifacts"
     experiment: str | None = None
     run_name: str | None = None

@@ -53,8 +53,10 @@ def resolve_uri(uri: str) -> str:
 
 
 def default_uri() -> str:
-    """The store commands read when not told: $WORKBENCH_TRACKING_URI, else the project's SQLite file."""
-    return os.environ.get("WORKBENCH_TRACKING_URI", DEFAULT_URI)
+    """The store used when neither a --tracking-uri flag nor the spec names one:
+    $WORKBENCH_TRACKING_URI, else MLflow's own $MLFLOW_TRACKING_URI, else the project's SQLite file.
+    (The one precedence rule of every command: flag > spec > environment > default.)"""
+    return os.environ.get("WORKBENCH_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
 def client(uri: str, *, must_exist: bool = False):

@@ -20,7 +20,7 @@ import pandas as pd
 from workbench.comparison.runs import RunData, load_runs
 from workbench.comparison.stats import paired_test
 from workbench.errors import UserError
-from workbench.tracking import DEFAULT_URI
+from workbench.tracking import default_uri
 
 COST_METRICS = ("lm_calls", "prompt_tokens", "completion_tokens", "seconds", "compile_seconds", "compile_lm_calls")
 
@@ -117,10 +117,11 @@ def prompt_diff(a: RunData, b: RunData) -> str:
     return "\n".join([*version_links(a, b), *(diff or ["(the prompts are identical)"])])
 
 
-def compare(refs: list[str], *, tracking_uri: str = DEFAULT_URI, all_pairs: bool = False,
+def compare(refs: list[str], *, tracking_uri: str | None = None, all_pairs: bool = False,
             seed: int = 0) -> Comparison:
     """Compare runs (ids or experiment names). Pairs: each run against the first one given
     (the baseline), or every pair with `all_pairs`."""
+    tracking_uri = tracking_uri or default_uri()  # flag > environment > default
     runs = load_runs(refs, tracking_uri)
     board = leaderboard(runs)
     pairs = list(itertools.combinations(runs, 2)) if all_pairs else [(runs[0], other) for other in runs[1:]]

@@ -112,7 +112,9 @@ def _by_prefix(client, experiments, prefix: str) -> list:
     ids = [e.experiment_id for e in experiments]
     matches = [r for r in client.search_runs(ids, max_results=50000) if r.info.run_id.startswith(prefix)] if ids else []
     if not matches:
-        raise UserError(f"{prefix!r} is neither an experiment nor a run id", field="runs")
+        store = getattr(client, "tracking_uri", None) or getattr(getattr(client, "_inner", None), "tracking_uri", "")
+        raise UserError(f"{prefix!r} is neither an experiment nor a run id in {store or 'this store'} "
+                        "(another store: --tracking-uri or $MLFLOW_TRACKING_URI)", field="runs")
     if len(matches) > 1:
         raise UserError(f"{len(matches)} runs have ids starting {prefix!r}; give more characters", field="runs")
     return matches

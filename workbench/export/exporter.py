@@ -26,7 +26,7 @@ from workbench.errors import RunFailed, UserError
 from workbench.export.bundle import LORA_FILE, write_json, write_manifest
 from workbench.export.loaded import load, source_digest
 from workbench.finetune.gguf_lora import run_adapter
-from workbench.tracking import DEFAULT_URI, RUN_KIND_TAG
+from workbench.tracking import RUN_KIND_TAG, default_uri
 
 BUNDLE_README = """# {name}: an exported dspy-workbench program
 
@@ -223,7 +223,7 @@ def load_run(client, run, scratch: Path):
 
 
 def export_run(ref: str, out: str | Path, *, force: bool = False, tolerance: float = 0.01,
-               tracking_uri: str = DEFAULT_URI, reporter: Reporter | None = None,
+               tracking_uri: str | None = None, reporter: Reporter | None = None,
                max_corpus_mb: float = 500.0) -> ExportResult:
     """Export run `ref` to folder `out` (see the module docstring)."""
     from workbench.comparison.runs import client_for
@@ -235,6 +235,7 @@ def export_run(ref: str, out: str | Path, *, force: bool = False, tolerance: flo
         raise UserError(f"must be above 0, got {max_corpus_mb}", field="--max-corpus-mb")
     out = Path(out)
     check_target(out, force)
+    tracking_uri = tracking_uri or default_uri()  # flag > environment > default
     client = client_for(tracking_uri)
     run = find_run(client, ref)
     run_id = run.info.run_id

@@ -30,7 +30,7 @@ import dspy
 from workbench.console import Reporter
 from workbench.errors import RunFailed, UserError
 from workbench.export.bundle import write_json
-from workbench.tracking import DEFAULT_URI
+from workbench.tracking import default_uri
 
 CLIENT_SOURCE = Path(__file__).with_name("prompt_client.py")
 FORMAT = "dspy-workbench-prompt"
@@ -148,7 +148,7 @@ def check_rendering(prompt, requests: list[tuple], evalset, input_fields: list[s
 
 
 def export_prompt(ref: str, out: str | Path, *, force: bool = False, tolerance: float = 0.01,
-                  tracking_uri: str = DEFAULT_URI, reporter: Reporter | None = None,
+                  tracking_uri: str | None = None, reporter: Reporter | None = None,
                   base_url: str | None = None) -> PromptExportResult:
     from workbench.comparison.runs import client_for
     from workbench.export.exporter import check_target, find_run, load_run, staged
@@ -161,6 +161,7 @@ def export_prompt(ref: str, out: str | Path, *, force: bool = False, tolerance: 
     check_target(out, force)
     if base_url:
         preflight(base_url)
+    tracking_uri = tracking_uri or default_uri()  # flag > environment > default
     client = client_for(tracking_uri)
     run = find_run(client, ref)
     start = time.perf_counter()

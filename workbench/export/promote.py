@@ -19,7 +19,7 @@ from workbench.console import Reporter
 from workbench.errors import UserError
 from workbench.export.bundle import read_json
 from workbench.spec import TrackingSpec
-from workbench.tracking import DEFAULT_URI, tracked_run
+from workbench.tracking import default_uri, tracked_run
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 RUN_TAG = "workbench.run_id"
@@ -85,7 +85,7 @@ def decide(client, champion_run_id: str, candidate_run_id: str, *, force: bool) 
     return False, f"does not beat the champion: {summary}"
 
 
-def promote(ref: str, name: str, *, force: bool = False, tracking_uri: str = DEFAULT_URI,
+def promote(ref: str, name: str, *, force: bool = False, tracking_uri: str | None = None,
             reporter: Reporter | None = None) -> Promotion:
     import mlflow
     from mlflow.models import ModelSignature
@@ -97,6 +97,7 @@ def promote(ref: str, name: str, *, force: bool = False, tracking_uri: str = DEF
     reporter = reporter or Reporter(quiet=True)
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise UserError(f"model names are letters, digits, '-', '_' and '.', got {name!r}", field="--name")
+    tracking_uri = tracking_uri or default_uri()  # flag > environment > default
     client = client_for(tracking_uri)
     run = find_run(client, ref)
     run_id = run.info.run_id

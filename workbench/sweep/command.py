@@ -13,6 +13,8 @@ def add_parsers(sub) -> None:
     sw.add_argument("spec", help="a spec with a `search:` section, e.g. experiments/sweep_routing_clinc150.yaml")
     sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                     help="override a spec value (repeatable)")
+    sw.add_argument("--tracking-uri", metavar="URI", help="the MLflow store for the parent and trial runs "
+                    "(flag > spec > $WORKBENCH_TRACKING_URI / $MLFLOW_TRACKING_URI > sqlite:///mlruns/mlflow.db)")
     sw.add_argument("--trials", type=int, required=True, help="finished trials the study should have")
     sw.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1: in-process)")
     sw.add_argument("--storage", default=DEFAULT_STORAGE,
@@ -35,7 +37,9 @@ def sweep_command(args: argparse.Namespace) -> int:
     from workbench.lm.preflight import preflight
     from workbench.spec import load_spec
 
-    spec = load_spec(args.spec, args.overrides)
+    from workbench.commands import tracking_override
+
+    spec = load_spec(args.spec, [*args.overrides, *tracking_override(args)])
     preflight(spec)  # a dead endpoint is exit 2 before the study or its parent run exists
     from workbench.sweep.budget import Budget
     from workbench.sweep.driver import sweep
