@@ -100,6 +100,9 @@ def run_command(args: argparse.Namespace) -> int:
             raise UserError("--resume continues one run; it does not combine with --seeds", field="--resume")
         return _seeds_command(reporter, spec, args)
     loaded = load_data(spec)
+    from workbench.lm.window import check_demos_fit
+
+    check_demos_fit(spec, loaded.data)
     from workbench.runner import run
 
     outcome = run(spec, reporter=reporter, program_path=getattr(args, "program", None), loaded=loaded,

@@ -102,6 +102,9 @@ class LMSpec(_Strict):
             raise ValueError("api_base/api_key_env only apply to backend 'openai'")
         if self.lora and self.backend != "embedded":
             raise ValueError(f"lora applies to backend 'embedded' only, not {self.backend!r}")
+        if self.backend == "embedded" and self.max_tokens >= self.n_ctx:
+            raise ValueError(f"max_tokens {self.max_tokens} does not fit the context window n_ctx={self.n_ctx} "
+                             "(the prompt needs room too)")
         return self
 
 

@@ -63,8 +63,10 @@ class MockEndpoint:
     def __init__(self, *, port: int = 0, model: str = "mock-model", latency: float = 0.0,
                  faults: list[str] | None = None, fail_rate: float = 0.0, fail_with: str | list[str] = "503",
                  retry_after: float | None = 0.0, api_key: str | None = None, down_after: int | None = None,
-                 max_requests_per_minute: int | None = None, timeout_sleep: float = 3.0, seed: int = 0) -> None:
+                 max_requests_per_minute: int | None = None, timeout_sleep: float = 3.0, seed: int = 0,
+                 max_model_len: int | None = None) -> None:
         self.model = model
+        self.max_model_len = max_model_len  # reported in the model list, as vLLM does
         self.latency = latency
         self.faults = list(faults or [])
         self.fail_rate = fail_rate
@@ -169,7 +171,10 @@ class MockEndpoint:
                 if not self.path.rstrip("/").endswith("/models"):
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                 elif self._authorized():
-                    self._send(200, {"object": "list", "data": [{"id": endpoint.model, "object": "model"}]})
+                    entry = {"id": endpoint.model, "object": "model"}
+                    if endpoint.max_model_len:
+                        entry["max_model_len"] = endpoint.max_model_len
+                    self._send(200, {"object": "list", "data": [entry]})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

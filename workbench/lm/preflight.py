@@ -36,6 +36,11 @@ def _lms(spec) -> list[tuple[str, Any]]:
 
 def preflight(spec, *, deadline: float = DEADLINE_S) -> list[str]:
     """Check every endpoint the spec uses (once per process); one line per endpoint checked."""
+    from workbench.lm.window import check_embedded
+
+    for field, lm in [("lm", spec.lm), ("optimizer.reflection_lm", spec.optimizer.reflection_lm)]:
+        if lm is not None and lm.backend == "embedded":
+            check_embedded(lm, field=field, source=spec.source)
     lines = []
     for field, lm in _lms(spec):
         lines.append(check_endpoint(lm, field=field, source=spec.source, deadline=deadline))
@@ -83,13 +88,17 @@ def check_endpoint(lm, *, field: str = "lm", source: str = "<spec>", deadline: f
         raise refused(reply)
     if reply.status_code == 200:
         try:
-            served = [str(m.get("id")) for m in reply.json().get("data", []) if isinstance(m, dict)]
+            entries = {str(m.get("id")): m for m in reply.json().get("data", []) if isinstance(m, dict)}
         except (ValueError, AttributeError):
-            served = []
+            entries = {}
+        served = list(entries)
         if served:
             if lm.model not in served:
                 listed = ", ".join(served[:8]) + (" ..." if len(served) > 8 else "")
                 raise fail("model", f"{base} does not serve model {lm.model!r} (it serves: {listed})")
+            from workbench.lm.window import check_endpoint_window
+
+            check_endpoint_window(lm, entries[lm.model], field=field, source=source, base=base)
             return f"{base}: model {lm.model} served"
     elif reply.status_code >= 500 or reply.status_code == 429:
         raise fail("api_base", f"{base} answered {reply.status_code} to the preflight for {deadline:.0f} s")
