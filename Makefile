@@ -3,6 +3,7 @@
 # make test-all : the fast tier, then the slow tier (end-to-end on the embedded LM, PostgreSQL, Chromium)
 # make test-slow: the slow tier alone
 # make lock     : re-make requirements.lock from pyproject.toml (after changing a dependency)
+# make notebooks: re-execute the notebooks on small samples and save them with their outputs
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -33,7 +34,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 WHEELHOUSE ?= $(HOME)/.cache/dspy-workbench/wheels/$(shell echo "$(LLAMA_CPP_VERSION) $(LLAMA_CMAKE_ARGS)" | cksum | cut -d' ' -f1)
 LLAMA_WHEEL = $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 
-.PHONY: setup run test test-all test-slow lock bench browser notebooks clean clean-llama
+.PHONY: setup run test test-all test-slow lock lock-upgrade notebooks bench browser notebooks clean clean-llama
 
 setup: $(STAMP)
 
@@ -60,12 +61,20 @@ $(STAMP): pyproject.toml $(LOCK) | $(VENV)/bin/uv
 
 # Exact versions and hashes of every dependency but llama-cpp-python (built above), resolved
 # by uv for Python 3.11 on this platform; its first line is the digest `make test` checks.
+# The pins already in the lock are kept where pyproject.toml still allows them (uv reads its
+# output file); `make lock-upgrade` moves every package to its newest allowed release.
+LOCK_FLAGS ?=
 lock: | $(VENV)/bin/uv
-	@{ PYTHONPATH=. $(BIN)/python -m workbench.environment header && \
-	  $(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	@cp $(LOCK) $(LOCK).tmp 2>/dev/null || true
+	@$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 	    --find-links $(TORCH_WHEELS) --no-emit-package llama-cpp-python --custom-compile-command "make lock" \
-	    --quiet; } > $(LOCK).tmp && mv $(LOCK).tmp $(LOCK) || { rm -f $(LOCK).tmp; exit 1; }
+	    --quiet $(LOCK_FLAGS) -o $(LOCK).tmp || { rm -f $(LOCK).tmp; exit 1; }
+	@{ PYTHONPATH=. $(BIN)/python -m workbench.environment header && grep -v '^# pyproject-dependencies-sha256: ' \
+	    $(LOCK).tmp; } > $(LOCK).new && mv $(LOCK).new $(LOCK) && rm -f $(LOCK).tmp
 	@echo "lock: $(LOCK) pins $$(grep -c '==' $(LOCK)) packages"
+
+lock-upgrade:
+	@$(MAKE) --no-print-directory lock LOCK_FLAGS=--upgrade
 
 run: setup
 	$(BIN)/workbench run $(SPEC)
@@ -85,6 +94,21 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
 	    >/dev/null 2>&1 || echo "note: could not install chromium + chromium-driver; the UI test will skip"; }
+
+# Re-execute every notebook on a small sample (NB_TEST_SIZE items per evaluation) against a
+# fresh store under mlruns/ and save it with its outputs, so the repository shows results.
+NB_TEST_SIZE ?= 30
+NB_STORE := $(CURDIR)/mlruns/notebooks
+notebooks: setup
+	@rm -rf $(NB_STORE) && mkdir -p $(NB_STORE)
+	@for nb in notebooks/*.ipynb; do \
+	  echo "notebooks: executing $$nb (log: $(NB_STORE)/nbconvert.log)"; \
+	  WORKBENCH_NB_TEST_SIZE=$(NB_TEST_SIZE) WORKBENCH_TRACKING_URI=sqlite:///$(NB_STORE)/mlflow.db \
+	  WORKBENCH_ARTIFACT_ROOT=$(NB_STORE)/artifacts WORKBENCH_NB_OUT=$(NB_STORE)/out-$$(basename $$nb .ipynb) \
+	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 \
+	    --ClearMetadataPreprocessor.enabled=True $$nb >>$(NB_STORE)/nbconvert.log 2>&1 || \
+	    { tail -n 30 $(NB_STORE)/nbconvert.log; exit 1; }; \
+	done
 
 bench: setup
 	$(BIN)/python benchmarks/routing.py

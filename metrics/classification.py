@@ -91,4 +91,5 @@ def _plot(matrix: pd.DataFrame):
     ax.set_ylabel("gold")
     ax.set_title("Confusion matrix")
     fig.tight_layout()
+    plt.close(fig)  # returned, not shown: a notebook displays it once, where asked
     return fig
