@@ -40,7 +40,8 @@ def test_flag_beats_spec_beats_environment_beats_default(tmp_path, stores):
     assert [r["run_id"] for r in stores["spec"].runs()] == [by_spec]
     assert [r["run_id"] for r in stores["flag"].runs()] == [by_flag]
     by_default = _run(tmp_path, env=_clean_env())
-    assert by_default in [r["run_id"] for r in Store(tmp_path / "mlruns").runs()]  # sqlite:///mlruns/mlflow.db
+    where = {str(p.relative_to(tmp_path)): [r["run_id"] for r in Store(p.parent).runs()] for p in tmp_path.rglob("*.db")}
+    assert by_default in where.get("mlruns/mlflow.db", []), where  # sqlite:///mlruns/mlflow.db in the cwd
     assert not (tmp_path / "mlruns" / "mlflow.db").samefile(stores["env"].db)
 
 
@@ -56,3 +57,59 @@ def test_reading_commands_take_the_environment_and_the_flag(tmp_path, stores):
     elsewhere = run_cli("export", run_id, "--out", str(tmp_path / "b2"), "--tracking-uri", stores["flag"].uri,
                         cwd=tmp_path, env=env)
     assert elsewhere.returncode == 2 and "Traceback" not in elsewhere.stderr and not (tmp_path / "b2").exists()
+
+
+@pytest.mark.slow
+def test_on_the_embedded_lm_every_command_follows_MLFLOW_TRACKING_URI_to_a_server(tmp_path):
+    """A team's own tracking server named only by MLflow's variable: the run, `runs`, `compare`
+    and `export` all reach it, with no flag and no spec edit (real `mlflow server`, embedded LM)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port, stop, wait_for_http
+
+    port = free_port()
+    log = open(tmp_path / "server.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                               f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "served"),
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              stdout=log, stderr=subprocess.STDOUT,
+                              env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", server, seconds=90, what="mlflow server",
+                      log=lambda: (tmp_path / "server.log").read_text())
+        env = _clean_env(MLFLOW_TRACKING_URI=url)
+        sets = ["dataset.train=400", "dataset.dev=10", "dataset.test=8", "metric.summaries=[]", *NO_GENAI]
+        ids = []
+        for extra in (["optimizer.name=none", "optimizer.params={}", "program.params.candidates=0"], []):
+            result = run_cli("run", str(SPEC), "--quiet", *[a for o in [*sets, *extra] for a in ("--set", o)],
+                             cwd=tmp_path, env=env)
+            assert result.returncode == 0, result.stderr[-2000:]
+            ids.append(result.stdout.split("run_id=")[1].split()[0])
+        assert not (tmp_path / "mlruns").exists()  # nothing went to the local default store
+        listed = run_cli("runs", cwd=tmp_path, env=env)
+        assert listed.returncode == 0 and all(i[:8] in listed.stdout for i in ids), listed.stderr[-2000:]
+        compared = run_cli("compare", *ids, "--no-log", "--out", str(tmp_path / "cmp"), cwd=tmp_path, env=env)
+        assert compared.returncode == 0 and "McNemar" in compared.stdout, compared.stderr[-2000:]
+        exported = run_cli("export", ids[1], "--out", str(tmp_path / "bundle"), cwd=tmp_path, env=env)
+        assert exported.returncode == 0 and "verified" in exported.stdout, exported.stderr[-2000:]
+    finally:
+        stop(server, log)
+
+
+def test_a_store_used_in_process_never_becomes_the_next_default(tmp_path, monkeypatch):
+    """MLflow exports the URI given to its fluent API into $MLFLOW_TRACKING_URI; in a notebook
+    that would make one run's store the default of every later call. The user's value stays."""
+    from workbench.tracking import DEFAULT_URI, default_uri, use_store
+
+    monkeypatch.delenv("WORKBENCH_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    use_store(Store(tmp_path / "a").uri)
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert default_uri() == DEFAULT_URI
+    mine = Store(tmp_path / "mine").uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mine)
+    use_store(Store(tmp_path / "b").uri)
+    assert os.environ["MLFLOW_TRACKING_URI"] == mine and default_uri() == mine

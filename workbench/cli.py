@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue this killed or failed run of the same spec, in the same MLflow run (completed "
                           "LM calls come from the cache, GEPA from its checkpoint)")
     run.add_argument("--tracking-uri", metavar="URI", help="the MLflow store to log to (beats the spec's tracking.uri, "
-                     "which beats $WORKBENCH_TRACKING_URI / $MLFLOW_TRACKING_URI, then sqlite:///mlruns/mlflow.db)")
+                     "which beats $WORKBENCH_TRACKING_URI / $MLFLOW_TRACKING_URI, then the project's mlruns/ store)")
     run.add_argument("--seeds", type=int, default=1, metavar="N",
                      help="compile with N optimizer seeds (child runs; the parent logs mean and 95%% CI)")
     ev = sub.add_parser("eval", help="evaluate a saved program (DSPy JSON state) with a spec")

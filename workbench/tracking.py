@@ -123,8 +123,13 @@ def use_store(uri: str):
     warnings.filterwarnings("ignore", module="mlflow")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     resolved = resolve_uri(uri)
+    # MLflow also writes the URI into $MLFLOW_TRACKING_URI / $MLFLOW_REGISTRY_URI; put back the
+    # user's own, so a store one call used never becomes the default of the next (default_uri).
+    previous = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(resolved)
     mlflow.set_registry_uri(resolved)
+    for key, value in previous.items():
+        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
     return client(resolved)
 
 

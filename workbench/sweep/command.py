@@ -14,7 +14,7 @@ def add_parsers(sub) -> None:
     sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                     help="override a spec value (repeatable)")
     sw.add_argument("--tracking-uri", metavar="URI", help="the MLflow store for the parent and trial runs "
-                    "(flag > spec > $WORKBENCH_TRACKING_URI / $MLFLOW_TRACKING_URI > sqlite:///mlruns/mlflow.db)")
+                    "(flag > spec > $WORKBENCH_TRACKING_URI / $MLFLOW_TRACKING_URI > the project's mlruns/ store)")
     sw.add_argument("--trials", type=int, required=True, help="finished trials the study should have")
     sw.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1: in-process)")
     sw.add_argument("--storage", default=DEFAULT_STORAGE,
