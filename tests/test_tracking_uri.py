@@ -31,18 +31,29 @@ def _clean_env(**values: str) -> dict[str, str]:
     return {**env, **values}
 
 
-def test_flag_beats_spec_beats_environment_beats_default(tmp_path, stores):
-    env = _clean_env(MLFLOW_TRACKING_URI=stores["env"].uri)
-    by_env = _run(tmp_path, env=env)  # the shipped spec names no store: the environment's
-    by_spec = _run(tmp_path, env=env, sets=(f"tracking.uri={stores['spec'].uri}",))
-    by_flag = _run(tmp_path, "--tracking-uri", stores["flag"].uri, env=env, sets=(f"tracking.uri={stores['spec'].uri}",))
+def test_flag_beats_spec_beats_environment_beats_default(tmp_path, stores, monkeypatch):
+    """In-process runs (the CLI's own code; the subprocess path is the next test's)."""
+    from tests.conftest import run_main
+
+    def run(*args: str, sets: tuple[str, ...] = ()) -> str:
+        overrides = [*SMALL, *FAST_LM, *NO_GENAI, f"tracking.artifact_root={tmp_path / 'artifacts'}", *sets]
+        result = run_main("run", str(SPEC), "--quiet", *args, *[a for o in overrides for a in ("--set", o)])
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout.split("run_id=")[1].split()[0]
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WORKBENCH_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", stores["env"].uri)
+    by_env = run()  # the shipped spec names no store: the environment's
+    by_spec = run(sets=(f"tracking.uri={stores['spec'].uri}",))
+    by_flag = run("--tracking-uri", stores["flag"].uri, sets=(f"tracking.uri={stores['spec'].uri}",))
     assert [r["run_id"] for r in stores["env"].runs()] == [by_env]
     assert [r["run_id"] for r in stores["spec"].runs()] == [by_spec]
     assert [r["run_id"] for r in stores["flag"].runs()] == [by_flag]
-    by_default = _run(tmp_path, env=_clean_env())
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    by_default = run()
     where = {str(p.relative_to(tmp_path)): [r["run_id"] for r in Store(p.parent).runs()] for p in tmp_path.rglob("*.db")}
     assert by_default in where.get("mlruns/mlflow.db", []), where  # sqlite:///mlruns/mlflow.db in the cwd
-    assert not (tmp_path / "mlruns" / "mlflow.db").samefile(stores["env"].db)
 
 
 def test_reading_commands_take_the_environment_and_the_flag(tmp_path, stores):

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import FAST_LM, SPEC, Store, run_cli
+from tests.conftest import FAST_LM, SPEC, Store, run_cli, run_main
 from workbench.lm.mock_server import MockEndpoint
 from workbench.lm.window import endpoint_window, trained_context
 
 
-def _refused(store: Store, *overrides: str) -> str:
-    result = run_cli("run", str(SPEC), *[a for o in [*store.overrides, "dataset.test=8", *overrides]
-                                         for a in ("--set", o)], timeout=300)
+def _refused(store: Store, *overrides: str, subprocess: bool = False) -> str:
+    args = ["run", str(SPEC), *[a for o in [*store.overrides, "dataset.test=8", *overrides] for a in ("--set", o)]]
+    result = run_cli(*args, timeout=300) if subprocess else run_main(*args)
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -30,7 +30,7 @@ def _refused(store: Store, *overrides: str) -> str:
      "optimizer.params.steps[0].params.k: 900 demos"),
 ], ids=["max_tokens", "n_ctx", "k", "sequence_k"])
 def test_embedded_window_refusals(store, overrides, expected):
-    line = _refused(store, *overrides)
+    line = _refused(store, *overrides, subprocess=overrides == ["lm.n_ctx=100000"])
     assert expected in line and "experiments/routing_clinc150.yaml" in line, line
 
 
