@@ -145,7 +145,8 @@ def section(task: str, rows: dict) -> str:
         dev = "" if r.get("dev_score") is None else f"{r['dev_score']:.3f}"
         body.append([f"{r['key']} `{json.dumps(r['params'])}`" + (f" {' '.join(r['extra'])}" if r["extra"] else ""),
                      str(r["n"]), f"{r['score']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]", dev,
-                     str(r["compile_lm_calls"]), f"{r['compile_minutes']:.1f}", f"{r['eval_seconds_per_item']:.2f}",
+                     str(r["compile_lm_calls"]), f"{r['compile_minutes']:.1f}",
+                     f"{r['eval_seconds_per_item']:.2f}" + ("†" if r.get("shared_cpu") else ""),
                      paired(r, bases["zero-shot"]), paired(r, bases["retrieval_demos"]), r["commit"]])
     missing = [k for k, *_ in ROWS if f"{task}/{k}" not in rows]
     instr = "\n".join(f"- **{r['key']}** (run `{r['run_id']}`): {r['instructions']}" for r in mine)
@@ -158,6 +159,8 @@ def section(task: str, rows: dict) -> str:
             "time on 2 cores (other work may have shared them).\n\n"
             + table(["optimizer (params)", "n", "test score [95% CI]", "dev score", "compile LM calls",
                      "compile min", "eval s/item", "vs zero-shot", "vs retrieval_demos", "commit"], body)
+            + ("\n\n† The CPU was shared with other work (or the process paused) during this row: its test score "
+               "stands, its seconds do not compare with the other rows." if any(r.get("shared_cpu") for r in mine) else "")
             + ("\n\nNot measured yet: " + ", ".join(missing) + "." if missing else "")
             + "\n\nFinal instructions and demo counts (the full program is in each MLflow run):\n\n" + instr + "\n")
 

@@ -87,21 +87,29 @@ def stale_reasons(pyproject: Path, lock: Path) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def lock_sha256(root: Path | None = None) -> str:
+    from workbench.export.bundle import sha256_file
+
     path = (root or project_root()) / LOCK_FILE
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "none"
+    return sha256_file(path) if path.is_file() else "none"
+
+
+def package_versions(packages: tuple[str, ...]) -> dict[str, str]:
+    """{"python": ..., package: installed version or "unknown"}."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for package in packages:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "unknown"
+    return out
 
 
 @functools.lru_cache(maxsize=None)
 def versions_line() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    parts = [f"python={platform.python_version()}"]
-    for package in ("dspy", "mlflow", "litellm", "llama-cpp-python", "torch"):
-        try:
-            parts.append(f"{package}={version(package)}")
-        except PackageNotFoundError:
-            pass
-    return " ".join(parts)
+    versions = package_versions(("dspy", "mlflow", "litellm", "llama-cpp-python", "torch"))
+    return " ".join(f"{k}={v}" for k, v in versions.items() if v != "unknown")
 
 
 def run_tags() -> dict[str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -42,15 +41,9 @@ def sha256_file(path: Path) -> str:
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    from workbench.environment import package_versions
 
-    out = {"python": platform.python_version()}
-    for package in ("dspy", "mlflow", "dspy-workbench"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "unknown"
-    return out
+    return package_versions(("dspy", "mlflow", "dspy-workbench"))
 
 
 def write_json(path: Path, data: Any) -> None:
