@@ -8,6 +8,7 @@ backend: `FAST_LM`); `make test-all` adds the end-to-end tests on the embedded L
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -154,6 +155,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path):
+    """A real `mlflow server` on 127.0.0.1 with its own SQLite store (folder/server.db) and
+    artifact folder (folder/served); yields its URL, stops it after."""
+    port = free_port()
+    log = open(folder / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                             f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "served"),
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                            stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", proc, seconds=90, what="mlflow server", log=lambda: (folder / "server.log").read_text())
+        yield url
+    finally:
+        stop(proc, log)
 
 
 @pytest.fixture(scope="session")

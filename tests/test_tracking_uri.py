@@ -74,22 +74,9 @@ def test_reading_commands_take_the_environment_and_the_flag(tmp_path, stores):
 def test_on_the_embedded_lm_every_command_follows_MLFLOW_TRACKING_URI_to_a_server(tmp_path):
     """A team's own tracking server named only by MLflow's variable: the run, `runs`, `compare`
     and `export` all reach it, with no flag and no spec edit (real `mlflow server`, embedded LM)."""
-    import subprocess
-    import sys
+    from tests.conftest import mlflow_server
 
-    from tests.conftest import free_port, stop, wait_for_http
-
-    port = free_port()
-    log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-                               f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "served"),
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/health", server, seconds=90, what="mlflow server",
-                      log=lambda: (tmp_path / "server.log").read_text())
+    with mlflow_server(tmp_path) as url:
         env = _clean_env(MLFLOW_TRACKING_URI=url)
         sets = ["dataset.train=400", "dataset.dev=10", "dataset.test=8", "metric.summaries=[]", *NO_GENAI]
         ids = []
@@ -105,8 +92,6 @@ def test_on_the_embedded_lm_every_command_follows_MLFLOW_TRACKING_URI_to_a_serve
         assert compared.returncode == 0 and "McNemar" in compared.stdout, compared.stderr[-2000:]
         exported = run_cli("export", ids[1], "--out", str(tmp_path / "bundle"), cwd=tmp_path, env=env)
         assert exported.returncode == 0 and "verified" in exported.stdout, exported.stderr[-2000:]
-    finally:
-        stop(server, log)
 
 
 def test_a_store_used_in_process_never_becomes_the_next_default(tmp_path, monkeypatch):

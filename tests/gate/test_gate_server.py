@@ -4,13 +4,11 @@ artifacts: a run and `promote` over HTTP, then a spec gated against the champion
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.conftest import SPEC, free_port, run_cli, stop, wait_for_http
+from tests.conftest import SPEC, mlflow_server, run_cli
 
 pytestmark = pytest.mark.slow
 FAST = ["lm.backend=recorded", "lm.model=synthetic", "dataset.train=2000", "dataset.dev=20", "dataset.test=60",
@@ -19,17 +17,8 @@ FAST = ["lm.backend=recorded", "lm.model=synthetic", "dataset.train=2000", "data
 
 @pytest.fixture
 def tracking_server(tmp_path):
-    port = free_port()
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-                             f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "served"),
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            stdout=log, stderr=subprocess.STDOUT,
-                            env={**__import__("os").environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-    url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/health", proc, seconds=90, what="mlflow server", log=lambda: (tmp_path / "server.log").read_text())
-    yield url, tmp_path / "served"
-    stop(proc, log)
+    with mlflow_server(tmp_path) as url:
+        yield url, tmp_path / "served"
 
 
 def test_run_promote_and_gate_over_http(tracking_server, tmp_path):

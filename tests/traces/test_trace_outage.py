@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import SPEC, free_port, stop, wait_for_http
+from tests.conftest import SPEC, free_port, mlflow_server
 from workbench.lm.mock_server import MockEndpoint
 
 pytestmark = pytest.mark.slow
@@ -98,18 +98,8 @@ class Proxy:
 def test_a_failing_tracking_server_costs_traces_at_most_never_the_run(tmp_path, failure):
     from mlflow.tracking import MlflowClient
 
-    port = free_port()
-    log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-                               f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
-                               str(tmp_path / "served"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-    direct = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{direct}/health", server, seconds=90, what="mlflow server",
-                      log=lambda: (tmp_path / "server.log").read_text())
-        proxy = Proxy(port)
+    with mlflow_server(tmp_path) as direct:
+        proxy = Proxy(int(direct.rsplit(":", 1)[1]))
         with MockEndpoint(latency=0.25) as lm:
             sets = [a for o in [f"dataset.test={N}", "dataset.train=2000", "metric.summaries=[]", "lm.backend=openai",
                                 f"lm.model={lm.model}", f"lm.api_base={lm.base_url}", "lm.cache=false",
@@ -157,5 +147,3 @@ def test_a_failing_tracking_server_costs_traces_at_most_never_the_run(tmp_path, 
         trace = mlflow.get_trace(min(on_server, key=lambda t: t.info.request_time).info.trace_id)  # a whole one
         assert {"CHAT_MODEL", "RETRIEVER"} <= {s.span_type for s in trace.data.spans}  # spans stored over HTTP too
         assert "Traceback" not in err
-    finally:
-        stop(server, log)
