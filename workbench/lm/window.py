@@ -67,10 +67,6 @@ def check_endpoint_window(lm, entry: dict, *, field: str, source: str, base: str
                         f"({window} tokens, prompt included)", file=source, field=f"{field}.max_tokens")
 
 
-def _window(lm) -> int | None:
-    return lm.n_ctx if lm.backend == "embedded" else None
-
-
 def _demo_steps(optimizer) -> list[tuple[str, dict]]:
     """(field path, params) of each optimizer step, a `sequence`'s steps included."""
     params = optimizer.params or {}
@@ -82,7 +78,7 @@ def _demo_steps(optimizer) -> list[tuple[str, dict]]:
 
 def check_demos_fit(spec, data) -> None:
     """Refuse a demo count whose prompts cannot fit the window even by a low estimate."""
-    window = _window(spec.lm)
+    window = spec.lm.n_ctx if spec.lm.backend == "embedded" else None  # an endpoint's is checked by preflight
     if not window or "train" not in data.splits or len(data.splits["train"]) == 0:
         return
     rows = data.splits["train"].select(range(min(200, len(data.splits["train"])))).to_list()
