@@ -36,9 +36,8 @@ from programs.pool import ExamplePool
 from workbench.baselines import BaselineScore, task_baseline
 from workbench.data import TaskData
 from workbench.registry import program, retrievers
-from workbench.retrieval.dense import embed, embed_query
 from workbench.retrieval.learned_rerank import LearnedReranker
-from workbench.retrieval.sentences import SentencePicker
+from workbench.retrieval.sentences import corpus_picker
 from workbench.traces import span
 
 ANSWER_INSTRUCTIONS = ("Answer the question with a short span copied from the passages, and cite the "
@@ -112,7 +111,7 @@ class RAG(dspy.Module):
         self.rerank_depth = min(rerank_depth, k)
         if answer_mode == "choose":
             self.answer = dspy.Predict(choose_signature(instructions or CHOOSE_INSTRUCTIONS))
-            self.sentences = SentencePicker(embed, embed_query)
+            self.sentences = corpus_picker(list(passages.values()))
         else:
             self.answer = dspy.Predict(answer_signature(n, instructions or ANSWER_INSTRUCTIONS, answer_chars))
         self.rerank = dspy.Predict(rerank_signature(self.rerank_depth)) if rerank == "lm" else None

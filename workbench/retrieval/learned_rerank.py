@@ -16,9 +16,9 @@ import threading
 import numpy as np
 from dspy.predict.parameter import Parameter
 
-from workbench.retrieval.sentences import SentencePicker, content_words
+from workbench.retrieval.sentences import content_words, corpus_picker
 from workbench.retrieval.bm25 import BM25Retriever
-from workbench.retrieval.dense import DenseRetriever, embed, embed_query
+from workbench.retrieval.dense import DenseRetriever, embed_query
 
 FEATURES = ("inverse_rank", "bm25_inverse_rank", "dense_inverse_rank", "bm25_relative_score", "dense_cosine",
             "best_sentence_cosine", "best_sentence_overlap", "all_words_in_passage")
@@ -35,7 +35,7 @@ class LearnedReranker(Parameter):
         self._passages = passages
         self._texts = {p["id"]: p["text"] for p in passages}
         self._parts: tuple[BM25Retriever, DenseRetriever] | None = None
-        self._sentences = SentencePicker(embed, embed_query)
+        self._sentences = corpus_picker(passages)
         self._lock = threading.Lock()
 
     # DSPy state: plain numbers only.
