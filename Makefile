@@ -45,7 +45,7 @@ $(VENV)/bin/uv:
 $(STAMP): pyproject.toml $(LOCK) | $(VENV)/bin/uv
 	@echo "set-up: $(VENV) (log: $(SETUP_LOG))"
 	@if ! ls $(LLAMA_WHEEL) >/dev/null 2>&1; then \
-	  echo "set-up: building llama-cpp-python $(LLAMA_CPP_VERSION) from source (once per machine, ~4 min on 2 cores)"; \
+	  echo "set-up: building llama-cpp-python $(LLAMA_CPP_VERSION) from source (once per machine: about 11 min on 2 cores)"; \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel --quiet --no-deps --no-cache-dir \
 	    --disable-pip-version-check -w $(WHEELHOUSE) llama-cpp-python==$(LLAMA_CPP_VERSION) $(QUIET); fi
 	@echo "set-up: installing the locked dependencies ($(LOCK), hashes checked)"
