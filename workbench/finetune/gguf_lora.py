@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 from workbench.errors import UserError
+from workbench.lm.gguf_header import read_header
 
 BASE_KEY = "workbench.base_sha256"
 # transformers' Llama module names -> llama.cpp's tensor names (per block)
@@ -89,29 +90,23 @@ def write_adapter(path: Path, state: dict, *, alpha: float, n_head: int, n_head_
 
 def base_architecture(path: Path) -> str:
     """`general.architecture` of a GGUF model file (read from its header, no weights loaded)."""
-    import gguf
-
     try:
-        field = gguf.GGUFReader(str(path)).fields.get("general.architecture")
-    except Exception as exc:  # not a GGUF file at all
+        return str(read_header(path, {"general.architecture"}).get("general.architecture", "unknown"))
+    except (OSError, ValueError) as exc:  # not a GGUF file at all
         raise UserError(f"{path} is not a GGUF model transformers can read ({type(exc).__name__}: {exc})",
                         field="lm.model") from None
-    return bytes(field.parts[-1]).decode() if field is not None else "unknown"
 
 
 def adapter_base(path: Path) -> str | None:
     """The base model digest an adapter was trained on (None: not written by the workbench)."""
-    import gguf
-
     try:
-        reader = gguf.GGUFReader(str(path))
-    except Exception as exc:  # not a GGUF file at all
+        header = read_header(path, {"general.type", BASE_KEY})
+    except (OSError, ValueError) as exc:  # not a GGUF file at all
         raise UserError(f"{path} is not a GGUF LoRA adapter ({type(exc).__name__}: {exc})", field="lm.lora") from None
-    kind = reader.fields.get("general.type")
-    if kind is None or bytes(kind.parts[-1]).decode() != "adapter":
+    if header.get("general.type") != "adapter":
         raise UserError(f"{path} is a GGUF file but not an adapter (general.type is not 'adapter')", field="lm.lora")
-    field = reader.fields.get(BASE_KEY)
-    return bytes(field.parts[-1]).decode() if field is not None else None
+    base = header.get(BASE_KEY)
+    return str(base) if base is not None else None
 
 
 def check_adapter(path: Path, base: Path, *, source: str = "<spec>", expected_sha256: str | None = None) -> str:

@@ -25,16 +25,14 @@ DEMO_PARAMS = ("k", "max_labeled_demos", "max_bootstrapped_demos")
 @functools.lru_cache(maxsize=16)
 def trained_context(path: Path) -> int | None:
     """The context length a GGUF model was trained for (None: the header does not say)."""
-    import gguf
+    from workbench.lm.gguf_header import read_header
 
     try:
-        reader = gguf.GGUFReader(str(path))
-    except Exception:  # noqa: BLE001  not readable here: the backend reports it when it loads
+        name = read_header(path, {"general.architecture"}).get("general.architecture", "")
+        length = read_header(path, {f"{name}.context_length"}).get(f"{name}.context_length")
+    except (OSError, ValueError):  # not readable here: the backend reports it when it loads
         return None
-    arch = reader.fields.get("general.architecture")
-    name = bytes(arch.parts[-1]).decode() if arch is not None else ""
-    field = reader.fields.get(f"{name}.context_length")
-    return int(field.parts[-1][0]) if field is not None else None
+    return int(length) if isinstance(length, int) else None
 
 
 def check_embedded(lm, *, field: str = "lm", source: str = "<spec>") -> None:
