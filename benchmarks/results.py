@@ -29,6 +29,14 @@ def split_sections(text: str) -> dict[str, str]:
     return parts
 
 
+def _position(key: str) -> int:
+    """A section's place: its heading word's in ORDER, or that of the word it extends ("Sweep-quality-dev40:")."""
+    for i, known in enumerate(ORDER):
+        if key == known or key.startswith(known.rstrip(":") + "-"):
+            return i
+    return len(ORDER)
+
+
 def write_sections(sections: list[str], script: str) -> None:
     """Replace this run's sections (matched by heading's first word), keep the others."""
     stamp = f"_Measured {time.strftime('%Y-%m-%d %H:%M')} with `{script} {' '.join(sys.argv[1:])}`._\n"
@@ -36,7 +44,7 @@ def write_sections(sections: list[str], script: str) -> None:
     for text in sections:
         heading, _, body = text.partition("\n\n")
         merged[text.split()[1]] = f"{heading}\n\n{stamp}\n{body.rstrip()}\n"
-    keys = sorted(merged, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER))
+    keys = sorted(merged, key=_position)
     head = ["# Benchmark results", "",
             f"Written by the scripts in `benchmarks/` ({platform.machine()}, Python {platform.python_version()}), "
             "embedded SmolLM2-135M-Instruct Q4_1 through llama-cpp-python, LM response cache off, "

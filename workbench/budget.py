@@ -178,7 +178,7 @@ DEV_GUIDANCE = {"MIPROv2": {"light": 100, "medium": 300, "heavy": 1000, None: 10
 
 def dev_advice(spec, n: int, reporter) -> None:
     """Before an optimizer that selects on dev: how small a difference its dev size can see."""
-    from workbench.sweep.verdict import resolution
+    from workbench.sweep.verdict import sizing
 
     from workbench.optimize.sequence import steps_of
 
@@ -188,7 +188,7 @@ def dev_advice(spec, n: int, reporter) -> None:
             continue
         if isinstance(guidance, dict):
             guidance = guidance.get(params.get("auto", "light"), 100)
-        reporter.info(f"{name} selects on {n} dev items: score differences under ±{resolution(n):.2f} are noise (95%)")
+        reporter.info(f"{name} selects on the {sizing(n)}")
         if n < guidance:
             reporter.warn(f"{name} plans for about {guidance} dev items and gets {n}: its choice may be noise "
                           "(raise dataset.dev)")

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2  # 2: parameter defaults
 
 
 def _package_folder(package: str) -> Path | None:
@@ -64,8 +64,9 @@ def index_path() -> Path:
 
 def describe(obj: Any) -> dict[str, Any]:
     """Names a spec may use with this entry: its keyword-only parameters (or the
-    `accepted_params` it declares), whether it takes any keyword, and its spec-time check."""
-    info: dict[str, Any] = {"params": None, "any": False, "check": None}
+    `accepted_params` it declares) with their plain defaults, whether it takes any keyword,
+    and its spec-time check."""
+    info: dict[str, Any] = {"params": None, "any": False, "check": None, "defaults": {}}
     accepted = getattr(obj, "accepted_params", None)
     if accepted:
         info["params"] = sorted(accepted)
@@ -76,6 +77,9 @@ def describe(obj: Any) -> dict[str, Any]:
             parameters = []
         info["params"] = sorted(p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in ("data", "ctx"))
         info["any"] = any(p.kind is p.VAR_KEYWORD for p in parameters)
+        info["defaults"] = {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY
+                            and isinstance(p.default, (bool, int, float, str, type(None)))
+                            and p.default is not p.empty}
     if getattr(obj, "folder", None) is not None and hasattr(obj, "check_params"):
         info["check"] = f"folder:{obj.folder}"
     elif hasattr(obj, "check_params"):

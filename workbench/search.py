@@ -13,7 +13,8 @@ Any spec value can become a distribution, named by its dotted path:
 A categorical choice that is a mapping or list replaces the value at its path whole (so an
 optimizer and its parameters change together). `set_path` is how a dotted path reaches into
 a spec (`--set` overrides use it too). The spec owns this section, so it lives beside
-spec.py and uses only pydantic; `workbench/sweep/` runs the searches it describes.
+spec.py and uses only pydantic (and, for the parameter defaults of the spec as written, the
+registry's index); `workbench/sweep/` runs the searches it describes.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from workbench.errors import UserError
 
 OBJECTIVE_METRICS = ("score", "lm_calls", "tokens", "cost_usd", "seconds_per_example")
 
@@ -159,24 +162,49 @@ def apply(data: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def incumbent_params(search: SearchSpec, data: dict[str, Any]) -> dict[str, Any] | None:
-    """The spec's own values as a trial's parameters (stored as Optuna stores them), or None when
-    any of them is unset or outside its distribution: the incumbent a sweep must beat."""
+MISSING = object()
+
+
+def effective_values(spec) -> Callable[[str], Any]:
+    """path -> the value a validated spec runs with: what it sets, the spec model's default, or, for
+    `optimizer.params.X` / `program.params.X` it leaves unset, the registered entry's default."""
+    from workbench.registry import optimizers, programs
+
+    def value(path: str) -> Any:
+        head, *rest = path.split(".")
+        node: Any = spec
+        for part in path.split("."):
+            node = node.get(part, MISSING) if isinstance(node, dict) else getattr(node, part, MISSING)
+            if node is MISSING:
+                break
+        if node is MISSING and head in ("optimizer", "program") and len(rest) == 2 and rest[0] == "params":
+            registry = optimizers if head == "optimizer" else programs
+            try:
+                node = registry.info(getattr(spec, head).name).get("defaults", {}).get(rest[1], MISSING)
+            except UserError:
+                node = MISSING
+        return node
+
+    return value
+
+
+def incumbent_params(search: SearchSpec, value: Callable[[str], Any]) -> tuple[dict[str, Any] | None, str]:
+    """The values the spec runs with (`value`: see `effective_values`) as a trial's parameters, stored
+    as Optuna stores them: the incumbent a sweep must beat. (None, why) when one is unknown or
+    outside its distribution."""
     params = {}
     for path, dist in search.space.items():
-        node: Any = data
-        for part in path.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
+        node = value(path)
+        if node is MISSING:
+            return None, f"{path} is unset and has no known default"
         if dist.type == "categorical":
             if node not in (dist.choices or []):
-                return None
+                return None, f"{path} = {node!r} is not among its choices"
             params[path] = node if dist._plain() else json.dumps(node, sort_keys=True)
             continue
         if isinstance(node, bool) or not isinstance(node, (int, float)) or not dist.low <= node <= dist.high:
-            return None
+            return None, f"{path} = {node!r} is outside [{dist.low}, {dist.high}]"
         if dist.step and abs(((node - dist.low) / dist.step) - round((node - dist.low) / dist.step)) > 1e-9:
-            return None
+            return None, f"{path} = {node!r} is off its step {dist.step}"
         params[path] = int(node) if dist.type == "int" else float(node)
-    return params
+    return params, ""

@@ -132,7 +132,8 @@ def test_an_optimizer_that_selects_on_dev_logs_its_dev_score_and_warns_on_a_smal
     result = run_cli("run", str(SPEC), *[a for o in [*SMALL, *FAST_LM, *MIPRO, *store.overrides]
                                          for a in ("--set", o)])
     assert result.returncode == 0, result.stderr
-    assert "MIPROv2 selects on 20 dev items: score differences under ±0.22 are noise" in result.stderr
+    assert "MIPROv2 selects on the dev split: 20 items, so score differences under ±0.22 are noise" in result.stderr
+    assert "to see a difference of 0.05, use about 385 (dataset.dev)" in result.stderr
     assert "plans for about 100 dev items and gets 20" in result.stderr
     client = store.client()
     [parent] = client.search_runs([e.experiment_id for e in client.search_experiments()],

@@ -62,6 +62,7 @@ def test_sweep_logs_parent_children_plots_and_resumes(tmp_path):
                                                                       "program.params.candidates": 2}
     verdict = parent.data.tags["workbench.verdict"]
     assert "split: 8 items, so score differences under ±0.35 are noise" in result.stdout
+    assert "to see a difference of 0.05, use about 385 (dataset.dev)" in result.stdout
     best = yaml.safe_load(client.download_artifacts(parent_id, "best_spec.yaml", str(tmp_path)) and
                           (tmp_path / "best_spec.yaml").read_text())
     assert "search" not in best

@@ -23,8 +23,8 @@ import optuna
 from workbench.errors import RunFailed, UserError
 from workbench.spec import Spec, TrackingSpec
 from workbench.sweep.budget import Budget, estimate, study_spent
-from workbench.search import incumbent_params
-from workbench.sweep.verdict import INCUMBENT, resolution
+from workbench.search import effective_values, incumbent_params
+from workbench.sweep.verdict import INCUMBENT, sizing
 from workbench.sweep.study import create_or_resume, is_surplus, load_existing, open_storage, retry_callback
 from workbench.sweep.trial import STUDY_TAG, Surplus, TrialObjective
 from workbench.tracking import (HOST_TAG, PID_TAG, TrackedRun, configure, create_run, get_or_create_experiment,
@@ -164,9 +164,12 @@ def sweep(spec: Spec, *, trials: int, workers: int = 1, storage_url: str, study_
              "source": spec.source, "stopped": "", "trials": trials, **budget.as_attrs()}
     study, existed = create_or_resume(storage, name, spec.search, attrs=attrs, resume=resume)
     if not existed:  # trial 0: the spec as written, the incumbent every recommendation must beat
-        params = incumbent_params(spec.search, attrs["spec"])
+        params, why = incumbent_params(spec.search, effective_values(spec))
         if params is not None:
             study.enqueue_trial(params, user_attrs={INCUMBENT: True})
+        else:
+            study.set_user_attr("no_incumbent", why)
+            say(f"  no trial 0 with the spec as written ({why}): the best trial will be chosen by mean score alone")
     parent, _ = _parent_run(spec, study, existed)
     counts = _counts(study)
     finished = counts[State.COMPLETE] + counts[State.PRUNED]
@@ -175,8 +178,8 @@ def sweep(spec: Spec, *, trials: int, workers: int = 1, storage_url: str, study_
     eval_items = (spec.dataset.dev if spec.search.split == "dev" else spec.dataset.test) or 0
     say("  " + estimate(study, max(trials - finished, 0), eval_items) + f"; budget: {budget.describe()}")
     if eval_items:
-        say(f"  {spec.search.split} split: {eval_items} items, so score differences under ±{resolution(eval_items):.2f} "
-            "are noise (95%); the best trial must beat the spec as written (trial 0) by a paired test")
+        say(f"  {sizing(eval_items, spec.search.split)}; the best trial must beat the spec as written (trial 0) "
+            "by a paired test")
     status, reason = "FAILED", "failed"
     try:
         settings = {"sweep.trials": trials, "sweep.workers": workers, "sweep.storage": storage_url.split("@")[-1],

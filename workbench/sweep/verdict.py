@@ -22,6 +22,19 @@ def resolution(n: int) -> float:
     return 0.98 / math.sqrt(n) if n else float("inf")
 
 
+def items_for(difference: float) -> int:
+    """Items needed before a difference of this size stands out of the noise (the inverse of `resolution`)."""
+    return math.ceil((0.98 / difference) ** 2)
+
+
+def sizing(n: int, split: str = "dev", difference: float = 0.05) -> str:
+    """What n items can resolve, and how many the usual 0.05 needs when n is short of it."""
+    said = f"{split} split: {n} items, so score differences under ±{resolution(n):.2f} are noise (95%)"
+    if resolution(n) > difference:
+        said += f"; to see a difference of {difference:.2f}, use about {items_for(difference)} (dataset.{split})"
+    return said
+
+
 def incumbent_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
             if t.user_attrs.get(INCUMBENT)]
@@ -37,7 +50,8 @@ def judge(study: optuna.Study, best: optuna.trial.FrozenTrial, client) -> tuple[
 
     incumbent = incumbent_trial(study)
     if incumbent is None:
-        return best, "no incumbent trial (the spec's own values are outside the search space): best by mean score", {}
+        why = study.user_attrs.get("no_incumbent", "the spec's own values are outside the search space")
+        return best, f"no trial 0 with the spec as written ({why}): best by mean score, not tested", {}
     if incumbent.number == best.number:
         return best, "no trial scored above the spec as written (trial 0 is the best)", {}
     try:
