@@ -90,3 +90,15 @@ def test_difference_names_the_lock_and_the_versions_that_moved():
     assert difference(a, {**b, VERSIONS_TAG: a[VERSIONS_TAG]}).endswith("(same Python, DSPy and MLflow versions)")
     assert "same lock, different versions installed: dspy 3.4.1 → 3.4.2" == difference(a, {**b, LOCK_TAG: a[LOCK_TAG]})
     assert difference({}, b) == ""  # a run from before runs were tagged
+
+
+@pytest.mark.parametrize("module", ["dspy", "mlflow", "sklearn", "litellm"])
+def test_installed_packages_are_compiled_so_no_process_recompiles_them(module):
+    """With PYTHONDONTWRITEBYTECODE set nothing writes .pyc files at import, so the set-up must
+    (uv --compile-bytecode): without them every CLI call and test subprocess spent ~11 s compiling."""
+    import importlib
+    import importlib.util
+    import os
+
+    source = importlib.import_module(module).__file__
+    assert os.path.exists(importlib.util.cache_from_source(source)), f"{module} has no .pyc beside {source}"

@@ -32,7 +32,7 @@ def test_retrieval_demos_then_instruction_search_runs_as_one_optimizer(tmp_path)
                                                     "optimizer.prompt_max_tokens=96", *FAST_LM, *store.overrides))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "retrieval_demos: no LM calls then MIPROv2 manual: 2 trials on 12 dev items" in result.stderr
-    assert "MIPROv2 selects on 12 dev items" in result.stderr  # dev advice comes from the step
+    assert "MIPROv2 selects on the dev split: 12 items" in result.stderr  # dev advice comes from the step
     run_id = next(x for x in result.stdout.splitlines() if x.startswith("MLflow run ")).split()[2]
     data = store.client().get_run(run_id).data
     assert data.tags["workbench.optimizer"] == "retrieval_demos+MIPROv2"
