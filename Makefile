@@ -34,6 +34,14 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 WHEELHOUSE ?= $(HOME)/.cache/dspy-workbench/wheels/$(shell echo "$(LLAMA_CPP_VERSION) $(LLAMA_CMAKE_ARGS)" | cksum | cut -d' ' -f1)
 LLAMA_WHEEL = $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 
+# Python's own .pyc caching for everything make runs. With PYTHONDONTWRITEBYTECODE set (as on
+# this machine) no process ever wrote one, so each recompiled DSPy, MLflow, sklearn...: importing
+# the runner took 16.4 s instead of 6.3 s in every CLI call, test subprocess and sweep worker.
+# The set-up's own LM check and registry index write the common ones, so a shell that keeps the
+# variable set still reads them; uv's --compile-bytecode did the same for everything, but added
+# 47 s to a fresh set-up.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: setup run test test-all test-slow lock lock-upgrade notebooks bench browser notebooks clean clean-llama
 
 setup: $(STAMP)
@@ -49,12 +57,8 @@ $(STAMP): pyproject.toml $(LOCK) | $(VENV)/bin/uv
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel --quiet --no-deps --no-cache-dir \
 	    --disable-pip-version-check -w $(WHEELHOUSE) llama-cpp-python==$(LLAMA_CPP_VERSION) $(QUIET); fi
 	@echo "set-up: installing the locked dependencies ($(LOCK), hashes checked)"
-	@# --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as on this machine) nothing
-	@# writes .pyc files, and every process recompiled DSPy, MLflow, sklearn...: importing the
-	@# runner took 17.4 s instead of 6.5 s, in every CLI call, test subprocess and sweep worker.
-	@$(UV) pip install --python $(BIN)/python --no-deps --compile-bytecode --find-links $(TORCH_WHEELS) -r $(LOCK) $(QUIET)
-	@$(UV) pip install --python $(BIN)/python --no-deps --compile-bytecode --reinstall-package llama-cpp-python \
-	  $(LLAMA_WHEEL) $(QUIET)
+	@$(UV) pip install --python $(BIN)/python --no-deps --find-links $(TORCH_WHEELS) -r $(LOCK) $(QUIET)
+	@$(UV) pip install --python $(BIN)/python --no-deps --reinstall-package llama-cpp-python $(LLAMA_WHEEL) $(QUIET)
 	@$(UV) pip install --python $(BIN)/python --no-deps -e . $(QUIET)
 	@$(BIN)/python -m workbench.environment check || echo "set-up: warning: $(LOCK) is stale (above); run \`make lock\`"
 	@echo "set-up: checking the embedded LM"
