@@ -78,8 +78,7 @@ def describe(obj: Any) -> dict[str, Any]:
         info["params"] = sorted(p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in ("data", "ctx"))
         info["any"] = any(p.kind is p.VAR_KEYWORD for p in parameters)
         info["defaults"] = {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY
-                            and isinstance(p.default, (bool, int, float, str, type(None)))
-                            and p.default is not p.empty}
+                            and isinstance(p.default, (bool, int, float, str, type(None)))}
     if getattr(obj, "folder", None) is not None and hasattr(obj, "check_params"):
         info["check"] = f"folder:{obj.folder}"
     elif hasattr(obj, "check_params"):
