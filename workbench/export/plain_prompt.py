@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,9 +107,14 @@ def review(doc: dict[str, Any], example: list[dict[str, str]]) -> str:
 
 
 def load_client(folder: Path):
+    """The exported folder's own client.py, imported without leaving a __pycache__ in the export."""
     spec = importlib.util.spec_from_file_location(f"workbench_prompt_client_{os.getpid()}", folder / "client.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = writes
     return module.PlainPrompt(folder / "prompt.json"), module
 
 
