@@ -10,8 +10,6 @@ model), so later runs, sweep trials and servers on the machine read them instead
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import threading
 import time
@@ -136,14 +134,12 @@ _pickers_lock = threading.Lock()
 
 def corpus_picker(passages: list[dict], model: str = "all-minilm-l6-v2") -> SentencePicker:
     """The process's one picker for this corpus and embedding model, its vectors kept under
-    `.cache/sentences/<model>-<key>.npz` (the key hashes every passage id and text)."""
+    `.cache/sentences/<model>-<corpus fingerprint>.npz`."""
     from workbench.paths import cache_dir
+    from workbench.retrieval.base import corpus_fingerprint
     from workbench.retrieval.dense import embed, embed_query, model_digest
 
-    digest = hashlib.sha256()
-    for p in passages:
-        digest.update(json.dumps([p["id"], p["text"]], ensure_ascii=False).encode())
-    key = f"{model}-{model_digest(model)}-{digest.hexdigest()[:16]}"
+    key = f"{model}-{model_digest(model)}-{corpus_fingerprint(passages)}"
     with _pickers_lock:
         if key not in _pickers:
             _pickers[key] = SentencePicker(lambda texts: embed(texts, model), lambda text: embed_query(text, model),
