@@ -171,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             _quiet_libraries()
             return getattr(command, f"{args.command}_command")(args)
         if args.command in ("sweep", "sweep-worker"):
+            from workbench.sweep.storage_url import check_storage_url
+
+            check_storage_url(args.storage)  # before the heavy imports: a bad URL is told in well under a second
             from workbench.commands import _quiet_libraries
             from workbench.sweep import command
 

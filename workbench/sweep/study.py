@@ -20,10 +20,10 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from workbench.errors import UserError
 from workbench.search import SearchSpec
+from workbench.sweep.storage_url import CONNECT_TIMEOUT_S, check_scheme, hide_password
 
 HEARTBEAT_S = int(os.environ.get("WORKBENCH_SWEEP_HEARTBEAT_S", "10"))
 GRACE_S = int(os.environ.get("WORKBENCH_SWEEP_GRACE_S", "30"))
-CONNECT_TIMEOUT_S = 5
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -34,19 +34,9 @@ def is_surplus(trial: optuna.trial.FrozenTrial) -> bool:
     return bool(trial.user_attrs.get("surplus"))
 
 
-def _hide_password(url: str) -> str:
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    userinfo, host = rest.rsplit("@", 1)
-    return f"{scheme}://{userinfo.split(':')[0]}:***@{host}" if ":" in userinfo else url
-
-
 def open_storage(url: str, *, stale_trial_callback=None) -> RDBStorage:
     """An RDB storage, or one UserError line (field --storage) within ~5 s if it does not answer."""
-    if not url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg2://", "mysql://", "mysql+pymysql://")):
-        raise UserError(f"unsupported storage URL {_hide_password(url)!r} (sqlite:///PATH or postgresql://...)",
-                        field="--storage")
+    check_scheme(url)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
@@ -62,7 +52,7 @@ def open_storage(url: str, *, stale_trial_callback=None) -> RDBStorage:
                           grace_period=GRACE_S, heartbeat_stale_trial_callback=stale_trial_callback)
     except Exception as exc:  # noqa: BLE001  sqlalchemy/psycopg2 raise many kinds; all mean "cannot use it"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot open {_hide_password(url)}: {first[:200]}", field="--storage") from None
+        raise UserError(f"cannot open {hide_password(url)}: {first[:200]}", field="--storage") from None
 
 
 def retry_callback(on_failed=None):
