@@ -108,3 +108,25 @@ def test_mapping_choices_round_trip_and_pareto_mask():
 
     points = np.array([[0.9, 100], [0.8, 50], [0.7, 80], [0.9, 120]])
     assert pareto_mask(points, [True, False]).tolist() == [True, True, False, False]
+
+
+def test_demo_count_beyond_the_window_is_refused_before_trial_0(tmp_path, capsys):
+    """The upper end of a `k` range whose prompts cannot fit n_ctx: one line naming the search path,
+    no study and no run (the embedded LM is named but never loaded)."""
+    store = Store(tmp_path / "mlruns")
+    spec = sweep_spec(tmp_path / "s.yaml", store, _space(**{"optimizer.params.k": {"type": "int", "low": 1,
+                                                                                    "high": 2000}}), embedded=True)
+    code = main(["sweep", str(spec), "--trials", "2", "--storage", f"sqlite:///{tmp_path}/optuna.db"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "search.space.optimizer.params.k" in err and "with the value 2000" in err and "at most ~" in err, err
+    assert not (tmp_path / "optuna.db").exists() and not store.runs()
+    ok = sweep_spec(tmp_path / "ok.yaml", store, _space(**{"optimizer.params.k": {"type": "int", "low": 1, "high": 8}}),
+                    embedded=True)
+    from workbench.data.loading import load_data
+    from workbench.lm.window import check_space_fits
+    from workbench.spec import load_spec
+
+    loaded = load_spec(ok, [])
+    check_space_fits(loaded, load_data(loaded).data)  # 8 demos fit: no error

@@ -94,3 +94,22 @@ def check_demos_fit(spec, data) -> None:
             raise UserError(f"{k} demos of ~{per_demo:.0f} tokens each need at least ~{need:.0f} tokens with the "
                             f"answer, beyond the context window of {window} (lm.n_ctx); at most ~{fits} fit",
                             file=spec.source, field=f"{path}.{key}")
+
+
+def check_space_fits(spec, data) -> None:
+    """`check_demos_fit` for the spec as written and for both ends of every search range, so a
+    sweep whose space reaches a demo count beyond the window is refused before its first trial."""
+    from workbench.search import apply
+    from workbench.spec import validate
+
+    check_demos_fit(spec, data)
+    if spec.search is None:
+        return
+    base = spec.model_dump(mode="json", exclude={"source", "search"})
+    for path, distribution in spec.search.space.items():
+        for value in distribution.edges():
+            try:
+                check_demos_fit(validate(apply(base, {path: value}), spec.source), data)
+            except UserError as exc:
+                raise UserError(f"with the value {value!r}, {exc.message}", file=spec.source,
+                                field=f"search.space.{path}") from None

@@ -41,6 +41,11 @@ def sweep_command(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec, [*args.overrides, *tracking_override(args)])
     preflight(spec)  # a dead endpoint is exit 2 before the study or its parent run exists
+    if spec.search is not None:
+        from workbench.data.loading import load_data
+        from workbench.lm.window import check_space_fits
+
+        check_space_fits(spec, load_data(spec).data)  # a demo count beyond the window: refused before trial 0
     from workbench.sweep.budget import Budget
     from workbench.sweep.driver import sweep
 
