@@ -5,7 +5,10 @@ choose among 2-4), with BFCL's accepted argument values for AST matching; `exec_
 BFCL has no training split. So that a benchmark can score *all* items of a category and
 an optimizer still has examples to learn from, each category's view uses the items of its
 partner category as train (and a seeded 20% of them, at most 40, as dev): demos teach the
-call format, and no test item is ever shown as a demo. `functions`, `accepted` and
+call format, and no test item is ever shown as a demo. BFCL reuses some requests across
+categories word for word (96 of simple_python's 400 are also `multiple` items, with the same
+function); those partner items are left out of train and dev, or a retrieved demo would carry
+the test item's own answer. `functions`, `accepted` and
 `gold_calls` are JSON strings (their shapes differ per item, which Arrow cannot hold).
 Exec ground truth (call strings such as `f(n=20, p=1/6)`) is read by AST walk, never eval,
 and also stored in AST form, so AST matching works on every category.
@@ -62,6 +65,9 @@ def _view(category: str) -> TaskData:
     rows, files = load_category(category)
     others, more_files = load_category(PARTNERS[category])
     files += more_files
+    asked = {r["question"] for r in rows}
+    duplicates = sum(r["question"] in asked for r in others)
+    others = [r for r in others if r["question"] not in asked]
     order = list(range(len(others)))
     random.Random(DEV_SEED).shuffle(order)
     dev_ids = set(order[:min(DEV_SIZE, len(others) // 5)])
@@ -74,8 +80,9 @@ def _view(category: str) -> TaskData:
                              "validation": table([r for i, r in enumerate(others) if i in dev_ids]),
                              "test": table(rows)})
     return TaskData(name=f"bfcl_{category}", splits=splits, input_fields=("question", "functions"),
-                    label_field="accepted", labels=[], fingerprint=fingerprint_files(*files, extra=str(DEV_SEED)),
-                    output_field="call", table_fields=("result_type",) if category.startswith("exec") else ())
+                    label_field="accepted", labels=[], fingerprint=fingerprint_files(*files, extra=f"{DEV_SEED}-no-test-duplicates"),
+                    output_field="call", table_fields=("result_type",) if category.startswith("exec") else (),
+                    stats={"left_out_of_train": {"same request as a test item": duplicates}})
 
 
 @dataset("bfcl_simple_python")
