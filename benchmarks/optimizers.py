@@ -189,8 +189,9 @@ def section(task: str, rows: dict) -> str:
             "code in the commit column; the stamp above is when this table was last written). "
             f"The task's default spec with only the optimizer changed; test items: a seeded sample of n (the same "
             f"items in every row), dev {cfg['dev']} items. Paired columns: difference in test score against that "
-            "row on the same items, 95% bootstrap CI, McNemar's exact p (** p < 0.05). Compile minutes are wall "
-            "time on 2 cores (other work may have shared them).\n\n"
+            "row on the same items, 95% bootstrap CI, McNemar's exact p (** p < 0.05). Compile minutes and seconds "
+            "per item are wall time on 2 cores; the rows come from several work sessions, each on its own machine, "
+            "so seconds compare only between rows measured within the same few hours.\n\n"
             + table(["optimizer (params)", "n", "test score [95% CI]", "dev score", "compile LM calls",
                      "compile min", "eval s/item", "vs zero-shot", "vs retrieval_demos", "commit"], body)
             + ("\n\n† The CPU was shared with other work (or the process paused) during this row: its test score "
