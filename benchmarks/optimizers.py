@@ -152,6 +152,7 @@ def leakage_note(task: str, mine: list[dict], bases: dict) -> str:
     leaked = leaked_ids(task) & set(mine[0]["ids"])
     if len(leaked) < 0.01 * len(mine[0]["ids"]):  # a stray duplicate or two moves no figure
         return ""
+
     def without(row: dict) -> dict:
         pairs = [(i, sc) for i, sc in zip(row["ids"], row["scores"], strict=True) if i not in leaked]
         return {**row, "ids": [i for i, _ in pairs], "scores": [sc for _, sc in pairs]}
@@ -160,10 +161,12 @@ def leakage_note(task: str, mine: list[dict], bases: dict) -> str:
     for r in mine:
         kept = without(r)
         cols = [f"{sum(kept['scores']) / len(kept['scores']):.3f} (n={len(kept['ids'])})"]
-        cols += [f"vs {b} {paired(kept, without(base))}" for b, base in bases.items() if base is not None and base is not r]
+        cols += [f"vs {b} {paired(kept, without(base))}" for b, base in bases.items()
+                 if base is not None and base is not r]
         lines.append(f"- **{r['key']}**: " + "; ".join(cols))
-    return (f"\n\n{len(leaked)} of these {len(mine[0]['ids'])} test inputs occur word for word in the task's train or dev split, "
-            "where retrieved demos can carry the answer. The same rows without those items:\n\n" + "\n".join(lines))
+    return (f"\n\n{len(leaked)} of these {len(mine[0]['ids'])} test inputs occur word for word in the task's "
+            "train or dev split, where retrieved demos can carry the answer. The same rows without those items:\n\n"
+            + "\n".join(lines))
 
 
 def section(task: str, rows: dict) -> str:

@@ -47,8 +47,10 @@ def test_hide_password():
 def test_refused_before_heavy_imports(tmp_path):
     """The CLI's own entry point in a fresh interpreter: nothing heavy was imported when it said no."""
     code = ("import sys; from workbench.cli import main; "
-            "rc = main(['sweep', 'no-such.yaml', '--trials', '2', '--storage', 'postgresql://postgres@127.0.0.1:1/x']); "
+            "rc = main(['sweep', 'no-such.yaml', '--trials', '2', "
+            "'--storage', 'postgresql://postgres@127.0.0.1:1/x']); "
             "print(rc, sorted(m for m in ('dspy', 'mlflow', 'optuna', 'litellm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["2", "[]"], (out.stdout, out.stderr)
-    assert out.stderr.strip() == "error: --storage: cannot open postgresql://postgres@127.0.0.1:1/x: 127.0.0.1:1 connection refused"
+    assert out.stderr.strip() == ("error: --storage: cannot open postgresql://postgres@127.0.0.1:1/x: "
+                                  "127.0.0.1:1 connection refused")

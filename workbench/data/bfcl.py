@@ -79,8 +79,9 @@ def _view(category: str) -> TaskData:
     splits = hf.DatasetDict({"train": table([r for i, r in enumerate(others) if i not in dev_ids]),
                              "validation": table([r for i, r in enumerate(others) if i in dev_ids]),
                              "test": table(rows)})
+    fingerprint = fingerprint_files(*files, extra=f"{DEV_SEED}-no-test-duplicates")
     return TaskData(name=f"bfcl_{category}", splits=splits, input_fields=("question", "functions"),
-                    label_field="accepted", labels=[], fingerprint=fingerprint_files(*files, extra=f"{DEV_SEED}-no-test-duplicates"),
+                    label_field="accepted", labels=[], fingerprint=fingerprint,
                     output_field="call", table_fields=("result_type",) if category.startswith("exec") else (),
                     stats={"left_out_of_train": {"same request as a test item": duplicates}})
 

@@ -55,4 +55,5 @@ def check_storage_url(url: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> None
         socket.create_connection((host, port), timeout=timeout_s).close()
     except OSError as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
-        raise UserError(f"cannot open {hide_password(url)}: {host}:{port} {reason.lower()}", field="--storage") from None
+        raise UserError(f"cannot open {hide_password(url)}: {host}:{port} {reason.lower()}",
+                        field="--storage") from None
