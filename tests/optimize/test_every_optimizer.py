@@ -43,6 +43,7 @@ BUDGETS = {
 EMBEDDED_ONLY = {"finetune", "BootstrapFinetune", "BetterTogether"}
 NEEDS_LM_TO_COMPILE = {"BootstrapFewShot", "BootstrapFewShotWithRandomSearch", "MIPROv2", "COPRO", "SIMBA", "GEPA",
                        "sequence"}
+REPORTS_DEV_SCORE = {"MIPROv2", "GEPA", "BootstrapFewShotWithRandomSearch", "SIMBA", "sequence"}
 
 
 def test_every_registered_optimizer_has_a_budget():
@@ -65,6 +66,8 @@ def test_optimizer_compiles_and_evaluates(name, lm):
     predictor = outcome.program.predict
     if name in NEEDS_LM_TO_COMPILE:
         assert outcome.compile_lm_calls > 0
+    if name in REPORTS_DEV_SCORE:  # logged as dev_score beside the test score (the dev-to-test gap)
+        assert outcome.dev_score is not None and 0 <= outcome.dev_score <= 1, outcome.dev_score
     if name == "LabeledFewShot":
         assert len(predictor.demos) == 2
     if name == "retrieval_demos":

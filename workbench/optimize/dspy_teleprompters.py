@@ -77,6 +77,9 @@ _register("SIMBA", lambda ctx, cls, p: _compile(
 def _gepa(ctx: CompileContext, cls: type, params: dict[str, Any]) -> dspy.Module:
     if not any(k in params for k in ("auto", "max_full_evals", "max_metric_calls")):
         params = {"auto": "light", **params}
+    # track_stats: GEPA then reports its candidates' valset scores (`detailed_results`), which the
+    # run logs as dev_score next to the test score; without it the dev-to-test gap goes unseen.
+    params = {"track_stats": True, **params}
     # GEPA saves its search state in log_dir after every iteration and continues from it when
     # started again with the same folder: `workbench run --resume` gets the run's folder back.
     checkpoints = {"log_dir": str(ctx.checkpoint_dir / "gepa")} if ctx.checkpoint_dir is not None else {}
