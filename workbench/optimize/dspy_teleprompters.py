@@ -14,6 +14,7 @@ import numpy as np
 
 from workbench.errors import UserError
 from workbench.optimize import CompileContext
+from workbench.optimize.gepa_components import CalledRoundRobin
 from workbench.registry import optimizer
 
 # Arguments the workbench fills in itself; a spec may not set them.
@@ -80,6 +81,9 @@ def _gepa(ctx: CompileContext, cls: type, params: dict[str, Any]) -> dspy.Module
     # track_stats: GEPA then reports its candidates' valset scores (`detailed_results`), which the
     # run logs as dev_score next to the test score; without it the dev-to-test gap goes unseen.
     params = {"track_stats": True, **params}
+    # Rewrite only predictors the minibatch called: GEPA's plain round robin spends iterations on
+    # a predictor this data never reaches (workbench/optimize/gepa_components.py).
+    params = {"component_selector": CalledRoundRobin(), **params}
     # GEPA saves its search state in log_dir after every iteration and continues from it when
     # started again with the same folder: `workbench run --resume` gets the run's folder back.
     checkpoints = {"log_dir": str(ctx.checkpoint_dir / "gepa")} if ctx.checkpoint_dir is not None else {}
