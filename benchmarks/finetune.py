@@ -27,13 +27,22 @@ sys.path.insert(0, str(ROOT))
 
 ROWS_FILE = ROOT / "benchmarks" / "finetune_rows.json"
 STORE = ["lm.cache=false", "tracking.uri=sqlite:///mlruns/bench-finetune.db", "tracking.experiment=bench-finetune"]
-# (key, spec, overrides, title, goal)
+# (key, spec, overrides, title, goal, classical baseline, rows this one is paired against)
+FT = "experiments/routing_clinc150_finetune.yaml"
+BFCL_FT = ["optimizer.name=finetune", "dataset.test=null", 'optimizer.params={"epochs": 3, "batch_size": 8, '
+           '"learning_rate": 0.001, "rank": 16, "alpha": 32, "max_minutes": 30}']
+THEN_DEMOS = ["optimizer.name=sequence", 'optimizer.params={"steps": [{"name": "finetune", "params": '
+              '{"max_examples": 3200, "batch_size": 8, "learning_rate": 0.002, "rank": 16, "alpha": 32, '
+              '"max_minutes": 30}}, {"name": "retrieval_demos", "params": {"k": 5}}]}']
 ROWS = [
-    ("clinc-domains", "experiments/routing_clinc150_finetune.yaml", ["dataset.test=null"], "CLINC150 domains", 0.97),
-    ("clinc-intents", "experiments/routing_clinc150_finetune.yaml",
-     ["dataset.name=clinc150_intents", "dataset.test=null"], "CLINC150 150 intents", 0.92),
-    ("banking77", "experiments/routing_clinc150_finetune.yaml", ["dataset.name=banking77", "dataset.test=null"],
-     "BANKING77", 0.90),
+    ("clinc-domains", FT, ["dataset.test=null"], "CLINC150 domains", 0.97, "tfidf_logreg", []),
+    ("clinc-intents", FT, ["dataset.name=clinc150_intents", "dataset.test=null"], "CLINC150 150 intents", 0.92,
+     "tfidf_logreg", []),
+    ("banking77", FT, ["dataset.name=banking77", "dataset.test=null"], "BANKING77", 0.90, "tfidf_logreg", []),
+    ("bfcl-simple", "experiments/tools_bfcl_simple.yaml", BFCL_FT, "BFCL simple_python (AST)", 0.60, "rules_ast", []),
+    # the combination: the same adapter training, then 5 retrieved demos per query
+    ("clinc-domains+retrieval_demos", FT, ["dataset.test=null", *THEN_DEMOS], "CLINC150 domains, finetune → "
+     "retrieval_demos", 0.97, "tfidf_logreg", ["clinc-domains"]),
 ]
 
 
@@ -59,7 +68,7 @@ def speed(spec, lora: str, prompts: list[list[dict]]) -> tuple[float, float]:
     return spent["base"] / len(prompts), spent["tuned"] / len(prompts)
 
 
-def measure(key: str, spec_file: str, overrides: list[str], speed_n: int) -> dict:
+def measure(key: str, spec_file: str, overrides: list[str], speed_n: int, baseline: str) -> dict:
     import workbench
     from workbench.comparison.stats import paired_test
     from workbench.console import Reporter
@@ -69,7 +78,7 @@ def measure(key: str, spec_file: str, overrides: list[str], speed_n: int) -> dic
     started, code = time.perf_counter(), commit()
     out = workbench.run(spec, reporter=Reporter(quiet=False))
     r = out.result
-    logreg = next(b for b in out.baselines if b.name == "tfidf_logreg")
+    logreg = next(b for b in out.baselines if b.name == baseline)
     mine = [float(s) for s in r.table["score"]]
     test = paired_test(list(logreg.scores), mine)
     from mlflow.tracking import MlflowClient
@@ -79,36 +88,56 @@ def measure(key: str, spec_file: str, overrides: list[str], speed_n: int) -> dic
     metrics = MlflowClient(spec.tracking.uri).get_run(out.run_id).data.metrics
     prompts = [p.messages for p in build_pairs(out.program, prepare(spec).evalset[:speed_n])]
     return {"key": key, "spec": spec_file, "overrides": overrides, "n": r.n, "score": r.score, "ci": list(r.ci),
-            "logreg": logreg.score, "paired_vs_logreg": [test.difference, *test.ci, test.p_value],
-            "train_minutes": metrics.get("finetune.train_seconds", 0.0) / 60, "train_steps": metrics.get("finetune.steps"),
+            "baseline": baseline, "logreg": logreg.score, "ids": [str(i) for i in r.table["id"]], "scores": mine,
+            "paired_vs_logreg": [test.difference, *test.ci, test.p_value],
+            "train_minutes": metrics.get("finetune.train_seconds", 0.0) / 60,
+            "train_steps": metrics.get("finetune.steps"),
             "train_pairs": metrics.get("finetune.pairs"),
             "compile_minutes": out.compile_seconds / 60, "eval_seconds_per_item": r.seconds / max(r.n, 1),
             "lora": spec.lm.lora, "run_id": out.run_id, "commit": code, "prompts": prompts,
             "measured": time.strftime("%Y-%m-%d %H:%M"), "wall_minutes": (time.perf_counter() - started) / 60}
 
 
+def _paired_with(row: dict, other: dict | None) -> str:
+    """The row against another row on the items both scored (per-item scores are kept since 2026-12-04)."""
+    if other is None or "scores" not in row or "scores" not in other:
+        return "not measured" if other is None else "no per-item scores kept"
+    from workbench.comparison.stats import paired_test
+
+    theirs = dict(zip(other["ids"], other["scores"]))
+    common = [i for i in row["ids"] if i in theirs]
+    mine = dict(zip(row["ids"], row["scores"]))
+    t = paired_test([theirs[i] for i in common], [mine[i] for i in common])
+    return f"{t.difference:+.3f} [{t.ci[0]:+.3f}, {t.ci[1]:+.3f}] p={t.p_value:.3g} (n={len(common)})"
+
+
 def report(rows: dict) -> str:
     from benchmarks.results import table
 
-    lines = []
-    for key, _, _, title, goal in ROWS:
+    lines, pairs = [], []
+    for key, _, _, title, goal, baseline, alone in ROWS:
         row = rows.get(key)
         if row is None:
-            lines.append([title, "not measured", "", "", "", "", "", f"≥ {goal}"])
+            lines.append([title, "not measured", baseline, "", "", "", "", f"≥ {goal}"])
             continue
         d, lo, hi, p = row["paired_vs_logreg"]
         ratio = row["speed"][0] / row["speed"][1] if row.get("speed") else None
         lines.append([f"{title} ({row['run_id'][:8]}, {row['commit']})", f"{row['score']:.3f} [{row['ci'][0]:.3f}, "
-                      f"{row['ci'][1]:.3f}] n={row['n']}", f"{row['logreg']:.3f}",
+                      f"{row['ci'][1]:.3f}] n={row['n']}", f"{row.get('baseline', 'tfidf_logreg')} {row['logreg']:.3f}",
                       f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}] p={p:.3g}", f"{row['train_minutes']:.1f}",
                       f"{row['eval_seconds_per_item']:.3f}",
                       f"{row['speed'][0]:.3f} / {row['speed'][1]:.3f} = {ratio:.2f} (n={row['speed_n']})"
                       if ratio else "", f"≥ {goal}: {'met' if row['score'] >= goal else 'missed'}"])
+        pairs += [[title, rows.get(other, {}).get("key", other), _paired_with(row, rows.get(other))] for other in alone]
+    combos = ("\n\nCombinations against each part alone (difference, 95% bootstrap CI, McNemar p, on the items both "
+              "scored):\n\n" + table(["row", "against", "difference"], pairs)) if pairs else ""
     return ("## Finetune: the embedded LM fine-tuned on the program's own prompts (LoRA, CPU)\n\n"
-            + table(["task (run, commit)", "accuracy [95% CI]", "logreg, same items", "LM − logreg, paired",
-                     "train min", "s/query (eval)", "s/query base / adapter = ratio", "goal"], lines)
+            + table(["task (run, commit)", "accuracy [95% CI]", "classical baseline, same items",
+                     "LM − baseline, paired", "train min", "s/query (eval)", "s/query base / adapter = ratio", "goal"], lines)
+            + combos
             + "\n\nTraining parameters are the spec's (`experiments/routing_clinc150_finetune.yaml`: a seeded sample of "
-              "training messages, LoRA r=16 on every linear layer, batch 8, lr 0.002, at most 30 minutes). "
+              "training messages, LoRA r=16 on every linear layer, batch 8, lr 0.002, at most 30 minutes; BFCL: "
+              "`benchmarks/finetune.py` BFCL_FT on the 80 training items of the view). "
               "The ratio is base seconds over adapter seconds per query on the same prompts (≥ 0.9 means the "
               "adapter costs at most about a tenth more); both are plain chat completions without the label "
               "grammar, so a base model that writes a longer answer before stopping is slower for that reason "
@@ -126,10 +155,10 @@ def main() -> int:
     rows = json.loads(ROWS_FILE.read_text()) if ROWS_FILE.exists() else {}
     wanted = set(args.rows.split(",")) if args.rows else {k for k, *_ in ROWS}
     if not args.report:
-        for key, spec_file, overrides, _, _ in ROWS:
+        for key, spec_file, overrides, _, _, baseline, _ in ROWS:
             if key not in wanted:
                 continue
-            row = measure(key, spec_file, overrides, args.speed_n)
+            row = measure(key, spec_file, overrides, args.speed_n, baseline)
             prompts = row.pop("prompts")
             if prompts:
                 import workbench

@@ -29,7 +29,8 @@ class CalledRoundRobin:
     """A GEPA ReflectionComponentSelector; the position in the turn is GEPA's own state, so a
     resumed search continues where it stopped."""
 
-    def __call__(self, state, trajectories, subsample_scores, candidate_idx: int, candidate: dict[str, str]) -> list[str]:
+    def __call__(self, state, trajectories, subsample_scores, candidate_idx: int,
+                 candidate: dict[str, str]) -> list[str]:
         names = state.list_of_named_predictors
         turn = state.named_predictor_id_to_update_next_for_program_candidate
         start = turn[candidate_idx]
