@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -31,9 +33,10 @@ STORE = ["lm.cache=false", "tracking.uri=sqlite:///mlruns/bench-finetune.db", "t
 FT = "experiments/routing_clinc150_finetune.yaml"
 BFCL_FT = ["optimizer.name=finetune", "dataset.test=null", 'optimizer.params={"epochs": 3, "batch_size": 8, '
            '"learning_rate": 0.001, "rank": 16, "alpha": 32, "max_minutes": 30}']
-THEN_DEMOS = ["optimizer.name=sequence", 'optimizer.params={"steps": [{"name": "finetune", "params": '
-              '{"max_examples": 3200, "batch_size": 8, "learning_rate": 0.002, "rank": 16, "alpha": 32, '
-              '"max_minutes": 30}}, {"name": "retrieval_demos", "params": {"k": 5}}]}']
+# finetune with the spec's own training parameters, then retrieved demos
+THEN_DEMOS = ["optimizer.name=sequence", "optimizer.params=" + json.dumps({"steps": [
+    {"name": "finetune", "params": yaml.safe_load((ROOT / FT).read_text())["optimizer"]["params"]},
+    {"name": "retrieval_demos", "params": {"k": 5}}]})]
 ROWS = [
     ("clinc-domains", FT, ["dataset.test=null"], "CLINC150 domains", 0.97, "tfidf_logreg", []),
     ("clinc-intents", FT, ["dataset.name=clinc150_intents", "dataset.test=null"], "CLINC150 150 intents", 0.92,
@@ -102,13 +105,9 @@ def _paired_with(row: dict, other: dict | None) -> str:
     """The row against another row on the items both scored (per-item scores are kept since 2026-12-04)."""
     if other is None or "scores" not in row or "scores" not in other:
         return "not measured" if other is None else "no per-item scores kept"
-    from workbench.comparison.stats import paired_test
+    from benchmarks.optimizers import paired
 
-    theirs = dict(zip(other["ids"], other["scores"]))
-    common = [i for i in row["ids"] if i in theirs]
-    mine = dict(zip(row["ids"], row["scores"]))
-    t = paired_test([theirs[i] for i in common], [mine[i] for i in common])
-    return f"{t.difference:+.3f} [{t.ci[0]:+.3f}, {t.ci[1]:+.3f}] p={t.p_value:.3g} (n={len(common)})"
+    return paired(row, other)
 
 
 def report(rows: dict) -> str:
@@ -128,7 +127,7 @@ def report(rows: dict) -> str:
                       f"{row['eval_seconds_per_item']:.3f}",
                       f"{row['speed'][0]:.3f} / {row['speed'][1]:.3f} = {ratio:.2f} (n={row['speed_n']})"
                       if ratio else "", f"≥ {goal}: {'met' if row['score'] >= goal else 'missed'}"])
-        pairs += [[title, rows.get(other, {}).get("key", other), _paired_with(row, rows.get(other))] for other in alone]
+        pairs += [[title, other, _paired_with(row, rows.get(other))] for other in alone]
     combos = ("\n\nCombinations against each part alone (difference, 95% bootstrap CI, McNemar p, on the items both "
               "scored):\n\n" + table(["row", "against", "difference"], pairs)) if pairs else ""
     return ("## Finetune: the embedded LM fine-tuned on the program's own prompts (LoRA, CPU)\n\n"
