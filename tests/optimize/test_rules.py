@@ -21,6 +21,9 @@ CASES = [
     ("GEPA", {"auto": "light", "max_metric_calls": 10}, "optimizer.params.max_metric_calls", "exactly one of"),
     ("COPRO", {"breadth": 1}, "optimizer.params.breadth", "must be greater than 1"),
     ("SIMBA", {"bsize": 64}, "optimizer.params.bsize", "64 exceeds the 40 training examples"),
+    # GEPA itself resolves the selector name only inside compile(), after the base program's dev evaluation
+    ("GEPA", {"component_selector": "random"}, "optimizer.params.component_selector",
+     "must be one of round_robin, all"),
 ]
 
 

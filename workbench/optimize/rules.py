@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 AUTO = ("light", "medium", "heavy")
+SELECTORS = ("round_robin", "all")  # GEPA's named selectors; unset = the workbench's CalledRoundRobin
 
 
 def problem(name: str, params: dict[str, Any], *, train: int | None = None,
@@ -37,6 +38,9 @@ def problem(name: str, params: dict[str, Any], *, train: int | None = None,
             return given[1], f"set exactly one of auto, max_full_evals, max_metric_calls (got {', '.join(given)})"
         if p.get("auto") is not None and p["auto"] not in AUTO:
             return "auto", f"must be one of {', '.join(AUTO)} (got {p['auto']!r})"
+        selector = p.get("component_selector")
+        if selector is not None and selector not in SELECTORS:
+            return "component_selector", f"must be one of {', '.join(SELECTORS)} (got {selector!r})"
     elif name == "COPRO":
         if int(p.get("breadth", 10)) <= 1:
             return "breadth", "must be greater than 1"
