@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import FAST_LM, SPEC
 from workbench.errors import UserError
+from workbench.optimize.estimate import calls_per_example, compile_calls
+from workbench.optimize.sequence import steps_of
 from workbench.registry import optimizers
 from workbench.runner import run
 from workbench.spec import load_spec
@@ -66,6 +68,11 @@ def test_optimizer_compiles_and_evaluates(name, lm):
     predictor = outcome.program.predict
     if name in NEEDS_LM_TO_COMPILE:
         assert outcome.compile_lm_calls > 0
+    if lm == "recorded":  # the estimate printed before a run bounds what compile spends (cache off)
+        planned = sum(compile_calls(step, params, predictors=len(list(outcome.program.named_predictors())),
+                                    per_example=calls_per_example(outcome.program), train=12, val=4)[0]
+                      for step, params in steps_of(name, dict(BUDGETS[name])))
+        assert outcome.compile_lm_calls <= planned, (outcome.compile_lm_calls, planned)
     if name in REPORTS_DEV_SCORE:  # logged as dev_score beside the test score (the dev-to-test gap)
         assert outcome.dev_score is not None and 0 <= outcome.dev_score <= 1, outcome.dev_score
     if name == "LabeledFewShot":

@@ -5,7 +5,8 @@ Figures are planned program calls times the program's LM calls per example, plus
 optimizers' own proposal calls; cache hits make the real count lower. MIPROv2 and GEPA plan
 from `auto` like DSPy does (candidates, trials, minibatches of 35, a full evaluation every
 5 trials); the bootstrap optimizers are bounded by the examples they may try; COPRO by
-breadth x depth over the train set; SIMBA by steps x minibatch x candidates.
+breadth x depth over the train set; SIMBA by steps x minibatch x candidates plus its final
+scoring of the step winners on the whole train set.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_exa
             trials, instructions = int(p.get("num_trials", _trials(predictors, n, zero_shot))), n
         proposals = 10 + instructions * predictors + predictors + 1
         batched = val > MINIBATCH and p.get("minibatch", True)
-        evaluation = (_minibatched(trials, val) if batched else val * trials) * per_example
+        # the program as given is scored on the whole dev set first, then each trial
+        evaluation = (_minibatched(trials, val) if batched else val * (trials + 1)) * per_example
         bootstrap_all = 0 if zero_shot else n * bootstrap
         return (proposals + evaluation + bootstrap_all,
                 f"MIPROv2 {auto or 'manual'}: {trials} trials on {val} dev items, {proposals} proposals")
@@ -106,8 +108,14 @@ def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_exa
     if name == "SIMBA":
         steps, bsize, candidates = int(p.get("max_steps", 8)), min(int(p.get("bsize", 32)), train), \
             int(p.get("num_candidates", 6))
-        return (steps * bsize * (candidates + 1) * per_example + steps * candidates,
-                f"SIMBA: {steps} steps x {bsize} items x {candidates} candidates")
+        # per step: `candidates` sampled runs of each minibatch item, then up to candidates + 1 new
+        # programs (one rule proposal each) scored on the same minibatch; at the end up to
+        # candidates + 1 of the step winners are scored on the whole train set
+        per_step = bsize * (2 * candidates + 1) * per_example + candidates + 1
+        final = min(candidates, steps) + 1
+        return (steps * per_step + final * train * per_example,
+                f"SIMBA: {steps} steps x {bsize} items x {candidates} candidates, "
+                f"then {final} programs x {train} train items")
     return 0, f"{name}: not estimated"
 
 
