@@ -71,3 +71,15 @@ def metric_fns(spec: Spec):
 def eval_fingerprint(evalset: list[dspy.Example]) -> str:
     """The evaluated ids, in order, as 16 hex digits (runs on the same items share it)."""
     return hashlib.sha256(",".join(str(e.get("id", "")) for e in evalset).encode()).hexdigest()[:16]
+
+
+def optimizer_sample(spec, trainset: list) -> list | None:
+    """optimizer.max_train: a seeded sample (in split order) for the optimizer, None when it sees all."""
+    limit = spec.optimizer.max_train
+    if limit is None or limit >= len(trainset):
+        return None
+    import random
+
+    seed = spec.optimizer.seed if spec.optimizer.seed is not None else spec.dataset.seed
+    keep = sorted(random.Random(seed).sample(range(len(trainset)), limit))
+    return [trainset[i] for i in keep]

@@ -34,7 +34,8 @@ from workbench.lm.preflight import preflight
 from workbench.optimize import CompileContext, dev_score, rules
 from workbench.optimize.sequence import label as optimizer_label
 from workbench.run_logging import autolog_trials, log_lora, log_partial, log_results, summaries
-from workbench.run_parts import _restrict, build_program, eval_fingerprint, load_program_state, metric_fns
+from workbench.run_parts import _restrict, build_program, eval_fingerprint, load_program_state, metric_fns, \
+    optimizer_sample
 from workbench.spec import Spec
 from workbench.tracking import RUN_KIND_TAG, tracked_run
 
@@ -69,6 +70,12 @@ class Prepared:
     dev_score: float | None = None  # the optimizer's own score of its choice on dev, where it reports one
     planned_lm_calls: int | None = None  # the estimate printed before the run
     finetune_report: dict | None = None  # what `finetune` trained (pairs, steps, loss, seconds)
+    optimizer_train: list[dspy.Example] | None = None  # optimizer.max_train's sample (None: all of trainset)
+
+    @property
+    def compile_trainset(self) -> list[dspy.Example]:
+        """The training examples the optimizer sees: optimizer.max_train's seeded sample, else all."""
+        return self.trainset if self.optimizer_train is None else self.optimizer_train
 
 
 @dataclass
@@ -117,8 +124,9 @@ def prepare(spec: Spec, loaded: LoadedData | None = None, eval_ids: list[str] | 
     if eval_ids is not None:
         evalset = _restrict(evalset, eval_ids, spec)
     program = build_program(spec, data)
-    return Prepared(spec, data, program, data.examples("train"), data.examples("validation"), evalset,
-                    checks=loaded.checks)
+    trainset = data.examples("train")
+    return Prepared(spec, data, program, trainset, data.examples("validation"), evalset, checks=loaded.checks,
+                    optimizer_train=optimizer_sample(spec, trainset))
 
 
 def _tags(spec: Spec, prepared: Prepared, lm: dspy.LM, kind: str) -> dict[str, str]:
@@ -144,7 +152,7 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
     _, scored, with_feedback = metric_fns(spec)
     factory = registry.optimizers.get(spec.optimizer.name, file=spec.source, field="optimizer.name")
     prompt_lm = lm.copy(max_tokens=max(spec.optimizer.prompt_max_tokens, spec.lm.max_tokens))
-    ctx = CompileContext(student=prepared.program, trainset=prepared.trainset, valset=prepared.valset,
+    ctx = CompileContext(student=prepared.program, trainset=prepared.compile_trainset, valset=prepared.valset,
                          metric=scored, feedback_metric=with_feedback, lm=lm, prompt_lm=prompt_lm,
                          reflection_lm=reflection_lm or prompt_lm,
                          seed=spec.optimizer.seed if spec.optimizer.seed is not None else spec.dataset.seed,
@@ -235,7 +243,7 @@ def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Pat
     if program_path is not None:
         load_program_state(prepared.program, program_path)
     else:  # what DSPy would refuse only inside compile, maybe after spending calls
-        rules.check(spec, train=len(prepared.trainset), val=len(prepared.valset))
+        rules.check(spec, train=len(prepared.compile_trainset), val=len(prepared.valset))
     prepared.budget = budget.plan(spec, prepared, reporter, compiling=program_path is None)
     lm = build_lm(spec.lm, source=spec.source)
     reflection_lm = build_lm(spec.optimizer.reflection_lm, source=spec.source) if spec.optimizer.reflection_lm else None
@@ -245,7 +253,8 @@ def run(spec: Spec, *, reporter: Reporter | None = None, program_path: str | Pat
     if hooks.on_lm:
         hooks.on_lm(lm)
     kind = hooks.kind or ("run" if program_path is None else "eval")
-    reporter.info(f"{spec.name}: {len(prepared.trainset)} train / {len(prepared.valset)} dev / "
+    sampled = f" (optimizer: {len(prepared.optimizer_train)})" if prepared.optimizer_train is not None else ""
+    reporter.info(f"{spec.name}: {len(prepared.trainset)} train{sampled} / {len(prepared.valset)} dev / "
                   f"{len(prepared.evalset)} {spec.eval.split} · LM {lm.model}")
     for warning in prepared.checks.warnings:
         reporter.warn(f"data: {warning}")

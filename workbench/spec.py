@@ -118,6 +118,9 @@ class OptimizerSpec(_Strict):
     prompt_max_tokens: int = Field(default=512, ge=16)
     # The optimizer's random seed (default: dataset.seed); `workbench run --seeds N` varies it.
     seed: int | None = None
+    # The optimizer works on a seeded sample of this many training examples (null: all of them);
+    # the program itself (candidate classifier, retrievers) still builds from the whole train split.
+    max_train: int | None = Field(default=None, ge=1)
 
 
 class EvalSpec(_Strict):

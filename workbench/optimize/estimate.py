@@ -126,7 +126,7 @@ def estimate(spec, prepared) -> Estimate:
     from workbench.optimize.sequence import steps_of
 
     counted = [compile_calls(name, params, predictors=predictors, per_example=per_example,
-                             train=len(prepared.trainset), val=len(prepared.valset))
+                             train=len(prepared.compile_trainset), val=len(prepared.valset))
                for name, params in steps_of(spec.optimizer.name, dict(spec.optimizer.params))]
     calls, how = sum(c for c, _ in counted), " then ".join(h for _, h in counted)
     eval_calls = len(prepared.evalset) * per_example
