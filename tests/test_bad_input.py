@@ -55,6 +55,8 @@ FIELD_CASES = {
     "unknown_summary": ({"metric": {"summaries": ["nope"]}}, "metric.summaries.0", "unknown summary"),
     "unknown_optimizer": ({"optimizer": {"name": "MIPROv9"}}, "optimizer.name", "unknown optimizer"),
     "unknown_optimizer_param": ({"optimizer": {"params": {"kk": 3}}}, "optimizer.params.kk", "unknown parameter"),
+    "zero_optimizer_max_train": ({"optimizer": {"max_train": 0}}, "optimizer.max_train",
+                                 "greater than or equal to 1"),
     "unknown_program_param": ({"program": {"name": "router", "params": {"cands": 2}}}, "program.params.cands",
                               "unknown parameter"),
     "unknown_dataset": ({"dataset": {"name": "clinc151"}}, "dataset.name", "unknown dataset"),
