@@ -146,7 +146,7 @@ def plan(spec, prepared, reporter, *, compiling: bool) -> Plan | None:
     reporter.info(f"planned LM calls: ~{total:,} = compile {compile_calls:,} ({guess.how}) + evaluation "
                   f"{guess.eval_calls:,}")
     if compiling:
-        dev_advice(spec, len(prepared.valset), reporter)
+        dev_advice(spec, len(prepared.valset), reporter, train=len(prepared.compile_trainset))
     meter = Meter(budget.max_lm_calls, budget.max_tokens, budget.max_cost_usd, budget.timeout_s)
     if not meter.limited:
         return None
@@ -176,11 +176,12 @@ DEV_GUIDANCE = {"MIPROv2": {"light": 100, "medium": 300, "heavy": 1000, None: 10
                 "BootstrapFewShotWithRandomSearch": 100, "COPRO": 50, "SIMBA": 50}
 
 
-def dev_advice(spec, n: int, reporter) -> None:
-    """Before an optimizer that selects on dev: how small a difference its dev size can see."""
-    from workbench.sweep.verdict import sizing
-
+def dev_advice(spec, n: int, reporter, *, train: int | None = None) -> None:
+    """Before an optimizer that selects on dev (COPRO, SIMBA: on the train examples it is given):
+    how small a difference that many items can see."""
+    from workbench.optimize import SELECTS_ON_TRAIN
     from workbench.optimize.sequence import steps_of
+    from workbench.sweep.verdict import resolution, sizing
 
     for name, params in steps_of(spec.optimizer.name, dict(spec.optimizer.params)):
         guidance = DEV_GUIDANCE.get(name)
@@ -188,6 +189,14 @@ def dev_advice(spec, n: int, reporter) -> None:
             continue
         if isinstance(guidance, dict):
             guidance = guidance.get(params.get("auto", "light"), 100)
+        if name in SELECTS_ON_TRAIN and train is not None:
+            reporter.info(f"{name} selects on the {train} training examples it is given, not on dev: differences "
+                          f"under ±{resolution(train):.2f} are noise (95%), and its own score of its choice is "
+                          "in-sample")
+            if train < guidance:
+                reporter.warn(f"{name} plans for about {guidance} training examples and gets {train}: its choice "
+                              "may be noise (raise dataset.train or optimizer.max_train)")
+            continue
         reporter.info(f"{name} selects on the {sizing(n)}")
         if n < guidance:
             reporter.warn(f"{name} plans for about {guidance} dev items and gets {n}: its choice may be noise "

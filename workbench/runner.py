@@ -190,7 +190,7 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
     for used in (lm, reflection_lm):
         if used is not None and used.engine.breaker.open:  # optimizers swallow failed candidates
             raise CompileError(f"{spec.optimizer.name} stopped: {used.engine.breaker.reason}")
-    prepared.dev_score = dev_score(compiled)
+    prepared.dev_score = dev_score(compiled, spec.optimizer.name)
     prepared.finetune_report = ctx.finetune_report
     if plan is not None and plan.meter.reason:
         reporter.warn(f"{spec.optimizer.name} stopped early: {plan.meter.reason}; evaluating the best program it "

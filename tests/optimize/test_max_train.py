@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import FAST_LM, SPEC
+import pytest
+
+from tests.conftest import FAST_LM, SPEC, Store, run_cli
 from workbench.runner import prepare, run
 from workbench.spec import load_spec
 
@@ -42,3 +44,32 @@ def test_the_optimizer_sees_only_the_sample():
     outcome = run(spec)
     demos = outcome.program.predict.demos
     assert len(demos) == 3 and {d["id"] for d in demos} == sample
+
+
+@pytest.mark.slow
+def test_on_the_embedded_lm_through_the_cli_copro_scores_candidates_on_the_sample_only(tmp_path):
+    """A real `workbench run` subprocess, embedded LM, real MLflow store: COPRO with max_train 6
+    plans and spends breadth x depth x 6 calls (plus proposals), not x 400, and the run says so."""
+    store = Store(tmp_path / "mlruns")
+    sets = ["dataset.train=400", "dataset.dev=4", "dataset.test=3", "lm.cache=false", "optimizer.name=COPRO",
+            'optimizer.params={"breadth": 2, "depth": 1}', "optimizer.prompt_max_tokens=96",
+            "optimizer.max_train=6", *store.overrides]
+    result = run_cli("run", str(SPEC), *[a for o in sets for a in ("--set", o)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "400 train (optimizer: 6)" in result.stderr + result.stdout
+    planned = next(x for x in result.stderr.splitlines() if x.startswith("planned LM calls"))
+    assert "over 6 train items" in planned, planned
+    [row] = store.runs()
+    metrics = store.client().get_run(row["run_id"]).data.metrics
+    assert row["status"] == "FINISHED" and 0 < metrics["compile_lm_calls"] <= 2 * (6 + 1), metrics
+
+
+def test_copro_is_told_it_selects_on_its_training_sample_and_reports_no_dev_score(capsys):
+    from workbench.console import Reporter
+
+    spec = _spec("optimizer.name=COPRO", 'optimizer.params={"breadth": 2, "depth": 1}', "optimizer.max_train=5")
+    outcome = run(spec, reporter=Reporter(quiet=False))
+    err = capsys.readouterr().err
+    assert "COPRO selects on the 5 training examples it is given, not on dev" in err
+    assert "COPRO plans for about 50 training examples and gets 5" in err
+    assert outcome.dev_score is None  # its score of its choice is in-sample: no dev-to-test gap to show

@@ -33,10 +33,17 @@ class CompileContext:
     finetune_report: dict[str, Any] | None = None  # what training did, logged with the run
 
 
-def dev_score(compiled: Any) -> float | None:
+# COPRO and SIMBA choose by their score on the training examples they are given, not on dev:
+# that score is in-sample, so it is never reported as a dev score.
+SELECTS_ON_TRAIN = frozenset({"COPRO", "SIMBA"})
+
+
+def dev_score(compiled: Any, name: str | None = None) -> float | None:
     """The dev score the optimizer chose its program by, where DSPy reports it (MIPROv2's
-    `score`, random search's and SIMBA's `candidate_programs`, GEPA's `detailed_results`);
-    DSPy's evaluator reports percentages, the workbench's metrics 0..1."""
+    `score`, random search's `candidate_programs`, GEPA's `detailed_results`); None for an
+    optimizer that chose on train. DSPy's evaluator reports percentages, the workbench's metrics 0..1."""
+    if name in SELECTS_ON_TRAIN:
+        return None
     value = getattr(compiled, "score", None)
     candidates = getattr(compiled, "candidate_programs", None)
     if value is None and candidates:

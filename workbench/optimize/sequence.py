@@ -21,7 +21,7 @@ from workbench.optimize import CompileContext, dev_score
 from workbench.registry import optimizer
 
 NAME = "sequence"
-SELECTS_ON_DEV = {"MIPROv2", "GEPA", "BootstrapFewShotWithRandomSearch", "SIMBA", "COPRO"}
+SELECTS_ON_DEV = {"MIPROv2", "GEPA", "BootstrapFewShotWithRandomSearch"}
 
 
 def steps_of(name: str, params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
