@@ -80,6 +80,7 @@ def optimizer_sample(spec, trainset: list) -> list | None:
         return None
     import random
 
-    seed = spec.optimizer.seed if spec.optimizer.seed is not None else spec.dataset.seed
-    keep = sorted(random.Random(seed).sample(range(len(trainset)), limit))
+    from workbench.optimize import optimizer_seed
+
+    keep = sorted(random.Random(optimizer_seed(spec)).sample(range(len(trainset)), limit))
     return [trainset[i] for i in keep]

@@ -31,7 +31,7 @@ from workbench.genai import RunObjects
 from workbench.lm import build_lm
 from workbench.lm.adapters import build_adapter
 from workbench.lm.preflight import preflight
-from workbench.optimize import CompileContext, dev_score, rules
+from workbench.optimize import CompileContext, dev_score, optimizer_seed, rules
 from workbench.optimize.sequence import label as optimizer_label
 from workbench.run_logging import autolog_trials, log_lora, log_partial, log_results, summaries
 from workbench.run_parts import _restrict, build_program, eval_fingerprint, load_program_state, metric_fns, \
@@ -155,7 +155,7 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
     ctx = CompileContext(student=prepared.program, trainset=prepared.compile_trainset, valset=prepared.valset,
                          metric=scored, feedback_metric=with_feedback, lm=lm, prompt_lm=prompt_lm,
                          reflection_lm=reflection_lm or prompt_lm,
-                         seed=spec.optimizer.seed if spec.optimizer.seed is not None else spec.dataset.seed,
+                         seed=optimizer_seed(spec),
                          threads=spec.eval.threads, source=spec.source,
                          checkpoint_dir=resume.checkpoint_dir(tracked.client, tracked.run_id)
                          if tracked and resume.needs_checkpoints(spec.optimizer.name, spec.optimizer.params) else None,

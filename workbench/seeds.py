@@ -47,12 +47,13 @@ class SeedsOutcome:
 
 
 def run_seeds(spec: Spec, seeds: int, *, reporter: Reporter | None = None) -> SeedsOutcome:
+    from workbench.optimize import optimizer_seed
     from workbench.runner import run
 
     if seeds < 1:
         raise UserError(f"must be at least 1, got {seeds}", field="--seeds")
     reporter = reporter or Reporter(quiet=True)
-    first = spec.optimizer.seed if spec.optimizer.seed is not None else spec.dataset.seed
+    first = optimizer_seed(spec)
     outcome = SeedsOutcome(seeds=[first + i for i in range(seeds)])
     base_name = spec.tracking.run_name or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 

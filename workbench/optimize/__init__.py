@@ -33,9 +33,15 @@ class CompileContext:
     finetune_report: dict[str, Any] | None = None  # what training did, logged with the run
 
 
-# COPRO and SIMBA choose by their score on the training examples they are given, not on dev:
-# that score is in-sample, so it is never reported as a dev score.
+# What each optimizer chooses its program by: these on the dev split; COPRO and SIMBA by their
+# score on the training examples they are given, an in-sample score never reported as a dev score.
+SELECTS_ON_DEV = frozenset({"MIPROv2", "GEPA", "BootstrapFewShotWithRandomSearch"})
 SELECTS_ON_TRAIN = frozenset({"COPRO", "SIMBA"})
+
+
+def optimizer_seed(spec) -> int:
+    """optimizer.seed, else dataset.seed."""
+    return spec.optimizer.seed if spec.optimizer.seed is not None else spec.dataset.seed
 
 
 def dev_score(compiled: Any, name: str | None = None) -> float | None:

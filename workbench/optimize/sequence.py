@@ -17,11 +17,10 @@ from typing import Any
 
 from workbench import registry
 from workbench.errors import UserError
-from workbench.optimize import CompileContext, dev_score
+from workbench.optimize import SELECTS_ON_DEV, CompileContext, dev_score
 from workbench.registry import optimizer
 
 NAME = "sequence"
-SELECTS_ON_DEV = {"MIPROv2", "GEPA", "BootstrapFewShotWithRandomSearch"}
 
 
 def steps_of(name: str, params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
