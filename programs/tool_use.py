@@ -112,6 +112,12 @@ class FunctionCaller(dspy.Module):
     def from_export_config(cls, config: dict) -> FunctionCaller:
         return cls(select=str(config["select"]))
 
+    def finetune_gold(self, example: dspy.Example) -> dict:
+        """What each predictor should answer for a training example (finetune's gold pairs): the
+        function's name and the first accepted value of each argument."""
+        call = example_call(accepted_calls(example))
+        return {"name": call["name"], "arguments": call["arguments"]}
+
     def warm_up(self) -> None:
         if self.demo_pool.k and self.demo_pool.examples:
             self.demo_pool.index()

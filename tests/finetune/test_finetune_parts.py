@@ -59,6 +59,40 @@ def test_gold_pairs_need_the_outputs_in_the_data(tmp_path):
         build_pairs(prepared.program, examples)
 
 
+def test_function_calling_gold_pairs_are_the_accepted_call_and_drop_a_wrongly_chosen_function():
+    """BFCL's training items hold accepted-values lists, not the call: the program's own
+    `finetune_gold` gives the call, and with the metric an item whose function word overlap
+    picks wrongly is dropped instead of teaching arguments for the other function."""
+    import json
+
+    import dspy
+
+    from metrics.bfcl_ast import accepted_calls
+    from programs.tool_use import example_call, most_overlapping
+    from tests.conftest import ROOT
+    from workbench.finetune.pairs import build_pairs
+    from workbench.lm.adapters import build_adapter
+    from workbench.run_parts import metric_fns
+    from workbench.runner import prepare
+    from workbench.spec import load_spec
+
+    prepared = prepare(load_spec(ROOT / "experiments" / "tools_bfcl_simple.yaml",
+                                 ["lm.backend=recorded", "lm.model=synthetic", "dataset.test=4"]))
+    examples = list(prepared.trainset)
+    _, metric, _ = metric_fns(prepared.spec)
+    right = [e for e in examples if most_overlapping(e.question, json.loads(e.functions))["name"]
+             == example_call(accepted_calls(e))["name"]]
+    assert 0 < len(right) < len(examples)  # word overlap picks wrongly on some of the 80
+    with dspy.context(adapter=build_adapter("json")):
+        unchecked = build_pairs(prepared.program, examples)
+        kept = build_pairs(prepared.program, examples, metric=metric)
+    assert len(unchecked) == len(examples) and len(kept) == len(right)
+    for example, pair in zip(right, kept, strict=True):
+        call = example_call(accepted_calls(example))
+        assert json.loads(pair.answer)["arguments"] == call["arguments"]
+        assert example.question in json.dumps(pair.messages, ensure_ascii=False)
+
+
 def _fake_lora(layers: int = 2, rank: int = 4, hidden: int = 8, kv: int = 4) -> dict:
     generator = torch.Generator().manual_seed(0)
     state = {}

@@ -5,8 +5,12 @@ wrapped: every LM call it would make is recorded as the exact messages the LM wo
 with the answer the program should give, rendered by the same adapter so that it parses back
 to that answer. Two sources of answers:
 
-- `gold`: the example's own output fields (a routing label, say). No LM is called: the recorder
-  answers every call itself, so later steps of the program see the gold answer too.
+- `gold`: the example's own output fields (a routing label, say), or, when the program defines
+  `finetune_gold(example) -> {output field: value}`, what that returns (a function caller turns
+  BFCL's accepted-values lists into the one call it should make). No LM is called: the recorder
+  answers every call itself, so later steps of the program see the gold answer too. When a
+  metric is given, an example is kept only if the program, so answered, passes it (a function
+  caller that picks the wrong function by word overlap would otherwise learn a call to it).
 - `bootstrap`: the LM answers; the example's calls are kept only when the program's final
   prediction passes the metric (DSPy's bootstrapped traces). For outputs the data does not
   hold, such as a reasoning field.
@@ -75,10 +79,11 @@ def build_pairs(program: dspy.Module, examples: list[dspy.Example], *, source: s
     pairs: list[Pair] = []
     # gold answers need no LM; DSPy still wants one configured (the recorder never calls it)
     lm = dspy.settings.lm or (dspy.LM("workbench/gold-answers") if source == "gold" else None)
+    gold_of = getattr(program, "finetune_gold", None) or (lambda example: dict(example.labels()))
     with dspy.context(adapter=recorder, lm=lm):
         for i, example in enumerate(examples):
             recorder.calls = []
-            recorder.gold = dict(example.labels()) if source == "gold" else None
+            recorder.gold = gold_of(example) if source == "gold" else None
             try:
                 prediction = program(**example.inputs())
             except MissingGold as missing:
@@ -89,8 +94,8 @@ def build_pairs(program: dspy.Module, examples: list[dspy.Example], *, source: s
                 if source == "gold":
                     raise
                 prediction = None
-            if source == "gold" or (prediction is not None and metric is not None
-                                    and metric(example, prediction) >= 1.0):
+            if prediction is not None and (metric(example, prediction) >= 1.0 if metric is not None
+                                           else source == "gold"):
                 pairs.extend(recorder.calls)
             if progress:
                 progress(i + 1, len(examples))
