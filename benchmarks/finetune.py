@@ -47,6 +47,8 @@ ROWS = [
     ("clinc-domains+retrieval_demos", FT, ["dataset.test=null", *THEN_DEMOS], "CLINC150 domains, finetune → "
      "retrieval_demos", 0.97, "tfidf_logreg", ["clinc-domains"]),
 ]
+# the same spec's program without the adapter, as measured by benchmarks/optimizers.py on the same items
+UNTUNED = {"bfcl-simple": "bfcl/zero-shot"}
 
 
 def commit() -> str:
@@ -110,6 +112,11 @@ def _paired_with(row: dict, other: dict | None) -> str:
     return paired(row, other)
 
 
+def _optimizer_rows() -> dict:
+    path = ROOT / "benchmarks" / "optimizers_rows.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def report(rows: dict) -> str:
     from benchmarks.results import table
 
@@ -128,15 +135,21 @@ def report(rows: dict) -> str:
                       f"{row['speed'][0]:.3f} / {row['speed'][1]:.3f} = {ratio:.2f} (n={row['speed_n']})"
                       if ratio else "", f"≥ {goal}: {'met' if row['score'] >= goal else 'missed'}"])
         pairs += [[title, other, _paired_with(row, rows.get(other))] for other in alone]
-    combos = ("\n\nCombinations against each part alone (difference, 95% bootstrap CI, McNemar p, on the items both "
-              "scored):\n\n" + table(["row", "against", "difference"], pairs)) if pairs else ""
+        if key in UNTUNED:
+            untuned = _optimizer_rows().get(UNTUNED[key])
+            pairs.append([title, f"no adapter ({UNTUNED[key]} of the optimizers table)", _paired_with(row, untuned)])
+    combos = ("\n\nAgainst the program without the adapter, and combinations against each part alone "
+              "(difference, 95% bootstrap CI, McNemar p, on the items both scored):\n\n"
+              + table(["row", "against", "difference"], pairs)) if pairs else ""
     return ("## Finetune: the embedded LM fine-tuned on the program's own prompts (LoRA, CPU)\n\n"
             + table(["task (run, commit)", "accuracy [95% CI]", "classical baseline, same items",
                      "LM − baseline, paired", "train min", "s/query (eval)", "s/query base / adapter = ratio", "goal"], lines)
             + combos
             + "\n\nTraining parameters are the spec's (`experiments/routing_clinc150_finetune.yaml`: a seeded sample of "
               "training messages, LoRA r=16 on every linear layer, batch 8, lr 0.002, at most 30 minutes; BFCL: "
-              "`benchmarks/finetune.py` BFCL_FT on the 80 training items of the view). "
+              "`benchmarks/finetune.py` BFCL_FT on the 80 training items of the view, BFCL `multiple` questions: gold "
+              "pairs are the first accepted call, kept only where word overlap picks the right function, which "
+              "dropped 14). "
               "The ratio is base seconds over adapter seconds per query on the same prompts (≥ 0.9 means the "
               "adapter costs at most about a tenth more); both are plain chat completions without the label "
               "grammar, so a base model that writes a longer answer before stopping is slower for that reason "
