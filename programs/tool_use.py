@@ -112,6 +112,11 @@ class FunctionCaller(dspy.Module):
     def from_export_config(cls, config: dict) -> FunctionCaller:
         return cls(select=str(config["select"]))
 
+    @property
+    def lm_calls_per_example(self) -> int:
+        """For cost estimates: the arguments call always, the selection call only when the LM selects."""
+        return 2 if self.selection == "lm" else 1
+
     def finetune_gold(self, example: dspy.Example) -> dict:
         """What each predictor should answer for a training example (finetune's gold pairs): the
         function's name and the first accepted value of each argument."""

@@ -72,6 +72,8 @@ def test_tracked_tools_run_logs_error_types(store):
     [row] = store.runs()
     run_info = store.client().get_run(row["run_id"])
     assert run_info.info.status == "FINISHED" and "calls.correct" in run_info.data.metrics
+    # one function offered, chosen without the LM: one LM call per item is planned, not one per predictor
+    assert run_info.data.metrics["planned_lm_calls"] == 2
     assert "error_types.csv" in {a.path for a in store.client().list_artifacts(row["run_id"])}
 
 
