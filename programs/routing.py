@@ -9,6 +9,9 @@ the k most similar training examples as demos for every query.
 
 from __future__ import annotations
 
+import contextlib
+import random
+from collections.abc import Iterator
 from typing import Literal
 
 import dspy
@@ -46,6 +49,19 @@ class Router(dspy.Module):
         self.predict = dspy.Predict(route_signature(self.labels, instructions))
         self.demo_pool = pool or ExamplePool()
         self._signatures: dict[tuple[str, ...], type[dspy.Signature]] = {}
+        self._shuffle_candidates = False
+
+    @contextlib.contextmanager
+    def recording_training_pairs(self) -> Iterator[None]:
+        """While `finetune` records training prompts, the candidates come in an order seeded by the
+        message instead of the ranker's: the ranker was fitted on these very training messages and
+        ranks their gold label first almost always, so a model trained on ranked lists learns to
+        take the first candidate rather than to read the message."""
+        self._shuffle_candidates = True
+        try:
+            yield
+        finally:
+            self._shuffle_candidates = False
 
     def _signature_for(self, allowed: list[str]) -> type[dspy.Signature]:
         """The predictor's current signature (instructions may be optimized) with the label
@@ -87,7 +103,10 @@ class Router(dspy.Module):
 
     def allowed_labels(self, text: str) -> list[str]:
         if self.candidates and self.demo_pool.examples:
-            return self.demo_pool.top_labels(text, self.candidates)
+            top = self.demo_pool.top_labels(text, self.candidates)
+            if self._shuffle_candidates:
+                random.Random(text).shuffle(top)
+            return top
         return self.labels
 
     def forward(self, text: str) -> dspy.Prediction:

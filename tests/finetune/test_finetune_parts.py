@@ -46,6 +46,39 @@ def test_training_pairs_are_the_messages_the_program_sends_with_the_gold_answer(
     assert lm.engine.usage.since(calls_before).calls == 5  # only the real calls reached the LM
 
 
+def test_narrowed_candidates_do_not_give_the_answer_away_in_training_prompts():
+    """The candidate ranker is fitted on the training messages, so on them it ranks the gold label
+    first almost always: recorded in that order, the pairs would teach "take the first label"."""
+    import dspy
+
+    from workbench.finetune.pairs import build_pairs
+    from workbench.lm.adapters import build_adapter
+    from workbench.runner import prepare
+    from workbench.spec import validate
+
+    data = yaml.safe_load(SPEC.read_text())
+    data["program"]["params"]["candidates"] = 10
+    data["dataset"].update(name="banking77", train=1000, dev=10, test=10)
+    data["lm"].update(backend="recorded", model="synthetic")
+    prepared = prepare(validate(data, str(SPEC)))
+    examples = prepared.trainset[:200]
+
+    def allowed(messages: list[dict]) -> list[str]:
+        line = next(x for x in messages[-1]["content"].splitlines() if x.startswith("label must be one of: "))
+        return line.split(": ", 1)[1].split(", ")
+
+    ranked = [prepared.program.allowed_labels(e.text) for e in examples]
+    assert sum(r[0] == e.label for r, e in zip(ranked, examples)) > 0.9 * len(examples)  # why it matters
+    with dspy.context(adapter=build_adapter("compact_json")):
+        pairs = build_pairs(prepared.program, examples)
+        again = build_pairs(prepared.program, examples)
+    lists = [allowed(p.messages) for p in pairs]
+    assert [sorted(x) for x in lists] == [sorted(r) for r in ranked]  # the same candidates, only unranked
+    assert sum(x[0] == e.label for x, e in zip(lists, examples)) < 0.3 * len(examples)
+    assert [p.messages for p in again] == [p.messages for p in pairs]  # the order is seeded, not random
+    assert prepared.program.allowed_labels(examples[0].text) == ranked[0]  # evaluation keeps the ranking
+
+
 def test_gold_pairs_need_the_outputs_in_the_data(tmp_path):
     import dspy
 

@@ -18,6 +18,7 @@ to that answer. Two sources of answers:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
@@ -80,7 +81,10 @@ def build_pairs(program: dspy.Module, examples: list[dspy.Example], *, source: s
     # gold answers need no LM; DSPy still wants one configured (the recorder never calls it)
     lm = dspy.settings.lm or (dspy.LM("workbench/gold-answers") if source == "gold" else None)
     gold_of = getattr(program, "finetune_gold", None) or (lambda example: dict(example.labels()))
-    with dspy.context(adapter=recorder, lm=lm):
+    # a program may present its training prompts differently while they are recorded (the router
+    # unranks its candidates, so their order does not give the answer away)
+    recording = getattr(program, "recording_training_pairs", contextlib.nullcontext)
+    with dspy.context(adapter=recorder, lm=lm), recording():
         for i, example in enumerate(examples):
             recorder.calls = []
             recorder.gold = gold_of(example) if source == "gold" else None
