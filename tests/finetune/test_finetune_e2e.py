@@ -146,3 +146,30 @@ def test_a_run_killed_mid_training_resumes_from_its_checkpoint(tmp_path):
     assert data.tags["workbench.resumed"] == "1"
     assert data.metrics["finetune.resumed_from_step"] >= 2 and data.metrics["finetune.steps"] == 12
     assert not Path(checkpoint).exists()  # trained: the adapter replaced the checkpoint
+
+
+def test_a_function_caller_fine_tunes_on_the_gold_calls_its_training_questions_give(tmp_path):
+    """BFCL through the CLI: the pairs are the 80 training questions' first accepted calls, less
+    those whose function word overlap picks wrongly; the adapter is trained, logged and used."""
+    import json
+
+    from metrics.bfcl_ast import accepted_calls
+    from programs.tool_use import example_call, most_overlapping
+    from workbench.runner import prepare
+    from workbench.spec import load_spec
+
+    spec = ROOT / "experiments" / "tools_bfcl_simple.yaml"
+    overrides = ["dataset.test=4", "optimizer.name=finetune",
+                 'optimizer.params={"max_steps": 3, "batch_size": 8, "learning_rate": 0.001}']
+    store = Store(tmp_path / "mlruns")
+    tuned = run_cli("run", str(spec), "--quiet", *_sets(overrides + store.overrides),
+                    env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
+    assert tuned.returncode == 0, tuned.stderr[-3000:]
+    run = store.client().get_run(_run_id(tuned.stdout))
+    train = prepare(load_spec(spec, ["tracking.enabled=false", "dataset.test=4"])).trainset
+    right = [e for e in train if most_overlapping(e.question, json.loads(e.functions))["name"]
+             == example_call(accepted_calls(e))["name"]]
+    assert 0 < len(right) < len(train)
+    assert run.info.status == "FINISHED" and run.data.metrics["finetune.pairs"] == len(right)
+    assert run.data.metrics["finetune.steps"] == 3 and "workbench.lora_sha256" in run.data.tags
+    assert run.data.metrics["n_examples"] == 4
