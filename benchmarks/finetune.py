@@ -135,7 +135,7 @@ def report(rows: dict) -> str:
         lines.append([f"{title} ({row['run_id'][:8]}, {row['commit']})", f"{row['score']:.3f} [{row['ci'][0]:.3f}, "
                       f"{row['ci'][1]:.3f}] n={row['n']}", f"{row.get('baseline', 'tfidf_logreg')} {row['logreg']:.3f}",
                       f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}] p={p:.3g}", f"{row['train_minutes']:.1f}",
-                      f"{row['eval_seconds_per_item']:.3f}",
+                      f"{row['eval_seconds_per_item']:.3f}{'†' if row.get('shared_cpu') else ''}",
                       f"{row['speed'][0]:.3f} / {row['speed'][1]:.3f} = {ratio:.2f} (n={row['speed_n']})"
                       if ratio else "", f"≥ {goal}: {'met' if row['score'] >= goal else 'missed'}"])
         pairs += [[title, other, _paired_with(row, rows.get(other))] for other in alone]
@@ -157,7 +157,9 @@ def report(rows: dict) -> str:
               "The ratio is base seconds over adapter seconds per query on the same prompts (≥ 0.9 means the "
               "adapter costs at most about a tenth more); both are plain chat completions without the label "
               "grammar, so a base model that writes a longer answer before stopping is slower for that reason "
-              "too: the ratio is per query, not per token. Rows not measured yet are listed with their goal.\n")
+              "too: the ratio is per query, not per token. † Other work shared the CPU during that row's evaluation: "
+              "its accuracy stands, its seconds per query do not compare. Rows not measured yet are listed with "
+              "their goal.\n")
 
 
 def main() -> int:
