@@ -116,11 +116,6 @@ def _paired_with(row: dict, other: dict | None) -> str:
     return paired(row, other)
 
 
-def _optimizer_rows() -> dict:
-    path = ROOT / "benchmarks" / "optimizers_rows.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def report(rows: dict) -> str:
     from benchmarks.results import table
 
@@ -140,7 +135,9 @@ def report(rows: dict) -> str:
                       if ratio else "", f"≥ {goal}: {'met' if row['score'] >= goal else 'missed'}"])
         pairs += [[title, other, _paired_with(row, rows.get(other))] for other in alone]
         if key in UNTUNED:
-            untuned = _optimizer_rows().get(UNTUNED[key])
+            from benchmarks.optimizers import load_rows
+
+            untuned = load_rows().get(UNTUNED[key])
             pairs.append([title, f"no adapter ({UNTUNED[key]} of the optimizers table)", _paired_with(row, untuned)])
     combos = ("\n\nAgainst the program without the adapter, and combinations against each part alone "
               "(difference, 95% bootstrap CI, McNemar p, on the items both scored):\n\n"
