@@ -1,4 +1,5 @@
-"""Terminal output: progress bars with live score, ETA and LM calls, and result tables.
+"""Terminal output: progress bars with live score, ETA and LM calls, and result tables; where
+stderr is not a terminal (CI, nohup), a plain status line every `plain_every` seconds instead.
 
 `Reporter(quiet=True)` prints nothing while working (for scripts); the CLI then prints a
 single result line. Everything goes to stderr except result tables and that line.
@@ -19,7 +20,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
 class Reporter:
+    # Not a terminal (CI, nohup, a pipe): rich draws nothing live there, so long work prints a plain
+    # status line at most this often instead of staying silent until it ends.
+    plain_every = 30.0
+
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         # Scripts and CI are not terminals: use a wide fixed width instead of 80 columns.
@@ -39,6 +49,10 @@ class Reporter:
         any); yields a function that sets a status line beside it (a training step, its loss and ETA)."""
         if self.quiet:
             yield lambda _: None
+            return
+        if not self.err.is_terminal:
+            with self._plain_phase(title, lm_calls) as status:
+                yield status
             return
         calls_column = TextColumn("{task.fields[calls]} LM calls" if lm_calls is not None else "")
         lm_calls = lm_calls or (lambda: 0)
@@ -68,6 +82,9 @@ class Reporter:
         if self.quiet:
             yield lambda *_: None
             return
+        if not self.err.is_terminal:
+            yield self._plain_progress(title, total)
+            return
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("score {task.fields[score]:.3f}"), TextColumn("{task.fields[calls]} LM calls"),
                             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=self.err)
@@ -82,6 +99,42 @@ class Reporter:
 
         with progress:
             yield update
+
+    @contextlib.contextmanager
+    def _plain_phase(self, title: str, lm_calls: Callable[[], int] | None) -> Iterator[Callable[[str], None]]:
+        start, status, stop = time.monotonic(), [""], threading.Event()
+
+        def line() -> str:
+            calls = f"{lm_calls()} LM calls" if lm_calls is not None else ""
+            return " · ".join(p for p in (title, calls, status[0], _clock(time.monotonic() - start)) if p)
+
+        def tick() -> None:
+            while not stop.wait(self.plain_every):
+                self.err.print(line(), markup=False, highlight=False, soft_wrap=True)
+
+        thread = threading.Thread(target=tick, daemon=True)
+        thread.start()
+        try:
+            yield lambda text: status.__setitem__(0, text)
+        finally:
+            stop.set()
+            thread.join()
+        self.err.print(line() + " · done", markup=False, highlight=False, soft_wrap=True)
+
+    def _plain_progress(self, title: str, total: int) -> Callable[[int, float, int], None]:
+        start = time.monotonic()
+        last = [start]
+
+        def update(done: int, score: float, calls: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= self.plain_every or done == total:
+                last[0] = now
+                elapsed = now - start
+                eta = f" · eta {_clock(elapsed / done * (total - done))}" if 0 < done < total else ""
+                self.err.print(f"{title} {done}/{total} · score {score:.3f} · {calls} LM calls · {_clock(elapsed)}{eta}",
+                               markup=False, highlight=False, soft_wrap=True)
+
+        return update
 
     def table(self, title: str, columns: list[str], rows: list[list[str]], caption: str = "") -> None:
         if self.quiet:
