@@ -131,8 +131,8 @@ class Reporter:
                 last[0] = now
                 elapsed = now - start
                 eta = f" · eta {_clock(elapsed / done * (total - done))}" if 0 < done < total else ""
-                self.err.print(f"{title} {done}/{total} · score {score:.3f} · {calls} LM calls · {_clock(elapsed)}{eta}",
-                               markup=False, highlight=False, soft_wrap=True)
+                text = f"{title} {done}/{total} · score {score:.3f} · {calls} LM calls · {_clock(elapsed)}{eta}"
+                self.err.print(text, markup=False, highlight=False, soft_wrap=True)
 
         return update
 
