@@ -8,6 +8,7 @@ its TF-IDF index and label ranker on first use, so a reloaded program predicts t
 from __future__ import annotations
 
 import threading
+import zlib
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ class ExamplePool(Parameter):
         self._index: NearestNeighbours | None = None
         self._ranker: LabelRanker | None = None
         self._labels: np.ndarray | None = None
+        self._fold_rankers: dict[tuple[int, int], LabelRanker] = {}  # (folds, fold): fitted on the other folds
 
     # DSPy state: plain data only.
     def dump_state(self, json_mode: bool = True) -> dict[str, Any]:
@@ -54,6 +56,7 @@ class ExamplePool(Parameter):
     def reset_index(self) -> None:
         with self._lock:
             self._index = self._ranker = self._labels = None
+            self._fold_rankers = {}
 
     def fill(self, examples: list[dict[str, Any]], k: int | None = None, balanced: bool | None = None) -> None:
         keep = (self.input_field, self.label_field, *self.extra_fields)
@@ -68,6 +71,7 @@ class ExamplePool(Parameter):
         # Optimizers deep-copy programs often; the fitted index is shared, not copied.
         twin = ExamplePool(self.input_field, self.label_field, self.examples, self.k, self.balanced, self.extra_fields)
         twin._index, twin._ranker, twin._labels = self._index, self._ranker, self._labels
+        twin._fold_rankers = self._fold_rankers
         return twin
 
     def _texts(self) -> list[str]:
@@ -111,3 +115,18 @@ class ExamplePool(Parameter):
 
     def top_labels(self, text: str, n: int) -> list[str]:
         return self.ranker().top(text, n)
+
+    def top_labels_out_of_fold(self, text: str, n: int, folds: int = 5) -> list[str]:
+        """`top_labels` as a ranker that never saw `text` would give: the pool is cut into `folds`
+        parts by a hash of the text, and the text is ranked by a ranker fitted on the other parts.
+        On its own training messages the full ranker puts the gold label first almost always; out of
+        fold it is right about as often as on new messages, which is what a model trained on the
+        ranked lists should learn to expect."""
+        fold = zlib.crc32(text.encode()) % folds
+        with self._lock:
+            if (folds, fold) not in self._fold_rankers:
+                rest = [e for e in self.examples if zlib.crc32(str(e[self.input_field]).encode()) % folds != fold]
+                self._fold_rankers[folds, fold] = LabelRanker([str(e[self.input_field]) for e in rest],
+                                                              [e[self.label_field] for e in rest])
+            ranker = self._fold_rankers[folds, fold]
+        return ranker.top(text, n)

@@ -10,7 +10,6 @@ the k most similar training examples as demos for every query.
 from __future__ import annotations
 
 import contextlib
-import random
 from collections.abc import Iterator
 from typing import Literal
 
@@ -49,19 +48,21 @@ class Router(dspy.Module):
         self.predict = dspy.Predict(route_signature(self.labels, instructions))
         self.demo_pool = pool or ExamplePool()
         self._signatures: dict[tuple[str, ...], type[dspy.Signature]] = {}
-        self._shuffle_candidates = False
+        self._out_of_fold = False
 
     @contextlib.contextmanager
     def recording_training_pairs(self) -> Iterator[None]:
-        """While `finetune` records training prompts, the candidates come in an order seeded by the
-        message instead of the ranker's: the ranker was fitted on these very training messages and
-        ranks their gold label first almost always, so a model trained on ranked lists learns to
-        take the first candidate rather than to read the message."""
-        self._shuffle_candidates = True
+        """While `finetune` records training prompts, each message's candidates are ranked out of
+        fold (by a ranker fitted without it): the full ranker was fitted on these very training
+        messages and ranks their gold label first almost always, so a model trained on those lists
+        learns to take the first candidate. Out of fold, the first candidate is right about as often
+        as at test time and the list's order still carries the ranker's evidence. (A gold label
+        outside the list makes no pair: the answer would not parse under its prompt.)"""
+        self._out_of_fold = True
         try:
             yield
         finally:
-            self._shuffle_candidates = False
+            self._out_of_fold = False
 
     def _signature_for(self, allowed: list[str]) -> type[dspy.Signature]:
         """The predictor's current signature (instructions may be optimized) with the label
@@ -103,10 +104,9 @@ class Router(dspy.Module):
 
     def allowed_labels(self, text: str) -> list[str]:
         if self.candidates and self.demo_pool.examples:
-            top = self.demo_pool.top_labels(text, self.candidates)
-            if self._shuffle_candidates:
-                random.Random(text).shuffle(top)
-            return top
+            if self._out_of_fold:
+                return self.demo_pool.top_labels_out_of_fold(text, self.candidates)
+            return self.demo_pool.top_labels(text, self.candidates)
         return self.labels
 
     def forward(self, text: str) -> dspy.Prediction:

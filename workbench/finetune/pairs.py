@@ -10,7 +10,9 @@ to that answer. Two sources of answers:
   BFCL's accepted-values lists into the one call it should make). No LM is called: the recorder
   answers every call itself, so later steps of the program see the gold answer too. When a
   metric is given, an example is kept only if the program, so answered, passes it (a function
-  caller that picks the wrong function by word overlap would otherwise learn a call to it).
+  caller that picks the wrong function by word overlap would otherwise learn a call to it). An
+  answer that does not parse under its own prompt (a gold label missing from a router's narrowed
+  candidates) makes no pair: it would teach an answer the prompt forbids.
 - `bootstrap`: the LM answers; the example's calls are kept only when the program's final
   prediction passes the metric (DSPy's bootstrapped traces). For outputs the data does not
   hold, such as a reasoning field.
@@ -34,6 +36,11 @@ from workbench.errors import UserError
 class Pair:
     messages: list[dict[str, Any]]  # the prompt, as the LM receives it
     answer: str                     # the assistant turn that parses to the wanted outputs
+
+
+class GoldNotAllowed(Exception):
+    """The gold answer does not parse under the prompt it would answer (a router's gold label outside
+    the candidates that prompt lists): no pair from this example."""
 
 
 class MissingGold(Exception):
@@ -65,7 +72,13 @@ class _Recorder:
                 raise MissingGold(missing)
             first = {name: self.gold[name] for name in signature.output_fields}
             outputs = [dict(first)]
-        self.calls.append(Pair(messages, self.inner.format_assistant_message_content(signature, first)))
+        answer = self.inner.format_assistant_message_content(signature, first)
+        if self.gold is not None:
+            try:
+                self.inner.parse(signature, answer)
+            except Exception as exc:
+                raise GoldNotAllowed() from exc
+        self.calls.append(Pair(messages, answer))
         return outputs
 
 
@@ -90,6 +103,8 @@ def build_pairs(program: dspy.Module, examples: list[dspy.Example], *, source: s
             recorder.gold = gold_of(example) if source == "gold" else None
             try:
                 prediction = program(**example.inputs())
+            except GoldNotAllowed:
+                prediction = None
             except MissingGold as missing:
                 raise UserError(f"the training examples have no {missing} field for the program's output, so there "
                                 "is no gold answer to train on; use source: bootstrap (the LM answers, the metric "
