@@ -37,6 +37,16 @@ def first_run(tmp_path_factory):
         yield store, row["run_id"], result
 
 
+def test_a_run_whose_stderr_is_a_pipe_prints_plain_progress_lines(first_run):
+    """CI logs and nohup: no terminal, so no live bar; the evaluation still reports its last item
+    and each phase says it is done, as plain lines."""
+    _, _, result = first_run
+    lines = result.stderr.splitlines()
+    assert any(x.startswith("evaluating on test 12/12 · score ") and " · 12 LM calls · " in x for x in lines)
+    assert any(x.startswith("compiling with retrieval_demos · 0 LM calls · ") and x.endswith(" · done") for x in lines)
+    assert "━" not in result.stderr  # rich's bar is not drawn into a pipe
+
+
 def test_run_is_tracked_completely(first_run):
     store, run_id, result = first_run
     client = store.client()
