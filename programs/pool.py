@@ -33,7 +33,8 @@ class ExamplePool(Parameter):
         self._index: NearestNeighbours | None = None
         self._ranker: LabelRanker | None = None
         self._labels: np.ndarray | None = None
-        self._fold_rankers: dict[tuple[int, int], LabelRanker] = {}  # (folds, fold): fitted on the other folds
+        # (folds, fold): (ranker fitted on the other folds, the labels they hold)
+        self._fold_rankers: dict[tuple[int, int], tuple[LabelRanker | None, set]] = {}
 
     # DSPy state: plain data only.
     def dump_state(self, json_mode: bool = True) -> dict[str, Any]:
@@ -121,12 +122,21 @@ class ExamplePool(Parameter):
         parts by a hash of the text, and the text is ranked by a ranker fitted on the other parts.
         On its own training messages the full ranker puts the gold label first almost always; out of
         fold it is right about as often as on new messages, which is what a model trained on the
-        ranked lists should learn to expect."""
+        ranked lists should learn to expect.
+
+        A message whose label the other parts never show (a label with one or two training rows) is
+        ranked by the full ranker: a ranker that never saw the *label* is not what it meets at test
+        time, and its list could not hold the gold label at all."""
         fold = zlib.crc32(text.encode()) % folds
         with self._lock:
             if (folds, fold) not in self._fold_rankers:
                 rest = [e for e in self.examples if zlib.crc32(str(e[self.input_field]).encode()) % folds != fold]
-                self._fold_rankers[folds, fold] = LabelRanker([str(e[self.input_field]) for e in rest],
-                                                              [e[self.label_field] for e in rest])
-            ranker = self._fold_rankers[folds, fold]
+                labels = [e[self.label_field] for e in rest]
+                ranker = LabelRanker([str(e[self.input_field]) for e in rest], labels) \
+                    if len(set(labels)) > 1 else None
+                self._fold_rankers[folds, fold] = (ranker, set(labels))
+            ranker, seen = self._fold_rankers[folds, fold]
+        own = {e[self.label_field] for e in self.examples if str(e[self.input_field]) == text}
+        if ranker is None or not own <= seen:
+            return self.top_labels(text, n)
         return ranker.top(text, n)

@@ -77,15 +77,42 @@ def test_narrowed_candidates_do_not_give_the_answer_away_in_training_prompts():
     held_out = [pool.top_labels_out_of_fold(e.text, 10) for e in examples]
     kept = [e for e, top in zip(examples, held_out) if e.label in top]
     assert 0 < len(examples) - len(kept) < 0.2 * len(examples)  # some gold labels fall outside the ten
+    skipped: dict[str, int] = {}
     with dspy.context(adapter=build_adapter("compact_json")):
-        pairs = build_pairs(prepared.program, examples)
+        pairs = build_pairs(prepared.program, examples, skipped=skipped)
         again = build_pairs(prepared.program, examples)
+    assert skipped == {"outside_choices": len(examples) - len(kept), "failed_metric": 0, "failed_call": 0}
     lists = [allowed(p.messages) for p in pairs]
     assert lists == [top for e, top in zip(examples, held_out) if e.label in top]  # only where gold is listed
     assert all(e.label in x for e, x in zip(kept, lists))
     assert first_is_gold(lists, kept) < first_is_gold(ranked, examples) - 0.1  # the first label is no giveaway
     assert [p.messages for p in again] == [p.messages for p in pairs]  # the same folds every time
     assert prepared.program.allowed_labels(examples[0].text) == ranked[0]  # evaluation keeps the full ranker
+
+
+def test_a_label_the_other_folds_never_show_is_ranked_by_the_full_ranker():
+    """Out of fold, a message whose label has no row in the other folds could never have its gold
+    label among the candidates: it gets the full ranker's list (at test time that ranker knows
+    the label); every other message keeps its out-of-fold list."""
+    import zlib
+
+    from programs.pool import ExamplePool
+
+    rows = [{"text": f"please {w} my {o}", "label": lab} for lab, (w, o) in
+            [("card", (v, "card")) for v in ("block", "freeze", "cancel", "renew", "replace", "activate")]
+            + [("transfer", (v, "transfer")) for v in ("send", "cancel", "track", "undo", "check", "delay")]
+            + [("pin", ("change", "pin"))]]  # one row: only in its own fold
+    pool = ExamplePool()
+    pool.fill(rows)
+    lone = rows[-1]["text"]
+    assert pool.top_labels_out_of_fold(lone, 2) == pool.top_labels(lone, 2) and "pin" in pool.top_labels(lone, 2)
+    fold = lambda text: zlib.crc32(text.encode()) % 5  # noqa: E731 - the pool's folds
+    same_fold = [r["text"] for r in rows[:-1] if fold(r["text"]) == fold(lone)]
+    other_folds = [r["text"] for r in rows[:-1] if fold(r["text"]) != fold(lone)]
+    assert other_folds
+    # a ranker fitted without the lone row cannot list "pin"; one fitted with it lists all three
+    assert all("pin" not in pool.top_labels_out_of_fold(t, 3) for t in same_fold)
+    assert all("pin" in pool.top_labels_out_of_fold(t, 3) for t in other_folds)
 
 
 def test_gold_pairs_need_the_outputs_in_the_data(tmp_path):

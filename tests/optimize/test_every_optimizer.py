@@ -37,10 +37,10 @@ BUDGETS = {
                                                           "minibatch": False, "max_bootstrapped_demos": 0,
                                                           "max_labeled_demos": 0}}]},
     # weight optimization: a couple of LoRA steps on the CPU (the embedded LM only)
-    "finetune": {"max_steps": 2, "batch_size": 4},
+    "finetune": {"max_steps": 2, "batch_size": 2},
     "BootstrapFinetune": {"max_steps": 1, "batch_size": 1},
     "BetterTogether": {"strategy": "p -> w", "prompt_optimizer": "LabeledFewShot", "prompt_params": {"k": 1},
-                       "finetune_params": {"max_steps": 2, "batch_size": 4}},
+                       "finetune_params": {"max_steps": 2, "batch_size": 2}},
 }
 EMBEDDED_ONLY = {"finetune", "BootstrapFinetune", "BetterTogether"}
 NEEDS_LM_TO_COMPILE = {"BootstrapFewShot", "BootstrapFewShotWithRandomSearch", "MIPROv2", "COPRO", "SIMBA", "GEPA",

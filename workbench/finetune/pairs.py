@@ -84,8 +84,12 @@ class _Recorder:
 
 def build_pairs(program: dspy.Module, examples: list[dspy.Example], *, source: str = "gold",
                 metric: Callable[..., float] | None = None, progress: Callable[[int, int], None] | None = None,
-                spec_file: str = "<spec>") -> list[Pair]:
-    """One or more pairs per example (one per LM call the program makes for it)."""
+                spec_file: str = "<spec>", skipped: dict[str, int] | None = None) -> list[Pair]:
+    """One or more pairs per example (one per LM call the program makes for it). `skipped`, when
+    given, is filled with how many examples made no pair and why (`outside_choices`: the gold answer
+    does not parse under its prompt; `failed_metric`; `failed_call`: bootstrap's LM call or parse)."""
+    counts = skipped if skipped is not None else {}
+    counts.update(outside_choices=0, failed_metric=0, failed_call=0)
     if source not in ("gold", "bootstrap"):
         raise UserError(f"source must be gold or bootstrap, got {source!r}", file=spec_file,
                         field="optimizer.params.source")
@@ -104,6 +108,7 @@ def build_pairs(program: dspy.Module, examples: list[dspy.Example], *, source: s
             try:
                 prediction = program(**example.inputs())
             except GoldNotAllowed:
+                counts["outside_choices"] += 1
                 prediction = None
             except MissingGold as missing:
                 raise UserError(f"the training examples have no {missing} field for the program's output, so there "
@@ -112,10 +117,13 @@ def build_pairs(program: dspy.Module, examples: list[dspy.Example], *, source: s
             except Exception:  # bootstrap: a failed call or parse loses this example only
                 if source == "gold":
                     raise
+                counts["failed_call"] += 1
                 prediction = None
             if prediction is not None and (metric(example, prediction) >= 1.0 if metric is not None
                                            else source == "gold"):
                 pairs.extend(recorder.calls)
+            elif prediction is not None:
+                counts["failed_metric"] += 1
             if progress:
                 progress(i + 1, len(examples))
     return pairs

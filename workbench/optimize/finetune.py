@@ -78,9 +78,17 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
         config.max_minutes = min(config.max_minutes or left_minutes, left_minutes)
     status = ctx.status or (lambda _: None)
     started = time.perf_counter()
+    skipped: dict[str, int] = {}
     pairs = build_pairs(ctx.student, examples, source=source, metric=ctx.metric, spec_file=ctx.source,
-                        progress=lambda done, total: status(f"building training pairs: {done}/{total}"))
-    config.check(len(pairs), source=ctx.source)
+                        progress=lambda done, total: status(f"building training pairs: {done}/{total}"),
+                        skipped=skipped)
+    lost = _describe_skipped(skipped, len(examples))
+    if lost:
+        log.warning("finetune: %s", lost)
+    try:
+        config.check(len(pairs), source=ctx.source)
+    except UserError as exc:
+        raise UserError(f"{exc.message}{f' ({lost})' if lost else ''}", file=exc.file, field=exc.field) from None
     base_sha = sha256_file(backend.path)
     fingerprint = hashlib.sha256(f"{pairs_digest(pairs)}|{describe(config)}|{base_sha}".encode()).hexdigest()
     cached = cache_dir() / "adapters" / f"{fingerprint[:24]}.gguf"
@@ -99,12 +107,20 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
             (ctx.checkpoint_dir / "finetune.pt").unlink(missing_ok=True)
             with contextlib.suppress(OSError):  # only when nothing else keeps checkpoints there
                 ctx.checkpoint_dir.rmdir()
-        ctx.finetune_report = {"pairs": len(pairs), "steps": trained.steps, "planned_steps": trained.planned_steps,
+        ctx.finetune_report = {"pairs": len(pairs), **{f"skipped_{k}": v for k, v in skipped.items()}, "steps": trained.steps, "planned_steps": trained.planned_steps,
                                "final_loss": trained.last_loss, "train_seconds": trained.seconds,
                                "resumed_from_step": trained.resumed_from, "stopped": trained.stopped}
     ctx.use_lora(cached, sha256_file(cached))
     log.info("finetune: %d pairs, adapter %s, %.0f s", len(pairs), cached.name, time.perf_counter() - started)
     return ctx.student.deepcopy()
+
+
+def _describe_skipped(skipped: dict[str, int], total: int) -> str:
+    why = {"outside_choices": "whose gold answer is outside the choices its prompt allows (a label not among the "
+                              "router's candidates)",
+           "failed_metric": "whose answer the metric rejected", "failed_call": "whose LM call or parse failed"}
+    parts = [f"{n} {why[reason]}" for reason, n in skipped.items() if n]
+    return f"{sum(skipped.values())} of {total} training examples made no pair: {'; '.join(parts)}" if parts else ""
 
 
 @optimizer("BootstrapFinetune")
