@@ -119,3 +119,42 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_fails_the_training(tokenizer,
         _train(tokenizer, tmp_path, name="full")
     kept = torch.load(tmp_path / "full" / "finetune.pt", weights_only=False)
     assert kept["step"] == 4 and not (tmp_path / "full" / "finetune.tmp").exists()
+
+
+def test_the_learning_rate_warms_up_then_decays_to_zero_by_steps_or_by_the_time_budget():
+    from workbench.finetune.train import lr_factor
+
+    planned = 100  # warm-up: 5 steps
+    assert [lr_factor(s, planned) for s in range(5)] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert lr_factor(5, planned) == 1.0 and lr_factor(99, planned) == pytest.approx(1 / 95)
+    assert [lr_factor(s, planned) for s in range(5, 100)] == sorted((lr_factor(s, planned) for s in range(5, 100)),
+                                                                   reverse=True)
+    # half the time budget gone at step 20: the rate follows the clock, not the plan
+    assert lr_factor(20, planned, time_used=0.5) == pytest.approx(0.5)
+    assert lr_factor(20, planned, time_used=0.01) == pytest.approx(1 - 15 / 95)
+    assert lr_factor(20, planned, time_used=1.2) == 0.0
+
+
+def test_a_run_stopped_by_max_minutes_ends_at_a_low_learning_rate(tokenizer, tmp_path, monkeypatch):
+    """On a clock that advances one second per reading, 12 planned steps do not fit in 15 s: the
+    run stops early, and the rate it ends at is low (the step plan alone would still be high)."""
+    import re
+    import time
+
+    from workbench.finetune.train import TrainConfig, lr_factor, train
+
+    now = [1000.0]
+
+    def clock() -> float:
+        now[0] += 1.0
+        return now[0]
+
+    monkeypatch.setattr(time, "perf_counter", clock)
+    rates: list[float] = []
+    config = TrainConfig(rank=4, alpha=8, max_steps=12, batch_size=4, learning_rate=0.05, max_minutes=0.25)
+    trained = train(PAIRS, None, config, tmp_path / "budget", "fingerprint", base=(tokenizer, tiny_model(tokenizer)),
+                    status=lambda m: rates.append(float(re.search(r"lr ([0-9.e+-]+)", m).group(1))))
+    assert trained.stopped and 3 <= trained.steps < 12, trained
+    assert rates == sorted(rates, reverse=True) and len(rates) == trained.steps  # (a one-step warm-up), then down
+    assert rates[-1] < 0.25 * config.learning_rate
+    assert lr_factor(len(rates) - 1, 12) > 0.3  # what the step plan alone would have used

@@ -1,10 +1,11 @@
 """LoRA training on the CPU: torch + PEFT on the base GGUF's weights, dequantized by transformers.
 
 Seeded (the same pairs and parameters give the same adapter), loss on the answer tokens only,
-AdamW with a short warm-up and linear decay, a checkpoint every `checkpoint_every` steps
+AdamW with a short warm-up and linear decay (to the end of the planned steps or of `max_minutes`,
+whichever comes first), a checkpoint every `checkpoint_every` steps
 (written next to the previous one, then swapped in, so a full disk or a kill leaves the last good
 one), and a resume from it when the same pairs and parameters come back. `max_minutes` stops
-training between steps; the adapter is what was learnt by then.
+training between steps (counted over resumes too); the adapter is what was learnt by then.
 """
 
 from __future__ import annotations
@@ -209,52 +210,68 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
                                             target_modules=list(config.target_modules), task_type="CAUSAL_LM"))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
-    warmup = max(1, planned // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (planned - s) / max(planned - warmup, 1))))
+    budget_s = config.max_minutes * 60 if config.max_minutes is not None else None
     encoded = [encode(tokenizer, p) for p in pairs]
     batches = _batches(len(encoded), config.batch_size, config.seed, planned)
-    start_step = 0
+    start_step, spent = 0, 0.0
     ckpt = checkpoint_dir / "finetune.pt" if checkpoint_dir is not None else None
     if ckpt is not None and ckpt.is_file():
         saved = torch.load(ckpt, map_location="cpu", weights_only=False)
         if saved.get("fingerprint") == fingerprint:
             set_peft_model_state_dict(model, saved["lora"])
             optimizer.load_state_dict(saved["optimizer"])
-            schedule.load_state_dict(saved["schedule"])
             torch.set_rng_state(saved["rng"])
             start_step = int(saved["step"])
+            spent = float(saved.get("elapsed", 0.0))  # the time budget is for the whole training
             log.info("resuming fine-tuning at step %d of %d from %s", start_step, planned, ckpt)
     model.train()
-    began, loss_value, stopped = time.perf_counter(), float("nan"), ""
+    began, loss_value, stopped = time.perf_counter() - spent, float("nan"), ""
     step = start_step
     for step in range(start_step, planned):
-        if config.max_minutes is not None and time.perf_counter() - began > config.max_minutes * 60:
+        elapsed = time.perf_counter() - began
+        if budget_s is not None and elapsed > budget_s:
             stopped = f"max_minutes {config.max_minutes} reached after {step} of {planned} steps"
             break
+        rate = config.learning_rate * lr_factor(step, planned, elapsed / budget_s if budget_s else 0.0)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
         loss, _ = batch_loss(model, _collate([encoded[i] for i in batches[step]], tokenizer.pad_token_id or 0))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        schedule.step()
         optimizer.zero_grad(set_to_none=True)
         loss_value = loss.item()
         done = step + 1
         elapsed = time.perf_counter() - began
-        eta = elapsed / (done - start_step) * (planned - done)
-        message = f"training LoRA: step {done}/{planned} · loss {loss_value:.3f} · eta {eta / 60:.1f} min"
+        eta = (elapsed - spent) / (done - start_step) * (planned - done)
+        if budget_s is not None:
+            eta = min(eta, max(budget_s - elapsed, 0.0))
+        message = (f"training LoRA: step {done}/{planned} · loss {loss_value:.3f} · lr {rate:.1e} · "
+                   f"eta {eta / 60:.1f} min")
         if status:
             status(message)
         if done % 10 == 0 or done == planned:
             log.info(message)
         if ckpt is not None and (done % config.checkpoint_every == 0) and done < planned:
             _save(ckpt, {"fingerprint": fingerprint, "lora": get_peft_model_state_dict(model),
-                         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                         "optimizer": optimizer.state_dict(), "elapsed": elapsed,
                          "rng": torch.get_rng_state(), "step": done, "config": asdict(config)})
     else:
         step = planned
     model.eval()
     return Trained(model, tokenizer, step, planned, loss_value, time.perf_counter() - began, start_step, stopped)
+
+
+def lr_factor(step: int, planned: int, time_used: float = 0.0) -> float:
+    """The learning rate at `step` as a fraction of the configured one: a linear warm-up over the
+    first 5% of the planned steps, then a linear decay to zero at the end of the plan, or at the end
+    of the time budget (`time_used`: the fraction of `max_minutes` spent) if that comes first. A run
+    that `max_minutes` stops ends at a low rate instead of mid-schedule."""
+    warmup = max(1, planned // 20)
+    if step < warmup:
+        return (step + 1) / warmup
+    by_steps = (step - warmup) / max(planned - warmup, 1)
+    return max(0.0, 1.0 - max(by_steps, time_used))
 
 
 def _save(path: Path, state: dict) -> None:
