@@ -50,3 +50,14 @@ def test_an_evaluation_prints_counts_score_and_eta_then_the_last_item():
     assert lines[0].startswith("evaluating on test 2/3 · score 0.500 · 2 LM calls") and "eta" in lines[0]
     assert lines[-1].startswith("evaluating on test 3/3 · score 0.667 · 3 LM calls") and "eta" not in lines[-1]
     assert len(lines) == 2  # item 3 came too soon after item 2 for a line of its own, but it is the last
+
+
+def test_a_notebook_keeps_the_live_display_instead_of_plain_lines():
+    """In Jupyter rich is not a terminal yet draws its live bars (as a widget): no plain lines there.
+    (Only the decision is checked: drawing a widget needs a running kernel.)"""
+    reporter, _ = _reporter()
+    assert reporter._plain()
+    reporter.err = Console(file=io.StringIO(), force_jupyter=True, width=160)
+    assert not reporter.err.is_terminal and not reporter._plain()
+    reporter.err = Console(file=io.StringIO(), force_terminal=True, width=160)
+    assert not reporter._plain()

@@ -36,6 +36,10 @@ class Reporter:
         self.out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
         self.err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
+    def _plain(self) -> bool:
+        """Plain lines: stderr is neither a terminal nor a notebook (rich draws live in both)."""
+        return not (self.err.is_terminal or self.err.is_jupyter)
+
     def info(self, message: str) -> None:
         if not self.quiet:
             self.err.print(message)
@@ -50,7 +54,7 @@ class Reporter:
         if self.quiet:
             yield lambda _: None
             return
-        if not self.err.is_terminal:
+        if self._plain():
             with self._plain_phase(title, lm_calls) as status:
                 yield status
             return
@@ -82,7 +86,7 @@ class Reporter:
         if self.quiet:
             yield lambda *_: None
             return
-        if not self.err.is_terminal:
+        if self._plain():
             yield self._plain_progress(title, total)
             return
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
