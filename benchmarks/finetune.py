@@ -105,7 +105,8 @@ def measure(key: str, spec_file: str, overrides: list[str], speed_n: int, baseli
             "paired_vs_logreg": [test.difference, *test.ci, test.p_value],
             "train_minutes": metrics.get("finetune.train_seconds", 0.0) / 60,
             "train_steps": metrics.get("finetune.steps"),
-            "train_pairs": metrics.get("finetune.pairs"),
+            "train_pairs": metrics.get("finetune.pairs"), "train_planned_steps": metrics.get("finetune.planned_steps"),
+            "train_skipped": metrics.get("finetune.skipped_outside_choices"),
             "compile_minutes": out.compile_seconds / 60, "eval_seconds_per_item": r.seconds / max(r.n, 1),
             "lora": spec.lm.lora, "run_id": out.run_id, "commit": code, "prompts": prompts,
             "measured": time.strftime("%Y-%m-%d %H:%M"), "wall_minutes": (time.perf_counter() - started) / 60,
@@ -126,6 +127,16 @@ def narrowing(table) -> dict:
     return {"ranker_scores": [float(f is not None and f == g) for f, g in zip(first, table["gold"])],
             "first_pick_share": sum(f is not None and f == p for f, p in zip(first, table["predicted"])) / n,
             "gold_in_candidates": sum(g in c for g, c in zip(table["gold"], candidates)) / n}
+
+
+def _training(row: dict) -> str:
+    """Minutes, and where recorded the steps done of those planned and the pairs trained on (a
+    `max_minutes` budget makes the steps depend on the CPU)."""
+    text = f"{row['train_minutes']:.1f}"
+    if row.get("train_steps") is not None:
+        planned = f"/{row['train_planned_steps']:.0f}" if row.get("train_planned_steps") else ""
+        text += f" ({row['train_steps']:.0f}{planned} steps, {row['train_pairs']:.0f} pairs)"
+    return text
 
 
 def _paired_with(row: dict, other: dict | None) -> str:
@@ -150,7 +161,7 @@ def report(rows: dict) -> str:
         ratio = row["speed"][0] / row["speed"][1] if row.get("speed") else None
         lines.append([f"{title} ({row['run_id'][:8]}, {row['commit']})", f"{row['score']:.3f} [{row['ci'][0]:.3f}, "
                       f"{row['ci'][1]:.3f}] n={row['n']}", f"{row.get('baseline', 'tfidf_logreg')} {row['logreg']:.3f}",
-                      f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}] p={p:.3g}", f"{row['train_minutes']:.1f}",
+                      f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}] p={p:.3g}", _training(row),
                       f"{row['eval_seconds_per_item']:.3f}{'†' if row.get('shared_cpu') else ''}",
                       f"{row['speed'][0]:.3f} / {row['speed'][1]:.3f} = {ratio:.2f} (n={row['speed_n']})"
                       if ratio else "", f"≥ {goal}: {'met' if row['score'] >= goal else 'missed'}"])
@@ -171,10 +182,12 @@ def report(rows: dict) -> str:
               + table(["row", "against", "difference"], pairs)) if pairs else ""
     return ("## Finetune: the embedded LM fine-tuned on the program's own prompts (LoRA, CPU)\n\n"
             + table(["task (run, commit)", "accuracy [95% CI]", "classical baseline, same items",
-                     "LM − baseline, paired", "train min", "s/query (eval)", "s/query base / adapter = ratio", "goal"], lines)
+                     "LM − baseline, paired", "train min (steps, pairs)", "s/query (eval)", "s/query base / adapter = ratio", "goal"], lines)
             + combos
             + "\n\nTraining parameters are the spec's (`experiments/routing_clinc150_finetune.yaml`: a seeded sample of "
-              "training messages, LoRA r=16 on every linear layer, batch 8, lr 0.002, at most 30 minutes; BFCL: "
+              "training messages, LoRA r=16 on every linear layer, batch 8, lr 0.002, at most 30 minutes; since "
+              "f117741 the rate decays to zero by the end of the 30 minutes when they end the training first, before "
+              "that it followed the planned steps; BFCL: "
               "`benchmarks/finetune.py` BFCL_FT on the 80 training items of the view, BFCL `multiple` questions: gold "
               "pairs are the first accepted call, kept only where word overlap picks the right function, which "
               "dropped 14). "
