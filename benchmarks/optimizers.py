@@ -40,8 +40,17 @@ TASKS = {
     "clinc": {"spec": ROOT / "experiments" / "routing_clinc150.yaml", "n": 1000, "title": "CLINC150 10 domains",
               "dev": 200},
     "bfcl": {"spec": ROOT / "experiments" / "tools_bfcl_simple.yaml", "n": 400, "title": "BFCL simple_python (AST)",
-             "dev": 20},
+             "dev": 20, "params": {"MIPROv2": {"minibatch": False}}},  # light's minibatch of 35 > the 20 dev items
 }
+
+
+def task_params(task: str, optimizer: str, params: dict) -> dict:
+    """A row's parameters with the task's adjustments (also inside a sequence's steps)."""
+    extra = TASKS[task].get("params", {})
+    if optimizer == "sequence":
+        return {**params, "steps": [{**step, "params": task_params(task, step["name"], step.get("params", {}))}
+                                    for step in params["steps"]]}
+    return {**params, **extra.get(optimizer, {})}
 # (row key, optimizer, params, extra overrides): bounded so that each compiles in minutes on
 # 2 cores; the parameters are printed in the table. COPRO scores every candidate on the whole
 # train set, so it sees 100 train items; SIMBA ends by scoring up to 5 programs on the whole
@@ -101,6 +110,7 @@ def measure(task: str, key: str, optimizer: str, params: dict, extra: list[str],
     from workbench.console import Reporter
 
     cfg = TASKS[task]
+    params = task_params(task, optimizer, params)
     overrides = OFF + [f"dataset.test={n}", f"optimizer.name={optimizer}", f"optimizer.params={json.dumps(params)}",
                        f"tracking.run_name=bench-{task}-{key}", "optimizer.prompt_max_tokens=256", *extra]
     if reflection_lm:
