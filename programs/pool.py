@@ -33,8 +33,8 @@ class ExamplePool(Parameter):
         self._index: NearestNeighbours | None = None
         self._ranker: LabelRanker | None = None
         self._labels: np.ndarray | None = None
-        # (folds, fold): (ranker fitted on the other folds, the labels they hold)
-        self._fold_rankers: dict[tuple[int, int], tuple[LabelRanker | None, set]] = {}
+        # (folds, fold): (ranker fitted on the other folds, the labels they hold); ("labels",): text -> labels
+        self._fold_rankers: dict[tuple, Any] = {}
 
     # DSPy state: plain data only.
     def dump_state(self, json_mode: bool = True) -> dict[str, Any]:
@@ -136,7 +136,12 @@ class ExamplePool(Parameter):
                     if len(set(labels)) > 1 else None
                 self._fold_rankers[folds, fold] = (ranker, set(labels))
             ranker, seen = self._fold_rankers[folds, fold]
-        own = {e[self.label_field] for e in self.examples if str(e[self.input_field]) == text}
+            if ("labels",) not in self._fold_rankers:  # each text's own labels, gathered once
+                labels_of: dict[str, set] = {}
+                for e in self.examples:
+                    labels_of.setdefault(str(e[self.input_field]), set()).add(e[self.label_field])
+                self._fold_rankers[("labels",)] = labels_of
+        own = self._fold_rankers[("labels",)].get(text, set())
         if ranker is None or not own <= seen:
             return self.top_labels(text, n)
         return ranker.top(text, n)

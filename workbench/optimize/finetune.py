@@ -107,7 +107,8 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
             (ctx.checkpoint_dir / "finetune.pt").unlink(missing_ok=True)
             with contextlib.suppress(OSError):  # only when nothing else keeps checkpoints there
                 ctx.checkpoint_dir.rmdir()
-        ctx.finetune_report = {"pairs": len(pairs), **{f"skipped_{k}": v for k, v in skipped.items()}, "steps": trained.steps, "planned_steps": trained.planned_steps,
+        ctx.finetune_report = {"pairs": len(pairs), **{f"skipped_{k}": v for k, v in skipped.items()},
+                               "steps": trained.steps, "planned_steps": trained.planned_steps,
                                "final_loss": trained.last_loss, "train_seconds": trained.seconds,
                                "resumed_from_step": trained.resumed_from, "stopped": trained.stopped}
     ctx.use_lora(cached, sha256_file(cached))
