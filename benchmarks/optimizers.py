@@ -40,7 +40,9 @@ TASKS = {
     "clinc": {"spec": ROOT / "experiments" / "routing_clinc150.yaml", "n": 1000, "title": "CLINC150 10 domains",
               "dev": 200},
     "bfcl": {"spec": ROOT / "experiments" / "tools_bfcl_simple.yaml", "n": 400, "title": "BFCL simple_python (AST)",
-             "dev": 20, "params": {"MIPROv2": {"minibatch": False}}},  # light's minibatch of 35 > the 20 dev items
+             "dev": 20, "params": {"MIPROv2": {"minibatch": False}},  # light's minibatch of 35 > the 20 dev items
+             # at 256 tokens a depth-2 COPRO proposal (it quotes earlier attempts) was cut off and failed the run
+             "extra": {"COPRO": ["optimizer.prompt_max_tokens=512"]}},
 }
 
 
@@ -111,6 +113,7 @@ def measure(task: str, key: str, optimizer: str, params: dict, extra: list[str],
 
     cfg = TASKS[task]
     params = task_params(task, optimizer, params)
+    extra = [*extra, *cfg.get("extra", {}).get(key, [])]
     overrides = OFF + [f"dataset.test={n}", f"optimizer.name={optimizer}", f"optimizer.params={json.dumps(params)}",
                        f"tracking.run_name=bench-{task}-{key}", "optimizer.prompt_max_tokens=256", *extra]
     if reflection_lm:
