@@ -102,9 +102,12 @@ def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_exa
         return (metric_calls * per_example + reflections,
                 f"GEPA: {metric_calls} program runs + ~{reflections} reflections")
     if name == "COPRO":
+        # each depth scores `breadth` new candidates per predictor; with several predictors DSPy's COPRO
+        # re-scores every candidate proposed so far (breadth x d at depth d); one proposal call per predictor
         breadth, depth = int(p.get("breadth", 10)), int(p.get("depth", 3))
-        return (breadth * depth * (train * per_example + predictors),
-                f"COPRO: {breadth} x {depth} candidates over {train} train items")
+        scored = breadth * depth if predictors == 1 else predictors * breadth * depth * (depth + 1) // 2
+        return (scored * train * per_example + predictors * depth,
+                f"COPRO: {scored} candidate scorings over {train} train items")
     if name == "SIMBA":
         steps, bsize, candidates = int(p.get("max_steps", 8)), min(int(p.get("bsize", 32)), train), \
             int(p.get("num_candidates", 6))
