@@ -33,8 +33,9 @@ class ExamplePool(Parameter):
         self._index: NearestNeighbours | None = None
         self._ranker: LabelRanker | None = None
         self._labels: np.ndarray | None = None
-        # (folds, fold): (ranker fitted on the other folds, the labels they hold); ("labels",): text -> labels
-        self._fold_rankers: dict[tuple, Any] = {}
+        # (folds, fold): (ranker fitted on the other folds, the labels they hold)
+        self._fold_rankers: dict[tuple[int, int], tuple[LabelRanker | None, set]] = {}
+        self._labels_of: dict[str, set] | None = None  # each text's own labels (the out-of-fold fallback)
 
     # DSPy state: plain data only.
     def dump_state(self, json_mode: bool = True) -> dict[str, Any]:
@@ -57,7 +58,7 @@ class ExamplePool(Parameter):
     def reset_index(self) -> None:
         with self._lock:
             self._index = self._ranker = self._labels = None
-            self._fold_rankers = {}
+            self._fold_rankers, self._labels_of = {}, None
 
     def fill(self, examples: list[dict[str, Any]], k: int | None = None, balanced: bool | None = None) -> None:
         keep = (self.input_field, self.label_field, *self.extra_fields)
@@ -72,7 +73,7 @@ class ExamplePool(Parameter):
         # Optimizers deep-copy programs often; the fitted index is shared, not copied.
         twin = ExamplePool(self.input_field, self.label_field, self.examples, self.k, self.balanced, self.extra_fields)
         twin._index, twin._ranker, twin._labels = self._index, self._ranker, self._labels
-        twin._fold_rankers = self._fold_rankers
+        twin._fold_rankers, twin._labels_of = self._fold_rankers, self._labels_of
         return twin
 
     def _texts(self) -> list[str]:
@@ -136,12 +137,11 @@ class ExamplePool(Parameter):
                     if len(set(labels)) > 1 else None
                 self._fold_rankers[folds, fold] = (ranker, set(labels))
             ranker, seen = self._fold_rankers[folds, fold]
-            if ("labels",) not in self._fold_rankers:  # each text's own labels, gathered once
-                labels_of: dict[str, set] = {}
+            if self._labels_of is None:
+                self._labels_of = {}
                 for e in self.examples:
-                    labels_of.setdefault(str(e[self.input_field]), set()).add(e[self.label_field])
-                self._fold_rankers[("labels",)] = labels_of
-        own = self._fold_rankers[("labels",)].get(text, set())
+                    self._labels_of.setdefault(str(e[self.input_field]), set()).add(e[self.label_field])
+            own = self._labels_of.get(text, set())
         if ranker is None or not own <= seen:
             return self.top_labels(text, n)
         return ranker.top(text, n)
