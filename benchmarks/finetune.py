@@ -106,7 +106,7 @@ def measure(key: str, spec_file: str, overrides: list[str], speed_n: int, baseli
             "train_minutes": metrics.get("finetune.train_seconds", 0.0) / 60,
             "train_steps": metrics.get("finetune.steps"),
             "train_pairs": metrics.get("finetune.pairs"), "train_planned_steps": metrics.get("finetune.planned_steps"),
-            "train_skipped": metrics.get("finetune.skipped_outside_choices"),
+            "train_skipped": sum(v for k, v in metrics.items() if k.startswith("finetune.skipped_")),
             "compile_minutes": out.compile_seconds / 60, "eval_seconds_per_item": r.seconds / max(r.n, 1),
             "lora": spec.lm.lora, "run_id": out.run_id, "commit": code, "prompts": prompts,
             "measured": time.strftime("%Y-%m-%d %H:%M"), "wall_minutes": (time.perf_counter() - started) / 60,
@@ -130,12 +130,13 @@ def narrowing(table) -> dict:
 
 
 def _training(row: dict) -> str:
-    """Minutes, and where recorded the steps done of those planned and the pairs trained on (a
-    `max_minutes` budget makes the steps depend on the CPU)."""
+    """Minutes, and where recorded the steps done of those planned, the pairs trained on (a
+    `max_minutes` budget makes the steps depend on the CPU) and the sampled examples that made no pair."""
     text = f"{row['train_minutes']:.1f}"
     if row.get("train_steps") is not None:
         planned = f"/{row['train_planned_steps']:.0f}" if row.get("train_planned_steps") else ""
-        text += f" ({row['train_steps']:.0f}{planned} steps, {row['train_pairs']:.0f} pairs)"
+        skipped = f", {row['train_skipped']:.0f} examples gave none" if row.get("train_skipped") else ""
+        text += f" ({row['train_steps']:.0f}{planned} steps, {row['train_pairs']:.0f} pairs{skipped})"
     return text
 
 
