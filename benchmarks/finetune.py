@@ -135,7 +135,7 @@ def _training(row: dict) -> str:
     text = f"{row['train_minutes']:.1f}"
     if row.get("train_steps") is not None:
         planned = f"/{row['train_planned_steps']:.0f}" if row.get("train_planned_steps") else ""
-        skipped = f", {row['train_skipped']:.0f} examples gave none" if row.get("train_skipped") else ""
+        skipped = f", {row['train_skipped']:.0f} without" if row.get("train_skipped") else ""
         text += f" ({row['train_steps']:.0f}{planned} steps, {row['train_pairs']:.0f} pairs{skipped})"
     return text
 
@@ -183,7 +183,7 @@ def report(rows: dict) -> str:
               + table(["row", "against", "difference"], pairs)) if pairs else ""
     return ("## Finetune: the embedded LM fine-tuned on the program's own prompts (LoRA, CPU)\n\n"
             + table(["task (run, commit)", "accuracy [95% CI]", "classical baseline, same items",
-                     "LM − baseline, paired", "train min (steps, pairs)", "s/query (eval)", "s/query base / adapter = ratio", "goal"], lines)
+                     "LM − baseline, paired", "train min (steps, pairs, examples without a pair)", "s/query (eval)", "s/query base / adapter = ratio", "goal"], lines)
             + combos
             + "\n\nTraining parameters are the spec's (`experiments/routing_clinc150_finetune.yaml`: a seeded sample of "
               "training messages, LoRA r=16 on every linear layer, batch 8, lr 0.002, at most 30 minutes; since "
