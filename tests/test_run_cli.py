@@ -119,8 +119,11 @@ def _start_long_run(store, mock_endpoint) -> subprocess.Popen:
     args = [sys.executable, "-m", "workbench.cli", "run", str(SPEC), "--set", "dataset.test=300",
             "--set", "dataset.train=2000",
             "--set", "lm.cache=false", *_sets(store.overrides), *_sets(_endpoint(server))]
+    # A shell without job control starts background commands with SIGINT ignored, and children
+    # inherit that (Python then installs no KeyboardInterrupt handler): `make test &` made the
+    # SIGINT case below fail with exit 0. The child gets the default disposition back.
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ})
+                            env={**os.environ}, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 180
     while time.time() < deadline and not any(r["status"] == "RUNNING" for r in store.runs()):
         time.sleep(0.2)
