@@ -13,7 +13,9 @@ SPEC   ?= experiments/routing_clinc150.yaml
 PYTEST_ARGS ?=
 # The fast tier runs in two pytest-xdist workers (9 min instead of 16 on 2 cores: its tests
 # wait on subprocesses and SQLite as much as they compute); the slow tier runs serially, since
-# the embedded LM and training already use both cores.
+# the embedded LM and training already use both cores. Each test file goes to one worker
+# (--dist loadfile): a module's fixture (an exported RAG/agent bundle, a served run) is then
+# built once, not once per worker; 8:31 instead of 11:07 for the fast tier, one run each.
 TEST_WORKERS ?= 2
 
 # uv installs the locked set (13 s from a cold cache, 2 s warm, against 2 min 14 s for pip on
@@ -88,7 +90,7 @@ run: setup
 	$(BIN)/workbench run $(SPEC)
 
 test: setup
-	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Each test runs once: the fast tier first (quick feedback), then only the tests marked slow.
 test-all: test test-slow
