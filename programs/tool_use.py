@@ -133,9 +133,11 @@ class FunctionCaller(dspy.Module):
             self._models[key] = model_for(function.get("parameters") or {}, f"{function['name']}_arguments")
         return self._models[key]
 
-    def _demos(self, question: str) -> list[dspy.Example]:
+    def _demos(self, question: str) -> dict:
+        """`{"demos": [...]}` with the retrieved demos when the pool retrieves, else `{}`: passing
+        `demos=[]` to the predictor would replace its own (compiled) demos with none."""
         if not (self.demo_pool.k and self.demo_pool.examples):
-            return []
+            return {}
         demos = []
         for item in self.demo_pool.nearest(question, self.demo_pool.k):
             call = example_call(accepted_calls(dspy.Example(accepted=item["accepted"])))
@@ -143,7 +145,7 @@ class FunctionCaller(dspy.Module):
             if function is not None:
                 demos.append(dspy.Example(request=item["question"], function=describe(function),
                                           arguments=call["arguments"]))
-        return demos
+        return {"demos": demos}
 
     def forward(self, question: str, functions: str) -> dspy.Prediction:
         offered = json.loads(functions) if isinstance(functions, str) else list(functions)
@@ -162,7 +164,7 @@ class FunctionCaller(dspy.Module):
         except SchemaError as exc:
             return dspy.Prediction(call=None, call_error=f"schema: {exc}")
         signature = self.call.signature.with_updated_fields("arguments", type_=model)
-        out = self.call(request=question, function=describe(chosen), signature=signature, demos=self._demos(question))
+        out = self.call(request=question, function=describe(chosen), signature=signature, **self._demos(question))
         return dspy.Prediction(call={"name": chosen["name"], "arguments": arguments_of(out.arguments)}, call_error="")
 
 

@@ -82,3 +82,43 @@ def test_unknown_tool_in_a_spec_is_one_line_exit_2():
                      "program.params.tools=[calculater]", "--set", "tracking.enabled=false")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "program.params.tools" in result.stderr and "calculator" in result.stderr
+
+
+def _prompt_of(caller, question: str) -> str:
+    """The text the call predictor sent for one request (a DummyLM records it)."""
+    import dspy
+    from dspy.utils.dummies import DummyLM
+
+    lm = DummyLM([{"arguments": '{"city": "Paris"}'}])
+    function = {"name": "weather", "description": "Weather in a city.",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
+        out = caller(question=question, functions=json.dumps([function]))
+    assert out.call == {"name": "weather", "arguments": {"city": "Paris"}}
+    return "\n".join(str(m["content"]) for m in lm.history[-1]["messages"])
+
+
+def test_compiled_demos_reach_the_prompt_when_nothing_is_retrieved():
+    """BootstrapFewShot/LabeledFewShot/MIPROv2 store demos on the `call` predictor; without a
+    retrieving pool they must be sent, not replaced by an empty retrieved list."""
+    import dspy
+
+    from programs.tool_use import FunctionCaller
+
+    caller = FunctionCaller()
+    assert "Rome in spring" not in _prompt_of(caller, "weather in Paris?")
+    caller.call.demos = [dspy.Example(request="What is the weather in Rome in spring?", function="weather: ...",
+                                      arguments={"city": "Rome"})]
+    assert "Rome in spring" in _prompt_of(caller, "weather in Paris?")
+
+
+def test_retrieved_demos_reach_the_prompt():
+    from programs.pool import ExamplePool
+    from programs.tool_use import FunctionCaller
+
+    accepted = [{"weather": {"city": ["Oslo"]}}]
+    functions = json.dumps([{"name": "weather", "description": "Weather in a city.",
+                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}])
+    pool = ExamplePool("question", "accepted", [{"question": "weather in Oslo tomorrow", "accepted": accepted,
+                                                 "functions": functions}], k=1, extra_fields=("functions",))
+    assert "weather in Oslo tomorrow" in _prompt_of(FunctionCaller(pool=pool), "weather in Paris?")
