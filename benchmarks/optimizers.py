@@ -79,6 +79,12 @@ ROWS = [
         {"name": "retrieval_demos", "params": {"k": 5}}, {"name": "GEPA", "params": {"auto": "light"}}]}, []),
 ]
 BASES = ("zero-shot", "retrieval_demos")
+# Rows measured on code older than a fix that changes what they measure: (task, fixing commit,
+# row keys, what the old code did). Such rows stay in the table, marked, until re-measured.
+STALE = [("bfcl", "795a703", {"BootstrapFewShot", "LabeledFewShot", "BootstrapFewShotWithRandomSearch", "MIPROv2",
+                              "SIMBA", "KNNFewShot"},
+          "the function caller replaced the `call` predictor's compiled demos with none, so these demo "
+          "optimizers were scored (and chose among their candidates) as zero-shot")]
 
 
 def load_rows() -> dict:
@@ -131,6 +137,17 @@ def measure(task: str, key: str, optimizer: str, params: dict, extra: list[str],
             "ids": [str(i) for i in table["id"]], "scores": [float(s) for s in table["score"]],
             "commit": code, "measured": time.strftime("%Y-%m-%d %H:%M"),
             "wall_minutes": (time.perf_counter() - started) / 60}
+
+
+def stale(row: dict) -> str:
+    """Why a row no longer measures what today's code does ("" when it does)."""
+    for task, fixed, keys, why in STALE:
+        if row["task"] == task and row["key"] in keys:
+            newer = subprocess.run(["git", "merge-base", "--is-ancestor", fixed, row["commit"]], cwd=ROOT,
+                                   capture_output=True)
+            if newer.returncode != 0:
+                return f"before {fixed} {why}"
+    return ""
 
 
 def paired(row: dict, base: dict | None) -> str:
@@ -197,7 +214,7 @@ def section(task: str, rows: dict) -> str:
     for r in mine:
         dev = "" if r.get("dev_score") is None else f"{r['dev_score']:.3f}"
         body.append([f"{r['key']} `{json.dumps(r['params'])}`" + (f" {' '.join(r['extra'])}" if r["extra"] else ""),
-                     str(r["n"]), f"{r['score']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]", dev,
+                     str(r["n"]), f"{r['score']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" + ("§" if stale(r) else ""), dev,
                      str(r["compile_lm_calls"]), f"{r['compile_minutes']:.1f}",
                      f"{r['eval_seconds_per_item']:.2f}" + ("†" if r.get("shared_cpu") else ""),
                      paired(r, bases["zero-shot"]), paired(r, bases["retrieval_demos"]), r["commit"]])
@@ -216,6 +233,7 @@ def section(task: str, rows: dict) -> str:
                      "compile min", "eval s/item", "vs zero-shot", "vs retrieval_demos", "commit"], body)
             + ("\n\n† The CPU was shared with other work (or the process paused) during this row: its test score "
                "stands, its seconds do not compare with the other rows." if any(r.get("shared_cpu") for r in mine) else "")
+            + "".join(f"\n\n§ Stale: {why}; to be re-measured." for why in dict.fromkeys(filter(None, map(stale, mine))))
             + leakage_note(task, mine, bases)
             + ("\n\nNot measured yet: " + ", ".join(missing) + "." if missing else "")
             + "\n\nFinal instructions and demo counts (the full program is in each MLflow run):\n\n" + instr + "\n")
