@@ -32,6 +32,7 @@ from workbench.lm import build_lm
 from workbench.lm.adapters import build_adapter
 from workbench.lm.preflight import preflight
 from workbench.optimize import CompileContext, dev_score, optimizer_seed, rules
+from workbench.optimize.demo_check import unshown_demos
 from workbench.optimize.sequence import label as optimizer_label
 from workbench.run_logging import autolog_trials, log_lora, log_partial, log_results, summaries
 from workbench.run_parts import _restrict, build_program, eval_fingerprint, load_program_state, metric_fns, \
@@ -190,6 +191,8 @@ def _compile(prepared: Prepared, lm: dspy.LM, reflection_lm: dspy.LM | None, rep
     for used in (lm, reflection_lm):
         if used is not None and used.engine.breaker.open:  # optimizers swallow failed candidates
             raise CompileError(f"{spec.optimizer.name} stopped: {used.engine.breaker.reason}")
+    for line in unshown_demos(compiled):  # e.g. LabeledFewShot's raw examples on a multi-stage program
+        reporter.warn(f"{spec.optimizer.name}: {line}")
     prepared.dev_score = dev_score(compiled, spec.optimizer.name)
     prepared.finetune_report = ctx.finetune_report
     if plan is not None and plan.meter.reason:

@@ -122,3 +122,28 @@ def test_retrieved_demos_reach_the_prompt():
     pool = ExamplePool("question", "accepted", [{"question": "weather in Oslo tomorrow", "accepted": accepted,
                                                  "functions": functions}], k=1, extra_fields=("functions",))
     assert "weather in Oslo tomorrow" in _prompt_of(FunctionCaller(pool=pool), "weather in Paris?")
+
+
+def test_demos_a_predictor_cannot_show_are_named():
+    import dspy
+
+    from programs.tool_use import FunctionCaller
+    from workbench.optimize.demo_check import unshown_demos
+
+    caller = FunctionCaller()
+    assert unshown_demos(caller) == []
+    raw = dspy.Example(question="weather in Rome?", functions="[]", accepted=[{"weather": {"city": ["Rome"]}}])
+    caller.call.demos = [raw, dspy.Example(request="weather in Oslo?", function="weather", arguments={"city": "Oslo"})]
+    [line] = unshown_demos(caller)
+    assert line.startswith("1 of 2 demos on predictor `call` lack its fields (request, function -> arguments)"), line
+
+
+def test_labeled_demos_on_the_function_caller_are_reported_as_dropped(capsys):
+    """LabeledFewShot copies raw BFCL examples (question/functions/accepted) in as demos; the
+    `call` predictor's fields differ, so the adapter drops them: the run says so."""
+    from workbench.console import Reporter
+
+    spec = load_spec(SIMPLE, OFF + FAST_LM + ["dataset.test=2", "optimizer.name=LabeledFewShot",
+                                              'optimizer.params={"k": 3}'])
+    run(spec, reporter=Reporter(quiet=False))
+    assert "LabeledFewShot: 3 of 3 demos on predictor `call` lack its fields" in capsys.readouterr().err
