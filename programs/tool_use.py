@@ -133,19 +133,37 @@ class FunctionCaller(dspy.Module):
             self._models[key] = model_for(function.get("parameters") or {}, f"{function['name']}_arguments")
         return self._models[key]
 
+    def as_demo(self, predictor: str, example: Any) -> Any:
+        """A demo as the named predictor reads it. Compiled demos that are raw training examples
+        (question, functions, accepted: what LabeledFewShot and the labeled part of the bootstrap
+        optimizers copy in) become the predictor's own fields; a demo already in them is kept;
+        None when the example names no offered function."""
+        if "question" not in example or "accepted" not in example:
+            return example
+        call = example_call(accepted_calls(dspy.Example(accepted=example["accepted"])))
+        offered = json.loads(example["functions"]) if isinstance(example.get("functions"), str) \
+            else list(example.get("functions") or [])
+        function = next((f for f in offered if f["name"] == call["name"]), None)
+        if function is None:
+            return None
+        if predictor == "select":
+            return dspy.Example(request=example["question"], functions="\n\n".join(describe(f, 300) for f in offered),
+                                name=call["name"])
+        return dspy.Example(request=example["question"], function=describe(function), arguments=call["arguments"])
+
     def _demos(self, question: str) -> dict:
-        """`{"demos": [...]}` with the retrieved demos when the pool retrieves, else `{}`: passing
-        `demos=[]` to the predictor would replace its own (compiled) demos with none."""
+        """The call predictor's demos for this request: the retrieved ones when the pool retrieves,
+        else its compiled ones in its own fields (never `demos=[]`, which would replace them)."""
         if not (self.demo_pool.k and self.demo_pool.examples):
+            return self._compiled_demos("call")
+        demos = [self.as_demo("call", item) for item in self.demo_pool.nearest(question, self.demo_pool.k)]
+        return {"demos": [d for d in demos if d is not None]}
+
+    def _compiled_demos(self, name: str) -> dict:
+        own = getattr(self, name).demos
+        if not own:
             return {}
-        demos = []
-        for item in self.demo_pool.nearest(question, self.demo_pool.k):
-            call = example_call(accepted_calls(dspy.Example(accepted=item["accepted"])))
-            function = next((f for f in json.loads(item["functions"]) if f["name"] == call["name"]), None)
-            if function is not None:
-                demos.append(dspy.Example(request=item["question"], function=describe(function),
-                                          arguments=call["arguments"]))
-        return {"demos": demos}
+        return {"demos": [d for d in (self.as_demo(name, x) for x in own) if d is not None]}
 
     def forward(self, question: str, functions: str) -> dspy.Prediction:
         offered = json.loads(functions) if isinstance(functions, str) else list(functions)
@@ -157,7 +175,7 @@ class FunctionCaller(dspy.Module):
         else:
             signature = self.select.signature.with_updated_fields("name", type_=Literal[tuple(names)])
             picked = self.select(request=question, functions="\n\n".join(describe(f, 300) for f in offered),
-                                 signature=signature).name
+                                 signature=signature, **self._compiled_demos("select")).name
             chosen = offered[names.index(picked)]
         try:
             model = self._model(chosen)

@@ -14,6 +14,11 @@ and the prompt renderer ask through the helpers below, never by probing attribut
 - `HasIndexes`: `index_dirs()` lists built index folders logged with the run.
 - `HasDemoPool`: `demo_pool`, an `ExamplePool` whose k nearest training examples become the
   demos of each query (the `retrieval_demos` optimizer fills it).
+- `as_demo(predictor, example)`: the demo as the named predictor reads it, for a program whose
+  predictors' fields are not the dataset's (the function caller's `call` reads request/function,
+  BFCL examples hold question/functions). Raw examples that optimizers copy in as demos are
+  otherwise dropped by DSPy's adapter; the runner warns about any that still would be
+  (`workbench/optimize/demo_check.py`).
 - `HasBundleFiles`: `export_files(folder)` writes what the program needs beyond its JSON state
   (a RAG corpus and its indexes, a tool agent's tool records) into the bundle folder and
   returns what it wrote (stored as the config's `files`); `from_export_config(config, folder)`

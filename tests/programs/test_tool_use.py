@@ -127,23 +127,44 @@ def test_retrieved_demos_reach_the_prompt():
 def test_demos_a_predictor_cannot_show_are_named():
     import dspy
 
-    from programs.tool_use import FunctionCaller
     from workbench.optimize.demo_check import unshown_demos
 
-    caller = FunctionCaller()
-    assert unshown_demos(caller) == []
-    raw = dspy.Example(question="weather in Rome?", functions="[]", accepted=[{"weather": {"city": ["Rome"]}}])
-    caller.call.demos = [raw, dspy.Example(request="weather in Oslo?", function="weather", arguments={"city": "Oslo"})]
-    [line] = unshown_demos(caller)
+    class TwoStage(dspy.Module):
+        def __init__(self):
+            super().__init__()
+            self.call = dspy.Predict("request, function -> arguments")
+
+    program = TwoStage()
+    assert unshown_demos(program) == []
+    program.call.demos = [dspy.Example(question="weather in Rome?", accepted="..."),
+                          dspy.Example(request="weather in Oslo?", function="weather", arguments="{}")]
+    [line] = unshown_demos(program)
     assert line.startswith("1 of 2 demos on predictor `call` lack its fields (request, function -> arguments)"), line
 
 
-def test_labeled_demos_on_the_function_caller_are_reported_as_dropped(capsys):
+def test_labeled_demos_become_the_function_callers_own_fields():
     """LabeledFewShot copies raw BFCL examples (question/functions/accepted) in as demos; the
-    `call` predictor's fields differ, so the adapter drops them: the run says so."""
+    `call` predictor reads request/function -> arguments. The caller shows them in its fields."""
+    import dspy
+
+    from programs.tool_use import FunctionCaller
+    from workbench.optimize.demo_check import unshown_demos
+
+    function = {"name": "weather", "description": "Weather in a city.",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    caller = FunctionCaller()
+    caller.call.demos = [dspy.Example(question="Weather in Rome in spring?", functions=json.dumps([function]),
+                                      accepted=[{"weather": {"city": ["Rome"]}}])]
+    assert unshown_demos(caller) == []
+    prompt = _prompt_of(caller, "weather in Paris?")
+    assert "Weather in Rome in spring?" in prompt and '"city": "Rome"' in prompt
+
+
+def test_labeled_demos_on_the_function_caller_reach_the_prompt(capsys):
     from workbench.console import Reporter
 
     spec = load_spec(SIMPLE, OFF + FAST_LM + ["dataset.test=2", "optimizer.name=LabeledFewShot",
                                               'optimizer.params={"k": 3}'])
-    run(spec, reporter=Reporter(quiet=False))
-    assert "LabeledFewShot: 3 of 3 demos on predictor `call` lack its fields" in capsys.readouterr().err
+    out = run(spec, reporter=Reporter(quiet=False))
+    assert "lack its fields" not in capsys.readouterr().err
+    assert len(out.program.call.demos) == 3 and out.result.n == 2
