@@ -81,10 +81,11 @@ ROWS = [
 BASES = ("zero-shot", "retrieval_demos")
 # Rows measured on code older than a fix that changes what they measure: (task, fixing commit,
 # row keys, what the old code did). Such rows stay in the table, marked, until re-measured.
-STALE = [("bfcl", "795a703", {"BootstrapFewShot", "LabeledFewShot", "BootstrapFewShotWithRandomSearch", "MIPROv2",
+STALE = [("bfcl", "9393f9b", {"BootstrapFewShot", "LabeledFewShot", "BootstrapFewShotWithRandomSearch", "MIPROv2",
                               "SIMBA", "KNNFewShot"},
-          "the function caller replaced the `call` predictor's compiled demos with none, so these demo "
-          "optimizers were scored (and chose among their candidates) as zero-shot")]
+          "the function caller replaced the `call` predictor's compiled demos with none (until 795a703), and "
+          "DSPy's adapter dropped raw training examples copied in as demos (their fields are not the "
+          "predictor's), so these demo optimizers were scored, and chose among their candidates, as zero-shot")]
 
 
 def load_rows() -> dict:
