@@ -160,7 +160,7 @@ def test_labeled_demos_become_the_function_callers_own_fields():
     assert "Weather in Rome in spring?" in prompt and '"city": "Rome"' in prompt
 
 
-def test_labeled_demos_on_the_function_caller_reach_the_prompt(capsys):
+def test_a_labeled_run_on_the_function_caller_keeps_its_demos_without_a_warning(capsys):
     from workbench.console import Reporter
 
     spec = load_spec(SIMPLE, OFF + FAST_LM + ["dataset.test=2", "optimizer.name=LabeledFewShot",
