@@ -168,3 +168,20 @@ def test_a_labeled_run_on_the_function_caller_keeps_its_demos_without_a_warning(
     out = run(spec, reporter=Reporter(quiet=False))
     assert "lack its fields" not in capsys.readouterr().err
     assert len(out.program.call.demos) == 3 and out.result.n == 2
+
+
+@pytest.mark.slow
+def test_labeled_demos_reach_the_embedded_lms_prompt(capsys):
+    """End to end on the embedded LM: LabeledFewShot's raw BFCL examples are in the messages the
+    model decodes from (before 9393f9b they were dropped and the run measured zero-shot)."""
+    from dspy.clients import base_lm
+
+    from workbench.console import Reporter
+
+    spec = load_spec(SIMPLE, OFF + ["dataset.test=2", "optimizer.name=LabeledFewShot", 'optimizer.params={"k": 2}'])
+    out = run(spec, reporter=Reporter(quiet=False))
+    assert "lack its fields" not in capsys.readouterr().err
+    sent = "\n".join(str(m["content"]) for m in base_lm.GLOBAL_HISTORY[-1]["messages"])
+    questions = [d["question"] for d in out.program.call.demos]
+    assert len(questions) == 2 and all(q in sent for q in questions)
+    assert out.result.n == 2 and out.result.failures == 0
