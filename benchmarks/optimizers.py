@@ -211,11 +211,14 @@ def section(task: str, rows: dict) -> str:
     if not mine:
         return ""
     bases = {b: rows.get(f"{task}/{b}") for b in BASES}
+    why_stale = {r["key"]: stale(r) for r in mine}  # one git call per row
     body = []
     for r in mine:
         dev = "" if r.get("dev_score") is None else f"{r['dev_score']:.3f}"
         body.append([f"{r['key']} `{json.dumps(r['params'])}`" + (f" {' '.join(r['extra'])}" if r["extra"] else ""),
-                     str(r["n"]), f"{r['score']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" + ("§" if stale(r) else ""), dev,
+                     str(r["n"]),
+                     f"{r['score']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" + ("§" if why_stale[r["key"]] else ""),
+                     dev,
                      str(r["compile_lm_calls"]), f"{r['compile_minutes']:.1f}",
                      f"{r['eval_seconds_per_item']:.2f}" + ("†" if r.get("shared_cpu") else ""),
                      paired(r, bases["zero-shot"]), paired(r, bases["retrieval_demos"]), r["commit"]])
@@ -234,7 +237,8 @@ def section(task: str, rows: dict) -> str:
                      "compile min", "eval s/item", "vs zero-shot", "vs retrieval_demos", "commit"], body)
             + ("\n\n† The CPU was shared with other work (or the process paused) during this row: its test score "
                "stands, its seconds do not compare with the other rows." if any(r.get("shared_cpu") for r in mine) else "")
-            + "".join(f"\n\n§ Stale: {why}; to be re-measured." for why in dict.fromkeys(filter(None, map(stale, mine))))
+            + "".join(f"\n\n§ Stale: {why}; to be re-measured."
+                      for why in dict.fromkeys(filter(None, why_stale.values())))
             + leakage_note(task, mine, bases)
             + ("\n\nNot measured yet: " + ", ".join(missing) + "." if missing else "")
             + "\n\nFinal instructions and demo counts (the full program is in each MLflow run):\n\n" + instr + "\n")
