@@ -25,7 +25,7 @@ No LM calls: a small LM learns the format (short span, cite a number) from them.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import dspy
 from pydantic import Field, StringConstraints
@@ -35,6 +35,7 @@ from programs.answer_spans import rank_spans
 from programs.pool import ExamplePool
 from workbench.baselines import BaselineScore, task_baseline
 from workbench.data import TaskData
+from workbench.program_contract import own_demos
 from workbench.registry import program, retrievers
 from workbench.retrieval.learned_rerank import LearnedReranker
 from workbench.retrieval.sentences import corpus_picker
@@ -192,7 +193,8 @@ class RAG(dspy.Module):
                 ranked = out["outputs"] = self.learned.rerank(question, ranked)
         if self.rerank is not None and len(ranked) > 1:
             head = ranked[:self.rerank_depth]
-            best = self.rerank(question=question, passages=self._numbered(head, self.passage_chars // 2)).best
+            best = self.rerank(question=question, passages=self._numbered(head, self.passage_chars // 2),
+                               **own_demos(self, "rerank")).best
             chosen = head[int(best) - 1]
             ranked = [chosen] + [pid for pid in ranked if pid != chosen]
         return ranked
@@ -215,10 +217,31 @@ class RAG(dspy.Module):
             self._demo_cache[key] = demo
         return self._demo_cache[key]
 
+    def as_demo(self, predictor: str, example: Any) -> Any:
+        """A demo as the named predictor reads it. Raw training examples (question, answers,
+        gold_passage: what LabeledFewShot and the labeled part of the bootstrap optimizers copy
+        in) become the predictor's own fields, built like the retrieved demos; a demo already in
+        its fields (a bootstrapped trace) is kept; None when its gold passage is not in the corpus."""
+        if "answers" not in example or "gold_passage" not in example or "question" not in example:
+            return example
+        question, gold = example["question"], example["gold_passage"]
+        if gold not in self.passages or not list(example["answers"]):
+            return None
+        if predictor != "rerank":
+            return self._demo({"question": question, "answers": list(example["answers"]), "gold_passage": gold})
+        head = self._first_stage(question)[:self.rerank_depth]
+        if gold not in head:
+            head = head[:self.rerank_depth - 1] + [gold]
+        return dspy.Example(question=question, passages=self._numbered(head, self.passage_chars // 2),
+                            best=str(head.index(gold) + 1))
+
     def _demos(self, question: str) -> dict:
+        """The answer predictor's demos: the retrieved ones when the pool retrieves, else its
+        compiled ones in its own fields (never `demos=[]`, which would replace them)."""
         if self.demo_pool.k and self.demo_pool.examples:
             return {"demos": [self._demo(d) for d in self.demo_pool.nearest(question, self.demo_pool.k)]}
-        return {}
+        return own_demos(self, "answer")
+
 
     # -- answering -----------------------------------------------------------------------
     def spans(self, question: str, top: list[str]) -> tuple[str, str, list[str]]:

@@ -26,6 +26,7 @@ from metrics.bfcl_ast import accepted_calls, match_call
 from programs.pool import ExamplePool
 from workbench.baselines import BaselineScore, task_baseline
 from workbench.data import TaskData
+from workbench.program_contract import own_demos
 from workbench.registry import program
 from workbench.tools.schema import SchemaError, arguments_of, model_for
 
@@ -155,15 +156,10 @@ class FunctionCaller(dspy.Module):
         """The call predictor's demos for this request: the retrieved ones when the pool retrieves,
         else its compiled ones in its own fields (never `demos=[]`, which would replace them)."""
         if not (self.demo_pool.k and self.demo_pool.examples):
-            return self._compiled_demos("call")
+            return own_demos(self, "call")
         demos = [self.as_demo("call", item) for item in self.demo_pool.nearest(question, self.demo_pool.k)]
         return {"demos": [d for d in demos if d is not None]}
 
-    def _compiled_demos(self, name: str) -> dict:
-        own = getattr(self, name).demos
-        if not own:
-            return {}
-        return {"demos": [d for d in (self.as_demo(name, x) for x in own) if d is not None]}
 
     def forward(self, question: str, functions: str) -> dspy.Prediction:
         offered = json.loads(functions) if isinstance(functions, str) else list(functions)
@@ -175,7 +171,7 @@ class FunctionCaller(dspy.Module):
         else:
             signature = self.select.signature.with_updated_fields("name", type_=Literal[tuple(names)])
             picked = self.select(request=question, functions="\n\n".join(describe(f, 300) for f in offered),
-                                 signature=signature, **self._compiled_demos("select")).name
+                                 signature=signature, **own_demos(self, "select")).name
             chosen = offered[names.index(picked)]
         try:
             model = self._model(chosen)

@@ -16,9 +16,11 @@ and the prompt renderer ask through the helpers below, never by probing attribut
   demos of each query (the `retrieval_demos` optimizer fills it).
 - `as_demo(predictor, example)`: the demo as the named predictor reads it, for a program whose
   predictors' fields are not the dataset's (the function caller's `call` reads request/function,
-  BFCL examples hold question/functions). Raw examples that optimizers copy in as demos are
+  BFCL examples hold question/functions; RAG's answer predictor reads question/passages, XQuAD
+  examples hold question/answers/gold_passage). Raw examples that optimizers copy in as demos are
   otherwise dropped by DSPy's adapter; the runner warns about any that still would be
-  (`workbench/optimize/demo_check.py`).
+  (`workbench/optimize/demo_check.py`). A program that passes `demos=` per call gives a
+  predictor `**own_demos(self, name)` when it retrieves none: its compiled demos, mapped.
 - `HasBundleFiles`: `export_files(folder)` writes what the program needs beyond its JSON state
   (a RAG corpus and its indexes, a tool agent's tool records) into the bundle folder and
   returns what it wrote (stored as the config's `files`); `from_export_config(config, folder)`
@@ -94,3 +96,17 @@ def index_dirs(program: Any) -> list[Path]:
 
 def demo_pool(program: Any) -> Any | None:
     return program.demo_pool if isinstance(program, HasDemoPool) else None
+
+
+def own_demos(program: Any, predictor: str) -> dict[str, list]:
+    """Keyword arguments giving the named predictor its compiled demos in its own fields (through
+    the program's `as_demo`), for programs that pass `demos=` per call; empty when it has none:
+    never `demos=[]`, which would replace the compiled ones with nothing."""
+    found = getattr(program, predictor, None) if "." not in predictor else None
+    if found is None:  # a nested predictor ("answer.predict")
+        found = dict(program.named_predictors()).get(predictor)
+    demos = list(getattr(found, "demos", None) or [])
+    as_demo = getattr(program, "as_demo", None)
+    if callable(as_demo):
+        demos = [d for d in (as_demo(predictor, x) for x in demos) if d is not None]
+    return {"demos": demos} if demos else {}

@@ -12,7 +12,7 @@ from typing import Any
 
 import dspy
 
-from workbench.program_contract import demo_pool
+from workbench.program_contract import demo_pool, own_demos
 
 
 def _field_lines(fields: dict[str, Any]) -> list[str]:
@@ -24,13 +24,14 @@ def _field_lines(fields: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_predictor(name: str, predictor) -> list[str]:
-    """One predictor's instructions, fields and fixed demos (markdown lines)."""
+def render_predictor(name: str, predictor, shown: list | None = None) -> list[str]:
+    """One predictor's instructions, fields and fixed demos (markdown lines); `shown`: the demos
+    as the program shows them (its `as_demo`), when they differ from the stored ones."""
     signature = predictor.signature
     parts = [f"## Predictor `{name}`", "", "### Instructions", "", signature.instructions or "(none)", "",
              "### Inputs", *_field_lines(signature.input_fields), "", "### Outputs",
              *_field_lines(signature.output_fields), ""]
-    demos = predictor.demos or []
+    demos = (predictor.demos or []) if shown is None else shown
     parts += [f"### Fixed demos ({len(demos)})", ""]
     for i, demo in enumerate(demos, 1):
         data = demo.toDict() if hasattr(demo, "toDict") else dict(demo)
@@ -42,7 +43,7 @@ def render_predictor(name: str, predictor) -> list[str]:
 def render_program(program: dspy.Module) -> str:
     parts = ["# Program prompts", ""]
     for name, predictor in program.named_predictors():
-        parts += render_predictor(name, predictor)
+        parts += render_predictor(name, predictor, own_demos(program, name).get("demos", []))
     pool = demo_pool(program)
     if pool is not None and pool.k:
         parts += ["## Retrieved demos", "",

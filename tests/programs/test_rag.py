@@ -141,3 +141,74 @@ def test_length_limits_reach_the_schema_the_grammar_is_built_from():
 def test_per_question_table_holds_the_rendered_prompt(outcome):
     for _, row in outcome.result.table.iterrows():
         assert row.question in row.prompt and "context" in row.prompt  # what the answer predictor saw
+
+
+def _two_passage_rag(answer_mode: str):
+    from programs.rag import RAG
+    from workbench.registry import retrievers
+
+    corpus = [{"id": "p1", "title": "Rome", "text": "Rome, the old city on the Tiber river, is the capital of Italy and home to the Colosseum."},
+              {"id": "p2", "title": "Oslo", "text": "Oslo is the capital of Norway. It lies on a fjord."}]
+    return RAG(retrievers.get("bm25")(corpus).ready(), {p["id"]: p for p in corpus}, k=2, n=1,
+               answer_mode=answer_mode)
+
+
+@pytest.mark.parametrize("answer_mode, answer", [("free", {"answer": "Rome", "citations": ["1"]}),
+                                                 ("choose", {"answer": "Tiber river"})])
+def test_labeled_demos_become_the_answer_predictors_own_fields(answer_mode, answer):
+    """LabeledFewShot copies raw XQuAD examples (question, answers, gold_passage) in as demos; the
+    answer predictor reads question/passages (or context) -> answer. Without the mapping DSPy's
+    adapter drops them and the run is zero-shot while its table says "k demos"."""
+    import dspy
+    from dspy.utils.dummies import DummyLM
+
+    from workbench.optimize.demo_check import unshown_demos
+
+    program = _two_passage_rag(answer_mode)
+    program.answer.demos = [dspy.Example(question="Which fjord city is Norway's capital?", answers=["Oslo"],
+                                         gold_passage="p2")]
+    assert unshown_demos(program) == []
+    lm = DummyLM([answer])
+    with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
+        program(question="What is the capital of Italy?")
+    sent = "\n".join(str(m["content"]) for m in lm.history[-1]["messages"])
+    assert "Which fjord city is Norway's capital?" in sent and "Oslo" in sent
+
+
+def test_demos_that_name_no_passage_of_the_corpus_are_reported_dropped():
+    import dspy
+
+    from workbench.optimize.demo_check import unshown_demos
+
+    program = _two_passage_rag("free")
+    program.answer.demos = [dspy.Example(question="Where?", answers=["Paris"], gold_passage="p9")]
+    [line] = unshown_demos(program)
+    assert "1 of 1 demos on predictor `answer`" in line
+
+
+def test_a_labeled_rag_run_keeps_its_demos_without_a_warning(capsys):
+    from workbench.console import Reporter
+
+    spec = load_spec(RAG_SPEC, SMALL + FAST + FAST_LM + ["dataset.test=2", "optimizer.name=LabeledFewShot",
+                                                         'optimizer.params={"k": 3}'])
+    out = run(spec, reporter=Reporter(quiet=False))
+    assert "lack its fields" not in capsys.readouterr().err
+    assert len(out.program.answer.demos) == 3 and out.result.n == 2
+
+
+@pytest.mark.slow
+def test_labeled_demos_reach_the_embedded_lms_prompt_in_rag(capsys):
+    """End to end on the embedded LM: LabeledFewShot's raw XQuAD examples are in the messages the
+    model decodes from (before RAG's `as_demo` the adapter dropped them: a zero-shot run)."""
+    from dspy.clients import base_lm
+
+    from workbench.console import Reporter
+
+    spec = load_spec(RAG_SPEC, SMALL + FAST + ["dataset.test=2", "optimizer.name=LabeledFewShot",
+                                               'optimizer.params={"k": 2}'])
+    out = run(spec, reporter=Reporter(quiet=False))
+    assert "lack its fields" not in capsys.readouterr().err
+    sent = "\n".join(str(m["content"]) for m in base_lm.GLOBAL_HISTORY[-1]["messages"])
+    questions = [d["question"] for d in out.program.answer.demos]
+    assert len(questions) == 2 and all(q in sent for q in questions)
+    assert out.result.n == 2 and out.result.failures == 0

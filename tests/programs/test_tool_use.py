@@ -149,6 +149,7 @@ def test_labeled_demos_become_the_function_callers_own_fields():
 
     from programs.tool_use import FunctionCaller
     from workbench.optimize.demo_check import unshown_demos
+    from workbench.prompts import render_program
 
     function = {"name": "weather", "description": "Weather in a city.",
                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
@@ -158,6 +159,8 @@ def test_labeled_demos_become_the_function_callers_own_fields():
     assert unshown_demos(caller) == []
     prompt = _prompt_of(caller, "weather in Paris?")
     assert "Weather in Rome in spring?" in prompt and '"city": "Rome"' in prompt
+    rendered = render_program(caller)  # the logged prompts show the demo as the predictor reads it
+    assert "**request**: Weather in Rome in spring?" in rendered and "**accepted**" not in rendered
 
 
 def test_a_labeled_run_on_the_function_caller_keeps_its_demos_without_a_warning(capsys):
