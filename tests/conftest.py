@@ -53,6 +53,28 @@ def _migrated_store() -> Path:
     return _TEMPLATE[0]
 
 
+def labeled_run(spec: Path, overrides: list[str], k: int, predictor: str, err_of) -> tuple:
+    """A LabeledFewShot run with k demos that must not warn about demos its prompt cannot show;
+    returns the outcome and the demos' questions (`err_of`: capsys.readouterr)."""
+    from workbench.console import Reporter
+    from workbench.runner import run
+    from workbench.spec import load_spec
+
+    out = run(load_spec(spec, [*overrides, "optimizer.name=LabeledFewShot", f'optimizer.params={{"k": {k}}}']),
+              reporter=Reporter(quiet=False))
+    assert "lack its fields" not in err_of().err
+    questions = [d["question"] for d in getattr(out.program, predictor).demos]
+    assert len(questions) == k
+    return out, questions
+
+
+def last_sent_to_lm() -> str:
+    """The messages of the last call any DSPy LM made in this process."""
+    from dspy.clients import base_lm
+
+    return "\n".join(str(m["content"]) for m in base_lm.GLOBAL_HISTORY[-1]["messages"])
+
+
 # A run's MLflow GenAI extras (a trace-writer process, the evaluation dataset, prompt versions, the
 # logged model) cost seconds per run and are the subject of tests/traces/ only: other tests' stores
 # leave them out (`Store(..., genai=True)` keeps the defaults).

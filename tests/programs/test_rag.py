@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import FAST_LM, ROOT, run_cli
+from tests.conftest import FAST_LM, ROOT, labeled_run, last_sent_to_lm, run_cli
 from workbench.errors import UserError
 from workbench.runner import run
 from workbench.spec import load_spec
@@ -187,28 +187,15 @@ def test_demos_that_name_no_passage_of_the_corpus_are_reported_dropped():
 
 
 def test_a_labeled_rag_run_keeps_its_demos_without_a_warning(capsys):
-    from workbench.console import Reporter
-
-    spec = load_spec(RAG_SPEC, SMALL + FAST + FAST_LM + ["dataset.test=2", "optimizer.name=LabeledFewShot",
-                                                         'optimizer.params={"k": 3}'])
-    out = run(spec, reporter=Reporter(quiet=False))
-    assert "lack its fields" not in capsys.readouterr().err
-    assert len(out.program.answer.demos) == 3 and out.result.n == 2
+    out, _ = labeled_run(RAG_SPEC, SMALL + FAST + FAST_LM + ["dataset.test=2"], 3, "answer", capsys.readouterr)
+    assert out.result.n == 2
 
 
 @pytest.mark.slow
 def test_labeled_demos_reach_the_embedded_lms_prompt_in_rag(capsys):
     """End to end on the embedded LM: LabeledFewShot's raw XQuAD examples are in the messages the
     model decodes from (before RAG's `as_demo` the adapter dropped them: a zero-shot run)."""
-    from dspy.clients import base_lm
-
-    from workbench.console import Reporter
-
-    spec = load_spec(RAG_SPEC, SMALL + FAST + ["dataset.test=2", "optimizer.name=LabeledFewShot",
-                                               'optimizer.params={"k": 2}'])
-    out = run(spec, reporter=Reporter(quiet=False))
-    assert "lack its fields" not in capsys.readouterr().err
-    sent = "\n".join(str(m["content"]) for m in base_lm.GLOBAL_HISTORY[-1]["messages"])
-    questions = [d["question"] for d in out.program.answer.demos]
-    assert len(questions) == 2 and all(q in sent for q in questions)
+    out, questions = labeled_run(RAG_SPEC, SMALL + FAST + ["dataset.test=2"], 2, "answer", capsys.readouterr)
+    sent = last_sent_to_lm()
+    assert all(q in sent for q in questions)
     assert out.result.n == 2 and out.result.failures == 0

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import FAST_LM, ROOT, run_cli
+from tests.conftest import FAST_LM, ROOT, labeled_run, last_sent_to_lm, run_cli
 from workbench.runner import run
 from workbench.spec import load_spec
 
@@ -164,27 +164,15 @@ def test_labeled_demos_become_the_function_callers_own_fields():
 
 
 def test_a_labeled_run_on_the_function_caller_keeps_its_demos_without_a_warning(capsys):
-    from workbench.console import Reporter
-
-    spec = load_spec(SIMPLE, OFF + FAST_LM + ["dataset.test=2", "optimizer.name=LabeledFewShot",
-                                              'optimizer.params={"k": 3}'])
-    out = run(spec, reporter=Reporter(quiet=False))
-    assert "lack its fields" not in capsys.readouterr().err
-    assert len(out.program.call.demos) == 3 and out.result.n == 2
+    out, _ = labeled_run(SIMPLE, OFF + FAST_LM + ["dataset.test=2"], 3, "call", capsys.readouterr)
+    assert out.result.n == 2
 
 
 @pytest.mark.slow
 def test_labeled_demos_reach_the_embedded_lms_prompt(capsys):
     """End to end on the embedded LM: LabeledFewShot's raw BFCL examples are in the messages the
     model decodes from (before 9393f9b they were dropped and the run measured zero-shot)."""
-    from dspy.clients import base_lm
-
-    from workbench.console import Reporter
-
-    spec = load_spec(SIMPLE, OFF + ["dataset.test=2", "optimizer.name=LabeledFewShot", 'optimizer.params={"k": 2}'])
-    out = run(spec, reporter=Reporter(quiet=False))
-    assert "lack its fields" not in capsys.readouterr().err
-    sent = "\n".join(str(m["content"]) for m in base_lm.GLOBAL_HISTORY[-1]["messages"])
-    questions = [d["question"] for d in out.program.call.demos]
-    assert len(questions) == 2 and all(q in sent for q in questions)
+    out, questions = labeled_run(SIMPLE, OFF + ["dataset.test=2"], 2, "call", capsys.readouterr)
+    sent = last_sent_to_lm()
+    assert all(q in sent for q in questions)
     assert out.result.n == 2 and out.result.failures == 0
