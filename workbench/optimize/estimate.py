@@ -46,7 +46,10 @@ def _trials(predictors: int, candidates: int, zero_shot: bool) -> int:
 
 
 def _minibatched(trials: int, val: int) -> int:
-    return MINIBATCH * trials + val * (trials // FULL_EVAL_EVERY + 1)
+    """Minibatch trials plus DSPy's full evaluations: the program as given, one every 5 trials,
+    and one more at the end when the trials are not a multiple of 5."""
+    full = 1 + trials // FULL_EVAL_EVERY + (1 if trials % FULL_EVAL_EVERY else 0)
+    return MINIBATCH * trials + val * full
 
 
 def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_example: int, train: int,
