@@ -242,7 +242,6 @@ class RAG(dspy.Module):
             return {"demos": [self._demo(d) for d in self.demo_pool.nearest(question, self.demo_pool.k)]}
         return own_demos(self, "answer")
 
-
     # -- answering -----------------------------------------------------------------------
     def spans(self, question: str, top: list[str]) -> tuple[str, str, list[str]]:
         """(passage id, best sentence, candidate spans best first) — no LM."""

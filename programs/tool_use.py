@@ -160,7 +160,6 @@ class FunctionCaller(dspy.Module):
         demos = [self.as_demo("call", item) for item in self.demo_pool.nearest(question, self.demo_pool.k)]
         return {"demos": [d for d in demos if d is not None]}
 
-
     def forward(self, question: str, functions: str) -> dspy.Prediction:
         offered = json.loads(functions) if isinstance(functions, str) else list(functions)
         names = [f["name"] for f in offered]
