@@ -147,7 +147,8 @@ def _two_passage_rag(answer_mode: str):
     from programs.rag import RAG
     from workbench.registry import retrievers
 
-    corpus = [{"id": "p1", "title": "Rome", "text": "Rome, the old city on the Tiber river, is the capital of Italy and home to the Colosseum."},
+    rome = "Rome, the old city on the Tiber river, is the capital of Italy and home to the Colosseum."
+    corpus = [{"id": "p1", "title": "Rome", "text": rome},
               {"id": "p2", "title": "Oslo", "text": "Oslo is the capital of Norway. It lies on a fjord."}]
     return RAG(retrievers.get("bm25")(corpus).ready(), {p["id"]: p for p in corpus}, k=2, n=1,
                answer_mode=answer_mode)
