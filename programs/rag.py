@@ -229,11 +229,14 @@ class RAG(dspy.Module):
             return None
         if predictor != "rerank":
             return self._demo({"question": question, "answers": list(example["answers"]), "gold_passage": gold})
-        head = self._first_stage(question)[:self.rerank_depth]
-        if gold not in head:
-            head = head[:self.rerank_depth - 1] + [gold]
-        return dspy.Example(question=question, passages=self._numbered(head, self.passage_chars // 2),
-                            best=str(head.index(gold) + 1))
+        key = f"rerank\n{question}"  # cached: compiled demos are mapped on every call, retrieval is not free
+        if key not in self._demo_cache:
+            head = self._first_stage(question)[:self.rerank_depth]
+            if gold not in head:
+                head = head[:self.rerank_depth - 1] + [gold]
+            self._demo_cache[key] = dspy.Example(question=question, best=str(head.index(gold) + 1),
+                                                 passages=self._numbered(head, self.passage_chars // 2))
+        return self._demo_cache[key]
 
     def _demos(self, question: str) -> dict:
         """The answer predictor's demos: the retrieved ones when the pool retrieves, else its

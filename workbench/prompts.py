@@ -24,14 +24,14 @@ def _field_lines(fields: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_predictor(name: str, predictor, shown: list | None = None) -> list[str]:
-    """One predictor's instructions, fields and fixed demos (markdown lines); `shown`: the demos
-    as the program shows them (its `as_demo`), when they differ from the stored ones."""
+def render_predictor(name: str, predictor, program: dspy.Module | None = None) -> list[str]:
+    """One predictor's instructions, fields and fixed demos (markdown lines); given the program,
+    the demos as it shows them to the predictor (its `as_demo`), not as stored."""
     signature = predictor.signature
     parts = [f"## Predictor `{name}`", "", "### Instructions", "", signature.instructions or "(none)", "",
              "### Inputs", *_field_lines(signature.input_fields), "", "### Outputs",
              *_field_lines(signature.output_fields), ""]
-    demos = (predictor.demos or []) if shown is None else shown
+    demos = (predictor.demos or []) if program is None else own_demos(program, name).get("demos", [])
     parts += [f"### Fixed demos ({len(demos)})", ""]
     for i, demo in enumerate(demos, 1):
         data = demo.toDict() if hasattr(demo, "toDict") else dict(demo)
@@ -43,7 +43,7 @@ def render_predictor(name: str, predictor, shown: list | None = None) -> list[st
 def render_program(program: dspy.Module) -> str:
     parts = ["# Program prompts", ""]
     for name, predictor in program.named_predictors():
-        parts += render_predictor(name, predictor, own_demos(program, name).get("demos", []))
+        parts += render_predictor(name, predictor, program)
     pool = demo_pool(program)
     if pool is not None and pool.k:
         parts += ["## Retrieved demos", "",

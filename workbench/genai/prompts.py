@@ -26,7 +26,7 @@ def template(name: str, predictor, program: dspy.Module) -> str:
     """The predictor's prompt with its input fields as {{variables}}."""
     from workbench.prompts import render_program
 
-    lines = render_predictor(name, predictor)
+    lines = render_predictor(name, predictor, program)
     lines += ["### Call", "", *[f"{field}: {{{{{field}}}}}" for field in predictor.signature.input_fields], ""]
     extra = render_program(program).split("## Retrieved demos", 1)
     if len(extra) == 2:

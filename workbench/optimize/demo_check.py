@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from workbench.program_contract import own_demos
+
 
 def _shown(demo: Any, signature) -> bool:
     """The adapters' own rule: a complete demo, or one with some input and some output field."""
@@ -30,13 +32,12 @@ def _shown(demo: Any, signature) -> bool:
 def unshown_demos(program: Any) -> list[str]:
     """One line per predictor with demos that no adapter will format (empty when all are shown)."""
     lines = []
-    as_demo = getattr(program, "as_demo", None)  # a program that shows raw examples in its predictors' fields
     for name, predictor in program.named_predictors():
         demos = list(getattr(predictor, "demos", None) or [])
-        seen = [as_demo(name, d) for d in demos] if callable(as_demo) else demos
-        dropped = [d for d in seen if d is None or not _shown(d, predictor.signature)]
+        seen = own_demos(program, name).get("demos", [])  # through the program's `as_demo`, if it has one
+        dropped = len(demos) - len(seen) + sum(not _shown(d, predictor.signature) for d in seen)
         if dropped:
             fields = ", ".join(predictor.signature.input_fields) + " -> " + ", ".join(predictor.signature.output_fields)
-            lines.append(f"{len(dropped)} of {len(demos)} demos on predictor `{name}` lack its fields ({fields}) "
+            lines.append(f"{dropped} of {len(demos)} demos on predictor `{name}` lack its fields ({fields}) "
                          "and are dropped from its prompt")
     return lines
