@@ -42,7 +42,10 @@ TASKS = {
     "bfcl": {"spec": ROOT / "experiments" / "tools_bfcl_simple.yaml", "n": 400, "title": "BFCL simple_python (AST)",
              "dev": 20, "params": {"MIPROv2": {"minibatch": False}},  # light's minibatch of 35 > the 20 dev items
              # at 256 tokens a depth-2 COPRO proposal (it quotes earlier attempts) was cut off and failed the run
-             "extra": {"COPRO": ["optimizer.prompt_max_tokens=512"]}},
+             "extra": {"COPRO": ["optimizer.prompt_max_tokens=512"],
+                       # it bootstraps the k nearest of the same 80 training items again for every test query
+                       # (~17 s/item with no cache): the cache replays those identical teacher calls
+                       "KNNFewShot": ["lm.cache=true"]}},
 }
 
 
@@ -133,7 +136,7 @@ def measure(task: str, key: str, optimizer: str, params: dict, extra: list[str],
     return {"task": task, "key": key, "optimizer": optimizer, "params": params, "extra": extra, "n": r.n,
             "score": r.score, "ci": list(r.ci), "compile_lm_calls": out.compile_lm_calls,
             "compile_minutes": out.compile_seconds / 60, "eval_seconds_per_item": r.seconds / max(r.n, 1),
-            "dev_score": out.dev_score,
+            "dev_score": out.dev_score, "lm_requests": r.usage.requests, "lm_cache_hits": r.usage.cache_hits,
             "failures": r.failures, "run_id": out.run_id, "instructions": instructions(out.program),
             "ids": [str(i) for i in table["id"]], "scores": [float(s) for s in table["score"]],
             "commit": code, "measured": time.strftime("%Y-%m-%d %H:%M"),
@@ -237,6 +240,10 @@ def section(task: str, rows: dict) -> str:
                      "compile min", "eval s/item", "vs zero-shot", "vs retrieval_demos", "commit"], body)
             + ("\n\n† The CPU was shared with other work (or the process paused) during this row: its test score "
                "stands, its seconds do not compare with the other rows." if any(r.get("shared_cpu") for r in mine) else "")
+            + "".join(f"\n\nLM response cache on in the {r['key']} row: {r['lm_cache_hits']:,} of its evaluation's "
+                      f"{r['lm_requests']:,} LM requests were replays of an identical earlier request (the "
+                      "per-query bootstrap of the same training items), so its seconds per item are not those of a "
+                      "cold run." for r in mine if "lm.cache=true" in r["extra"] and "lm_requests" in r)
             + "".join(f"\n\n§ Stale: {why}; to be re-measured."
                       for why in dict.fromkeys(filter(None, why_stale.values())))
             + leakage_note(task, mine, bases)
