@@ -239,8 +239,7 @@ def section(task: str, rows: dict) -> str:
                "stands, its seconds do not compare with the other rows." if any(r.get("shared_cpu") for r in mine) else "")
             + "".join(f"\n\nLM response cache on in the {r['key']} row: {r['lm_cache_hits']:,} of its evaluation's "
                       f"{r['lm_requests']:,} LM requests were replays of an identical earlier request, so its seconds "
-                      "per item may be below a cold run's."
-                      for r in mine if "lm.cache=true" in r["extra"] and "lm_requests" in r)
+                      "per item may be below a cold run's." for r in mine if r.get("lm_cache_hits"))
             + "".join(f"\n\n§ Stale: {why}; to be re-measured."
                       for why in dict.fromkeys(filter(None, why_stale.values())))
             + leakage_note(task, mine, bases)
