@@ -88,7 +88,9 @@ def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_exa
         batched = val > MINIBATCH and p.get("minibatch", True)
         # the program as given is scored on the whole dev set first, then each trial
         evaluation = (_minibatched(trials, val) if batched else val * (trials + 1)) * per_example
-        bootstrap_all = 0 if zero_shot else n * bootstrap
+        # zero-shot still bootstraps its candidate sets, up to 3 traces each, to show the proposer examples
+        proposer = min(train, 3 * 4) * per_example * int(p.get("max_rounds", 1))
+        bootstrap_all = n * (proposer if zero_shot else bootstrap)
         return (proposals + evaluation + bootstrap_all,
                 f"MIPROv2 {auto or 'manual'}: {trials} trials on {val} dev items, {proposals} proposals")
     if name == "GEPA":
