@@ -63,8 +63,10 @@ def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_exa
             return 0, f"{name}: no LM calls (gold answers; training runs on the CPU)"
         examples = min(train, int(p["max_examples"])) if p.get("max_examples") else train
         return examples * per_example, f"{name}: {examples} train items answered by the LM, then training"
-    demos = int(p.get("max_bootstrapped_demos", 4))
-    bootstrap = min(train, max(demos * 4, demos)) * per_example * int(p.get("max_rounds", 1))
+    def bootstrap_calls(demos: int) -> int:  # up to 4 tries per wanted trace, per round
+        return min(train, max(demos * 4, demos)) * per_example * int(p.get("max_rounds", 1))
+
+    bootstrap = bootstrap_calls(int(p.get("max_bootstrapped_demos", 4)))
     if name == "BootstrapFewShot":
         return bootstrap, f"bootstrapping up to {bootstrap // per_example} train items"
     if name == "KNNFewShot":
@@ -89,8 +91,7 @@ def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_exa
         # the program as given is scored on the whole dev set first, then each trial
         evaluation = (_minibatched(trials, val) if batched else val * (trials + 1)) * per_example
         # zero-shot still bootstraps its candidate sets, up to 3 traces each, to show the proposer examples
-        proposer = min(train, 3 * 4) * per_example * int(p.get("max_rounds", 1))
-        bootstrap_all = n * (proposer if zero_shot else bootstrap)
+        bootstrap_all = n * (bootstrap_calls(3) if zero_shot else bootstrap)
         return (proposals + evaluation + bootstrap_all,
                 f"MIPROv2 {auto or 'manual'}: {trials} trials on {val} dev items, {proposals} proposals")
     if name == "GEPA":
