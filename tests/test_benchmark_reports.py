@@ -1,0 +1,92 @@
+"""The benchmark scripts' report code: what RESULTS.md says is computed from the saved rows the
+way its prose claims (pairing by item id, the ranker-copy figures of a narrowed router, goals,
+stale and missing rows), on synthetic rows so no LM runs."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pandas as pd
+import pytest
+
+from benchmarks import finetune as ft
+from benchmarks import optimizers as opt
+from tests.conftest import ROOT
+
+
+def _row(key: str, scores: list[float], *, ids: list[str] | None = None, **extra) -> dict:
+    ids = ids or [f"q{i}" for i in range(len(scores))]
+    return {"task": "clinc", "key": key, "params": {}, "extra": [], "n": len(scores), "ids": ids, "scores": scores,
+            "score": sum(scores) / len(scores), "ci": [0.0, 1.0], "compile_lm_calls": 0, "compile_minutes": 0.0,
+            "eval_seconds_per_item": 0.1, "commit": "HEAD", "run_id": f"run-{key}", "instructions": "predict: x",
+            "measured": "2026-12-05 10:00", "dev_score": None, **extra}
+
+
+def test_paired_matches_items_by_id_not_position():
+    base = _row("zero-shot", [0.0] * 10 + [1.0] * 30)  # q0..q9 wrong
+    by_id = {f"q{i}": 1.0 if i < 20 else 0.0 for i in range(40)}  # q0..q19 right
+    order = list(reversed(base["ids"]))
+    mine = _row("x", [by_id[i] for i in order], ids=order)
+    # by id: 10 items better, 20 worse (exact McNemar p = 0.0987); zipped by position it would be
+    # 0 better, 10 worse (p = 0.00195). The mean difference is the same either way.
+    assert opt.paired(mine, base).startswith("-0.250 [")
+    assert opt.paired(mine, base).endswith("p=0.0987")
+    assert opt.paired(base, base) == "" and opt.paired(mine, None) == ""
+    assert opt.paired(_row("y", [1.0] * 29), base) == "n/a"  # under 30 shared items: no test
+
+
+def test_narrowing_figures_of_a_router_that_narrowed():
+    table = pd.DataFrame({
+        "candidates": [["a", "b"], ["b", "a"], ["c", "b"], ["a", "c"]],
+        "gold": ["a", "a", "a", "c"],
+        "predicted": ["a", "a", "c", "a"],
+    })
+    out = ft.narrowing(table)
+    assert out["ranker_scores"] == [1.0, 0.0, 0.0, 0.0]
+    assert out["first_pick_share"] == 0.75  # the LM departed from the first label once
+    assert out["gold_in_candidates"] == 0.75  # "a" was not among ["c", "b"]
+    assert ft.narrowing(table.drop(columns="candidates")) == {}
+    assert ft.narrowing(table.assign(candidates=[[]] * 4)) == {}  # not narrowed: all labels allowed
+
+
+def test_finetune_report_names_goals_missing_rows_and_the_ranker_pairing():
+    ids = [f"q{i}" for i in range(40)]
+    row = {"run_id": "abcdef123456", "commit": "HEAD", "score": 0.975, "ci": [0.95, 0.99], "n": 40,
+           "logreg": 0.9, "paired_vs_logreg": [0.075, 0.0, 0.15, 0.04], "train_minutes": 12.0, "train_steps": 100,
+           "train_planned_steps": 100, "train_pairs": 800, "train_skipped": 3, "eval_seconds_per_item": 0.2,
+           "speed": [0.3, 0.25], "speed_n": 20, "ids": ids, "scores": [1.0] * 39 + [0.0],
+           "ranker_scores": [1.0] * 30 + [0.0] * 10, "first_pick_share": 0.8, "gold_in_candidates": 0.99}
+    text = ft.report({"clinc-domains": row})
+    line = next(x for x in text.splitlines() if x.startswith("| CLINC150 domains (abcdef12"))
+    assert "≥ 0.97: met" in line and "0.300 / 0.250 = 1.20 (n=20)" in line
+    assert "12.0 (100/100 steps, 800 pairs, 3 without)" in line
+    assert "| BANKING77 | not measured | tfidf_logreg |" in text
+    ranker = next(x for x in text.splitlines() if "the ranker's first label, no LM (0.750)" in x)
+    assert "took it on 80.0%" in ranker and "+0.225 [" in ranker  # 0.975 - 0.750 on the same 40 items
+    # the combination row pairs against the part measured alone; absent, it says so
+    assert ft._paired_with({"scores": [1.0]}, None) == "not measured"
+
+
+def test_optimizer_section_lists_missing_rows_shared_cpu_and_pairs(monkeypatch):
+    monkeypatch.setattr(opt, "leaked_ids", lambda task: set())
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode:
+        pytest.skip("not a git checkout")
+    zero = _row("zero-shot", [0.0] * 10 + [1.0] * 30, commit=head.stdout.strip())
+    gepa = _row("GEPA", [1.0] * 40, commit=head.stdout.strip(), dev_score=0.9, shared_cpu=True)
+    text = opt.section("clinc", {"clinc/zero-shot": zero, "clinc/GEPA": gepa})
+    gepa_line = next(x for x in text.splitlines() if x.startswith("| GEPA "))
+    assert "| 0.900 |" in gepa_line and "0.10†" in gepa_line and "+0.250 [" in gepa_line
+    assert "† The CPU was shared" in text and "§" not in text
+    assert "Not measured yet: retrieval_demos, MIPROv2," in text
+
+
+def test_stale_marks_rows_older_than_the_fix_that_changed_them():
+    task, fixed, keys, _ = opt.STALE[0]
+    known = subprocess.run(["git", "cat-file", "-e", f"{fixed}^{{commit}}"], cwd=ROOT, capture_output=True)
+    if known.returncode:
+        pytest.skip("history before the fix is not in this checkout")
+    key = sorted(keys)[0]
+    assert opt.stale({"task": task, "key": key, "commit": f"{fixed}~1"}).startswith(f"before {fixed} ")
+    assert opt.stale({"task": task, "key": key, "commit": "HEAD"}) == ""
+    assert opt.stale({"task": task, "key": "zero-shot", "commit": f"{fixed}~1"}) == ""  # not touched by it
