@@ -118,6 +118,16 @@ class FunctionCaller(dspy.Module):
         """For cost estimates: the arguments call always, the selection call only when the LM selects."""
         return 2 if self.selection == "lm" else 1
 
+    def predictors_used(self, examples: list[Any]) -> set[str]:
+        """`call` always; `select` only when the LM selects and some request offers several functions
+        (BFCL simple_python offers one, so an optimizer rewriting `select` there would pay for nothing)."""
+        def offered(example: Any) -> list:
+            functions = example.get("functions") if hasattr(example, "get") else None
+            return json.loads(functions) if isinstance(functions, str) else list(functions or [])
+
+        several = self.selection == "lm" and any(len(offered(e)) > 1 for e in examples)
+        return {"call", "select"} if several else {"call"}
+
     def finetune_gold(self, example: dspy.Example) -> dict:
         """What each predictor should answer for a training example (finetune's gold pairs): the
         function's name and the first accepted value of each argument."""

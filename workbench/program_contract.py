@@ -28,6 +28,10 @@ and the prompt renderer ask through the helpers below, never by probing attribut
   machine with neither the dataset nor `.cache/`.
 - `serve_fields`: prediction fields a served program returns beyond its table fields
   (a RAG answer's cited passages with their text).
+- `predictors_used(examples)`: the names of the predictors `forward` can reach on these
+  examples, known without calling the LM (the function caller's `select` runs only when the LM
+  selects and a request offers several functions). Optimizers that rewrite every predictor in
+  turn (COPRO) leave the others alone; without it every predictor counts as reachable.
 """
 
 from __future__ import annotations
@@ -110,3 +114,14 @@ def own_demos(program: Any, predictor: str) -> dict[str, list]:
     if callable(as_demo):
         demos = [d for d in (as_demo(predictor, x) for x in demos) if d is not None]
     return {"demos": demos} if demos else {}
+
+
+def predictors_used(program: Any, examples: list[Any]) -> list[str]:
+    """The program's predictor names that `forward` can reach on `examples`, in the program's order
+    (all of them when the program does not say, or names none of its own)."""
+    names = [name for name, _ in program.named_predictors()]
+    used = getattr(program, "predictors_used", None)
+    if not callable(used):
+        return names
+    reached = set(used(examples))
+    return [name for name in names if name in reached] or names

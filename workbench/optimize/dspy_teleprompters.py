@@ -15,6 +15,8 @@ import numpy as np
 from workbench.errors import UserError
 from workbench.optimize import CompileContext
 from workbench.optimize.gepa_components import CalledRoundRobin
+from workbench.optimize.reached import only_predictors
+from workbench.program_contract import predictors_used
 from workbench.registry import optimizer
 
 # Arguments the workbench fills in itself; a spec may not set them.
@@ -66,9 +68,18 @@ _register("MIPROv2", lambda ctx, cls, p: _compile(
     ctx, cls, {"seed": ctx.seed, **p}, init={"metric": ctx.metric, "num_threads": ctx.threads,
                                             "prompt_model": ctx.prompt_lm, "task_model": ctx.lm},
     compile_args={"trainset": ctx.trainset, "valset": ctx.valset, "requires_permission_to_run": False}))
-_register("COPRO", lambda ctx, cls, p: _compile(
-    ctx, cls, p, init={"metric": ctx.metric, "prompt_model": ctx.prompt_lm},
-    compile_args={"trainset": ctx.trainset, "eval_kwargs": {"num_threads": ctx.threads, "display_progress": False}}))
+
+
+def _copro(ctx: CompileContext, cls: type, params: dict[str, Any]) -> dspy.Module:
+    # COPRO rewrites every predictor in turn, with full train-set passes: only those the data reaches
+    # (workbench/optimize/reached.py).
+    with only_predictors(ctx.student, predictors_used(ctx.student, ctx.trainset)) as restore:
+        return restore(_compile(ctx, cls, params, init={"metric": ctx.metric, "prompt_model": ctx.prompt_lm},
+                                compile_args={"trainset": ctx.trainset,
+                                              "eval_kwargs": {"num_threads": ctx.threads, "display_progress": False}}))
+
+
+_register("COPRO", _copro)
 _register("SIMBA", lambda ctx, cls, p: _compile(
     ctx, cls, {"seed": ctx.seed, "bsize": min(32, len(ctx.trainset)), **p},
     init={"metric": ctx.metric, "num_threads": ctx.threads, "prompt_model": ctx.prompt_lm},

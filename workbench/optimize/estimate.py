@@ -53,8 +53,9 @@ def _minibatched(trials: int, val: int) -> int:
 
 
 def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_example: int, train: int,
-                  val: int) -> tuple[int, str]:
-    """(planned calls, how they were counted) for optimizer `name` with `params`."""
+                  val: int, reached: int | None = None) -> tuple[int, str]:
+    """(planned calls, how they were counted) for optimizer `name` with `params`; `reached`: the
+    predictors the training data can reach, when fewer than `predictors` (COPRO rewrites only those)."""
     p = params
     if name in FREE:
         return 0, f"{name}: no LM calls"
@@ -111,6 +112,7 @@ def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_exa
         # each depth scores `breadth` new candidates per predictor; with several predictors DSPy's COPRO
         # re-scores every candidate proposed so far (breadth x d at depth d); one proposal call per predictor
         breadth, depth = int(p.get("breadth", 10)), int(p.get("depth", 3))
+        predictors = reached or predictors
         scored = breadth * depth if predictors == 1 else predictors * breadth * depth * (depth + 1) // 2
         return (scored * train * per_example + predictors * depth,
                 f"COPRO: {scored} candidate scorings over {train} train items")
@@ -133,8 +135,10 @@ def estimate(spec, prepared) -> Estimate:
     per_example = calls_per_example(program)
     predictors = max(len(list(program.named_predictors())), 1)
     from workbench.optimize.sequence import steps_of
+    from workbench.program_contract import predictors_used
 
-    counted = [compile_calls(name, params, predictors=predictors, per_example=per_example,
+    reached = len(predictors_used(program, prepared.compile_trainset)) or None
+    counted = [compile_calls(name, params, predictors=predictors, per_example=per_example, reached=reached,
                              train=len(prepared.compile_trainset), val=len(prepared.valset))
                for name, params in steps_of(spec.optimizer.name, dict(spec.optimizer.params))]
     calls, how = sum(c for c, _ in counted), " then ".join(h for _, h in counted)
