@@ -85,7 +85,9 @@ STALE = [("bfcl", "9393f9b", {"BootstrapFewShot", "LabeledFewShot", "BootstrapFe
                               "SIMBA", "KNNFewShot"},
           "the function caller replaced the `call` predictor's compiled demos with none (until 795a703), and "
           "DSPy's adapter dropped raw training examples copied in as demos (their fields are not the "
-          "predictor's), so these demo optimizers were scored, and chose among their candidates, as zero-shot")]
+          "predictor's), so these demo optimizers were scored, and chose among their candidates, as zero-shot"),
+         ("bfcl", "8899585", {"COPRO"}, "COPRO also proposed and scored instructions for `select`, which simple_python "
+          "never calls: half its compile calls and minutes bought nothing")]
 
 
 def load_rows() -> dict:
