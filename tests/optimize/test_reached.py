@@ -42,15 +42,42 @@ def test_only_predictors_hides_the_rest_for_the_block_and_copies_then_restores()
     assert compiled.call.signature.instructions == "rewritten"
 
 
+def _bfcl(name: str, params: dict):
+    return load_spec(SIMPLE, [*FAST_LM, "dataset.train=6", "dataset.dev=2", "dataset.test=2", "tracking.enabled=false",
+                              "lm.cache=false", f"optimizer.name={name}", f"optimizer.params={json.dumps(params)}"])
+
+
 def test_copro_on_bfcl_simple_scores_candidates_for_call_only():
     """Recorded LM: COPRO with breadth 2, depth 1 on 6 training items. Shown both predictors it would
     score 4 candidates (2 per predictor, re-scored together) = 24 program runs + 2 proposals; shown
     `call` alone, 2 candidates = 12 runs + 1 proposal, within the estimate, which counts the same."""
-    spec = load_spec(SIMPLE, [*FAST_LM, "dataset.train=6", "dataset.dev=2", "dataset.test=2", "tracking.enabled=false",
-                              "lm.cache=false", "optimizer.name=COPRO", 'optimizer.params={"breadth": 2, "depth": 1}'])
+    spec = _bfcl("COPRO", {"breadth": 2, "depth": 1})
     planned = estimate(spec, prepare(spec))
     assert planned.compile_calls == 2 * 6 + 1
     outcome = run(spec)
+    assert 0 < outcome.compile_lm_calls <= planned.compile_calls
+    assert type(outcome.program) is FunctionCaller
+    assert outcome.program.select.signature.instructions == FunctionCaller().select.signature.instructions
+
+
+def test_miprov2_on_bfcl_simple_proposes_and_searches_for_call_only(monkeypatch):
+    """MIPROv2 proposes instructions for the predictors it is shown and searches one instruction
+    index per predictor: only `call`'s appear in its trials."""
+    from dspy.teleprompt import mipro_optimizer_v2
+
+    proposed = []
+    original = mipro_optimizer_v2.MIPROv2._propose_instructions
+
+    def spy(self, program, *args, **kwargs):
+        proposed.append([name for name, _ in program.named_predictors()])
+        return original(self, program, *args, **kwargs)
+
+    monkeypatch.setattr(mipro_optimizer_v2.MIPROv2, "_propose_instructions", spy)
+    spec = _bfcl("MIPROv2", {"auto": None, "num_candidates": 2, "num_trials": 2, "minibatch": False,
+                             "max_bootstrapped_demos": 0, "max_labeled_demos": 0})
+    planned = estimate(spec, prepare(spec))
+    outcome = run(spec)
+    assert proposed == [["call"]]
     assert 0 < outcome.compile_lm_calls <= planned.compile_calls
     assert type(outcome.program) is FunctionCaller
     assert outcome.program.select.signature.instructions == FunctionCaller().select.signature.instructions

@@ -64,22 +64,24 @@ _register("BootstrapFewShot", lambda ctx, cls, p: _compile(
 _register("BootstrapFewShotWithRandomSearch", lambda ctx, cls, p: _compile(
     ctx, cls, p, init={"metric": ctx.metric, "num_threads": ctx.threads},
     compile_args={"trainset": ctx.trainset, "valset": ctx.valset}))
-_register("MIPROv2", lambda ctx, cls, p: _compile(
+
+
+def _reached_only(build):
+    """COPRO and MIPROv2 propose for, and search over, every predictor of the program: shown only
+    those the training data reaches (workbench/optimize/reached.py)."""
+    def compile_reached(ctx: CompileContext, cls: type, params: dict[str, Any]) -> dspy.Module:
+        with only_predictors(ctx.student, predictors_used(ctx.student, ctx.trainset)) as restore:
+            return restore(build(ctx, cls, params))
+    return compile_reached
+
+
+_register("MIPROv2", _reached_only(lambda ctx, cls, p: _compile(
     ctx, cls, {"seed": ctx.seed, **p}, init={"metric": ctx.metric, "num_threads": ctx.threads,
                                             "prompt_model": ctx.prompt_lm, "task_model": ctx.lm},
-    compile_args={"trainset": ctx.trainset, "valset": ctx.valset, "requires_permission_to_run": False}))
-
-
-def _copro(ctx: CompileContext, cls: type, params: dict[str, Any]) -> dspy.Module:
-    # COPRO rewrites every predictor in turn, with full train-set passes: only those the data reaches
-    # (workbench/optimize/reached.py).
-    with only_predictors(ctx.student, predictors_used(ctx.student, ctx.trainset)) as restore:
-        return restore(_compile(ctx, cls, params, init={"metric": ctx.metric, "prompt_model": ctx.prompt_lm},
-                                compile_args={"trainset": ctx.trainset,
-                                              "eval_kwargs": {"num_threads": ctx.threads, "display_progress": False}}))
-
-
-_register("COPRO", _copro)
+    compile_args={"trainset": ctx.trainset, "valset": ctx.valset, "requires_permission_to_run": False})))
+_register("COPRO", _reached_only(lambda ctx, cls, p: _compile(
+    ctx, cls, p, init={"metric": ctx.metric, "prompt_model": ctx.prompt_lm},
+    compile_args={"trainset": ctx.trainset, "eval_kwargs": {"num_threads": ctx.threads, "display_progress": False}})))
 _register("SIMBA", lambda ctx, cls, p: _compile(
     ctx, cls, {"seed": ctx.seed, "bsize": min(32, len(ctx.trainset)), **p},
     init={"metric": ctx.metric, "num_threads": ctx.threads, "prompt_model": ctx.prompt_lm},

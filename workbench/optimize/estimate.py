@@ -55,8 +55,11 @@ def _minibatched(trials: int, val: int) -> int:
 def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_example: int, train: int,
                   val: int, reached: int | None = None) -> tuple[int, str]:
     """(planned calls, how they were counted) for optimizer `name` with `params`; `reached`: the
-    predictors the training data can reach, when fewer than `predictors` (COPRO rewrites only those)."""
+    predictors the training data can reach, when fewer than `predictors` (COPRO and MIPROv2 are shown
+    only those: workbench/optimize/reached.py)."""
     p = params
+    if name in ("COPRO", "MIPROv2"):
+        predictors = reached or predictors
     if name in FREE:
         return 0, f"{name}: no LM calls"
     if name in ("finetune", "BootstrapFinetune"):
@@ -112,7 +115,6 @@ def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_exa
         # each depth scores `breadth` new candidates per predictor; with several predictors DSPy's COPRO
         # re-scores every candidate proposed so far (breadth x d at depth d); one proposal call per predictor
         breadth, depth = int(p.get("breadth", 10)), int(p.get("depth", 3))
-        predictors = reached or predictors
         scored = breadth * depth if predictors == 1 else predictors * breadth * depth * (depth + 1) // 2
         return (scored * train * per_example + predictors * depth,
                 f"COPRO: {scored} candidate scorings over {train} train items")

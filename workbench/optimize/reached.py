@@ -1,10 +1,11 @@
-"""An optimizer that walks every predictor in turn, shown only the predictors the data reaches.
+"""Optimizers that work through every predictor, shown only the predictors the data reaches.
 
-DSPy's COPRO proposes and scores instructions for each of `program.predictors()`. A predictor
-that `forward` never calls on the training data (the function caller's `select` on BFCL
-simple_python, where each request offers one function) gets candidates whose scores cannot
-differ, bought with full passes over the train set: half of COPRO's 1,934 compile calls on that
-task. `only_predictors` hides the unreached ones for the length of a compile (the program still
+DSPy's COPRO proposes and scores instructions for each of `program.predictors()`, and MIPROv2
+proposes for each and searches over all of them (its trial count grows with their number). A
+predictor that `forward` never calls on the training data (the function caller's `select` on
+BFCL simple_python, where each request offers one function) gets candidates whose scores cannot
+differ: half of COPRO's 1,934 compile calls on that task, and half of MIPROv2's search
+dimensions. `only_predictors` hides the unreached ones for the length of a compile (the program still
 runs whole; only what the optimizer lists and rewrites changes) and gives the result back with
 its own class, every predictor in its state.
 """
