@@ -87,7 +87,9 @@ STALE = [("bfcl", "9393f9b", {"BootstrapFewShot", "LabeledFewShot", "BootstrapFe
           "DSPy's adapter dropped raw training examples copied in as demos (their fields are not the "
           "predictor's), so these demo optimizers were scored, and chose among their candidates, as zero-shot"),
          ("bfcl", "8899585", {"COPRO"}, "COPRO also proposed and scored instructions for `select`, which simple_python "
-          "never calls: half its compile calls and minutes bought nothing")]
+          "never calls: half its compile calls and minutes bought nothing"),
+         ("bfcl", "d772733", {"MIPROv2", "retrieval_demos+MIPROv2"}, "MIPROv2 also proposed for `select`, which "
+          "simple_python never calls, and sized its trials for two predictors (twice as many)")]
 
 
 def load_rows() -> dict:
