@@ -30,8 +30,9 @@ and the prompt renderer ask through the helpers below, never by probing attribut
   (a RAG answer's cited passages with their text).
 - `predictors_used(examples)`: the names of the predictors `forward` can reach on these
   examples, known without calling the LM (the function caller's `select` runs only when the LM
-  selects and a request offers several functions). Optimizers that rewrite every predictor in
-  turn (COPRO) leave the others alone; without it every predictor counts as reachable.
+  selects and a request offers several functions). COPRO and MIPROv2, which propose for every
+  predictor, are shown only these (`workbench/optimize/reached.py`); without it every predictor
+  counts as reachable.
 """
 
 from __future__ import annotations
