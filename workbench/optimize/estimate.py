@@ -113,10 +113,13 @@ def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_exa
                 f"GEPA: {metric_calls} program runs + ~{reflections} reflections")
     if name == "COPRO":
         # each depth scores `breadth` new candidates per predictor; with several predictors DSPy's COPRO
-        # re-scores every candidate proposed so far (breadth x d at depth d); one proposal call per predictor
+        # re-scores every candidate proposed so far (breadth x d at depth d)
         breadth, depth = int(p.get("breadth", 10)), int(p.get("depth", 3))
         scored = breadth * depth if predictors == 1 else predictors * breadth * depth * (depth + 1) // 2
-        return (scored * train * per_example + predictors * depth,
+        # proposals: breadth - 1 completions first, then breadth per later depth, each one LM call on a
+        # backend without `n` (the embedded LM): CLINC150's COPRO row made 8 x 100 + 7
+        proposals = predictors * (breadth - 1 + breadth * (depth - 1))
+        return (scored * train * per_example + proposals,
                 f"COPRO: {scored} candidate scorings over {train} train items")
     if name == "SIMBA":
         steps, bsize, candidates = int(p.get("max_steps", 8)), min(int(p.get("bsize", 32)), train), \
