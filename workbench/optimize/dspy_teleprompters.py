@@ -15,7 +15,7 @@ import numpy as np
 from workbench.errors import UserError
 from workbench.optimize import CompileContext
 from workbench.optimize.gepa_components import CalledRoundRobin
-from workbench.optimize.reached import only_predictors
+from workbench.optimize.reached import REACHED_ONLY, only_predictors
 from workbench.program_contract import predictors_used
 from workbench.registry import optimizer
 
@@ -51,7 +51,12 @@ def _register(name: str, build, *, skip_compile: bool = False, extra: tuple[str,
     cls = getattr(dspy, name)
 
     def factory(ctx: CompileContext, **params):
-        return build(ctx, cls, params)
+        if name not in REACHED_ONLY:
+            return build(ctx, cls, params)
+        # these propose for, and search over, every predictor: show them only those the training
+        # data reaches (workbench/optimize/reached.py)
+        with only_predictors(ctx.student, predictors_used(ctx.student, ctx.trainset)) as restore:
+            return restore(build(ctx, cls, params))
 
     factory.accepted_params = _params(cls, skip_compile=skip_compile) | set(extra)
     factory.__doc__ = f"DSPy {name}; parameters: {', '.join(sorted(factory.accepted_params))}."
@@ -64,24 +69,13 @@ _register("BootstrapFewShot", lambda ctx, cls, p: _compile(
 _register("BootstrapFewShotWithRandomSearch", lambda ctx, cls, p: _compile(
     ctx, cls, p, init={"metric": ctx.metric, "num_threads": ctx.threads},
     compile_args={"trainset": ctx.trainset, "valset": ctx.valset}))
-
-
-def _reached_only(build):
-    """COPRO and MIPROv2 propose for, and search over, every predictor of the program: shown only
-    those the training data reaches (workbench/optimize/reached.py)."""
-    def compile_reached(ctx: CompileContext, cls: type, params: dict[str, Any]) -> dspy.Module:
-        with only_predictors(ctx.student, predictors_used(ctx.student, ctx.trainset)) as restore:
-            return restore(build(ctx, cls, params))
-    return compile_reached
-
-
-_register("MIPROv2", _reached_only(lambda ctx, cls, p: _compile(
+_register("MIPROv2", lambda ctx, cls, p: _compile(
     ctx, cls, {"seed": ctx.seed, **p}, init={"metric": ctx.metric, "num_threads": ctx.threads,
                                             "prompt_model": ctx.prompt_lm, "task_model": ctx.lm},
-    compile_args={"trainset": ctx.trainset, "valset": ctx.valset, "requires_permission_to_run": False})))
-_register("COPRO", _reached_only(lambda ctx, cls, p: _compile(
+    compile_args={"trainset": ctx.trainset, "valset": ctx.valset, "requires_permission_to_run": False}))
+_register("COPRO", lambda ctx, cls, p: _compile(
     ctx, cls, p, init={"metric": ctx.metric, "prompt_model": ctx.prompt_lm},
-    compile_args={"trainset": ctx.trainset, "eval_kwargs": {"num_threads": ctx.threads, "display_progress": False}})))
+    compile_args={"trainset": ctx.trainset, "eval_kwargs": {"num_threads": ctx.threads, "display_progress": False}}))
 _register("SIMBA", lambda ctx, cls, p: _compile(
     ctx, cls, {"seed": ctx.seed, "bsize": min(32, len(ctx.trainset)), **p},
     init={"metric": ctx.metric, "num_threads": ctx.threads, "prompt_model": ctx.prompt_lm},

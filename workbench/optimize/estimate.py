@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.optimize.reached import REACHED_ONLY
+
 MIPRO_AUTO = {"light": (6, 100), "medium": (12, 300), "heavy": (18, 1000)}  # candidates, validation items
 GEPA_AUTO = {"light": 6, "medium": 12, "heavy": 18}
 MINIBATCH, FULL_EVAL_EVERY = 35, 5
@@ -58,7 +60,7 @@ def compile_calls(name: str, params: dict[str, Any], *, predictors: int, per_exa
     predictors the training data can reach, when fewer than `predictors` (COPRO and MIPROv2 are shown
     only those: workbench/optimize/reached.py)."""
     p = params
-    if name in ("COPRO", "MIPROv2"):
+    if name in REACHED_ONLY:
         predictors = reached or predictors
     if name in FREE:
         return 0, f"{name}: no LM calls"

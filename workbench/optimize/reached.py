@@ -16,6 +16,10 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+# The DSPy optimizers compiled through `only_predictors` (workbench/optimize/dspy_teleprompters.py);
+# their planned calls count the reached predictors too (workbench/optimize/estimate.py).
+REACHED_ONLY = frozenset({"COPRO", "MIPROv2"})
+
 
 @contextlib.contextmanager
 def only_predictors(program: Any, names: list[str]) -> Iterator[Callable[[Any], Any]]:
