@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import dspy
+import pytest
 
 from programs.tool_use import FunctionCaller
 from tests.conftest import FAST_LM, ROOT
@@ -42,16 +43,17 @@ def test_only_predictors_hides_the_rest_for_the_block_and_copies_then_restores()
     assert compiled.call.signature.instructions == "rewritten"
 
 
-def _bfcl(name: str, params: dict):
-    return load_spec(SIMPLE, [*FAST_LM, "dataset.train=6", "dataset.dev=2", "dataset.test=2", "tracking.enabled=false",
+def _bfcl(name: str, params: dict, lm: list[str] = FAST_LM):
+    return load_spec(SIMPLE, [*lm, "dataset.train=6", "dataset.dev=2", "dataset.test=2", "tracking.enabled=false",
                               "lm.cache=false", f"optimizer.name={name}", f"optimizer.params={json.dumps(params)}"])
 
 
-def test_copro_on_bfcl_simple_scores_candidates_for_call_only():
-    """Recorded LM: COPRO with breadth 2, depth 1 on 6 training items. Shown both predictors it would
-    score 4 candidates (2 per predictor, re-scored together) = 24 program runs + 2 proposals; shown
-    `call` alone, 2 candidates = 12 runs + 1 proposal, within the estimate, which counts the same."""
-    spec = _bfcl("COPRO", {"breadth": 2, "depth": 1})
+@pytest.mark.parametrize("lm", ["recorded", pytest.param("embedded", marks=pytest.mark.slow)])
+def test_copro_on_bfcl_simple_scores_candidates_for_call_only(lm):
+    """COPRO with breadth 2, depth 1 on 6 training items. Shown both predictors it would score 4
+    candidates (2 per predictor, re-scored together) = 24 program runs + 2 proposals; shown `call`
+    alone, 2 candidates = 12 runs + 1 proposal, within the estimate, which counts the same."""
+    spec = _bfcl("COPRO", {"breadth": 2, "depth": 1}, FAST_LM if lm == "recorded" else [])
     planned = estimate(spec, prepare(spec))
     assert planned.compile_calls == 2 * 6 + 1
     outcome = run(spec)
