@@ -87,6 +87,11 @@ def example_call(accepted: list[dict]) -> dict:
     return {"name": name, "arguments": _first_accepted(arguments)}
 
 
+def _offered(functions: Any) -> list[dict]:
+    """An example's `functions` field (a JSON list, or the list itself) as a list of function dicts."""
+    return json.loads(functions) if isinstance(functions, str) else list(functions or [])
+
+
 class FunctionCaller(dspy.Module):
     """request, functions (JSON list) -> call {name, arguments}."""
 
@@ -121,11 +126,7 @@ class FunctionCaller(dspy.Module):
     def predictors_used(self, examples: list[Any]) -> set[str]:
         """`call` always; `select` only when the LM selects and some request offers several functions
         (BFCL simple_python offers one, so an optimizer rewriting `select` there would pay for nothing)."""
-        def offered(example: Any) -> list:
-            functions = example.get("functions") if hasattr(example, "get") else None
-            return json.loads(functions) if isinstance(functions, str) else list(functions or [])
-
-        several = self.selection == "lm" and any(len(offered(e)) > 1 for e in examples)
+        several = self.selection == "lm" and any(len(_offered(e.get("functions"))) > 1 for e in examples)
         return {"call", "select"} if several else {"call"}
 
     def finetune_gold(self, example: dspy.Example) -> dict:
@@ -152,8 +153,7 @@ class FunctionCaller(dspy.Module):
         if "question" not in example or "accepted" not in example:
             return example
         call = example_call(accepted_calls(dspy.Example(accepted=example["accepted"])))
-        offered = json.loads(example["functions"]) if isinstance(example.get("functions"), str) \
-            else list(example.get("functions") or [])
+        offered = _offered(example.get("functions"))
         function = next((f for f in offered if f["name"] == call["name"]), None)
         if function is None:
             return None
@@ -171,7 +171,7 @@ class FunctionCaller(dspy.Module):
         return {"demos": [d for d in demos if d is not None]}
 
     def forward(self, question: str, functions: str) -> dspy.Prediction:
-        offered = json.loads(functions) if isinstance(functions, str) else list(functions)
+        offered = _offered(functions)
         names = [f["name"] for f in offered]
         if len(offered) == 1:
             chosen = offered[0]
