@@ -67,6 +67,23 @@ def test_finetune_report_names_goals_missing_rows_and_the_ranker_pairing():
     assert ft._paired_with({"scores": [1.0]}, None) == "not measured"
 
 
+def test_the_combination_pairs_with_the_adapter_alone_and_the_default_specs_demos(monkeypatch):
+    ids = [f"test-{i}" for i in range(40)]
+    alone = {"run_id": "aaaaaaaa1", "commit": "HEAD", "score": 0.5, "ci": [0.3, 0.7], "n": 40, "logreg": 0.9,
+             "paired_vs_logreg": [0.0, 0.0, 0.0, 1.0], "train_minutes": 1.0, "train_steps": 1, "train_pairs": 8,
+             "eval_seconds_per_item": 0.2, "ids": ids, "scores": [1.0] * 20 + [0.0] * 20}
+    both = {**alone, "run_id": "bbbbbbbb1", "scores": [1.0] * 30 + [0.0] * 10, "score": 0.75}
+    # the optimizers table scored the same items in another order and only 35 of them
+    shipped = _row("retrieval_demos", [1.0] * 35, ids=list(reversed(ids))[:35])
+    monkeypatch.setattr(opt, "load_rows", lambda: {"clinc/retrieval_demos": shipped})
+    lines = ft.report({"clinc-domains": alone, "clinc-domains+retrieval_demos": both}).splitlines()
+    vs_alone = next(x for x in lines if x.startswith("| CLINC150 domains, finetune → retrieval_demos | clinc-domains"))
+    assert "+0.250 [" in vs_alone  # 30 right against 20 on the same 40 items
+    vs_shipped = next(x for x in lines if "(clinc/retrieval_demos of the optimizers table)" in x)
+    # on the 35 shared items (test-5..test-39): the combination right on test-5..29 (25), the default spec on all 35
+    assert "-0.286 [" in vs_shipped and "top-2 candidates" in vs_shipped
+
+
 def test_optimizer_section_lists_missing_rows_shared_cpu_and_pairs(monkeypatch):
     monkeypatch.setattr(opt, "leaked_ids", lambda task: set())
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
