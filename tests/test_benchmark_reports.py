@@ -82,6 +82,8 @@ def test_the_combination_pairs_with_the_adapter_alone_and_the_default_specs_demo
     vs_shipped = next(x for x in lines if "(clinc/retrieval_demos of the optimizers table)" in x)
     # on the 35 shared items (test-5..test-39): the combination right on test-5..29 (25), the default spec on all 35
     assert "-0.286 [" in vs_shipped and "top-2 candidates" in vs_shipped
+    assert vs_shipped.endswith("(n=35: only this row right on 0, only the other on 10) |")
+    assert "(n=40: only this row right on 10, only the other on 0)" in vs_alone
 
 
 def test_optimizer_section_lists_missing_rows_shared_cpu_and_pairs(monkeypatch):
