@@ -56,3 +56,24 @@ def test_a_bad_step_is_one_line_naming_it(steps, field, needle, tmp_path):
     assert result.returncode == 2, result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith(f"error: {spec}: {field}: ") and needle in line, line
+
+
+def test_what_a_finetune_step_trained_reaches_the_run(monkeypatch):
+    """A step runs on a copy of the compile context; its training report (logged as finetune.*
+    metrics) must come back to the sequence's own context, which the runner logs."""
+    from workbench.optimize import CompileContext
+    from workbench.optimize.sequence import sequence
+    from workbench.registry import optimizers
+
+    def fake_finetune(ctx, **_):
+        ctx.finetune_report = {"steps": 7, "train_seconds": 1.5}
+        return ctx.student
+
+    import dspy
+
+    optimizers.get("none")  # the registry discovers its entries on first use
+    monkeypatch.setattr(optimizers, "_entries", {**optimizers._entries, "finetune": fake_finetune})
+    ctx = CompileContext(student=dspy.Predict("question -> answer"), trainset=[], valset=[], metric=None, feedback_metric=None, lm=None,
+                         prompt_lm=None, reflection_lm=None, seed=0, threads=1)
+    sequence(ctx, steps=[{"name": "finetune"}, {"name": "none"}])
+    assert ctx.finetune_report == {"steps": 7, "train_seconds": 1.5}

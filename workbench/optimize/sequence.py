@@ -70,7 +70,10 @@ def sequence(ctx: CompileContext, *, steps: list[dict[str, Any]]):
     program, chosen = ctx.student, None
     for i, (name, params) in enumerate(steps_of(NAME, {"steps": steps})):
         factory = registry.optimizers.get(name, file=ctx.source, field=f"optimizer.params.steps.{i}.name")
-        program = factory(replace(ctx, student=program), **params)
+        step = replace(ctx, student=program)
+        program = factory(step, **params)
+        if step.finetune_report is not None:  # what a finetune step trained is logged with the run (the last one's)
+            ctx.finetune_report = step.finetune_report
         # A later step copies the earlier one's attributes: only a step that chose on dev may report.
         chosen = dev_score(program) if name in SELECTS_ON_DEV else chosen if name == "none" else None
     for stale in ("score", "candidate_programs", "detailed_results"):
