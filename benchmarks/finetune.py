@@ -187,7 +187,8 @@ def report(rows: dict) -> str:
         for other, what in OPTIMIZER_ROWS.get(key, []):
             from benchmarks.optimizers import load_rows
 
-            pairs.append([title, f"{what} ({other} of the optimizers table)", _paired_with(row, load_rows().get(other))])
+            against = load_rows().get(other)
+            pairs.append([title, f"{what} ({other} of the optimizers table)", _paired_with(row, against)])
     combos = ("\n\nAgainst the program without the adapter, a narrowed router against its ranker alone, and "
               "combinations against each part alone "
               "(difference, 95% bootstrap CI, McNemar p, on the items both scored):\n\n"

@@ -61,6 +61,8 @@ def test_a_bad_step_is_one_line_naming_it(steps, field, needle, tmp_path):
 def test_what_a_finetune_step_trained_reaches_the_run(monkeypatch):
     """A step runs on a copy of the compile context; its training report (logged as finetune.*
     metrics) must come back to the sequence's own context, which the runner logs."""
+    import dspy
+
     from workbench.optimize import CompileContext
     from workbench.optimize.sequence import sequence
     from workbench.registry import optimizers
@@ -69,11 +71,9 @@ def test_what_a_finetune_step_trained_reaches_the_run(monkeypatch):
         ctx.finetune_report = {"steps": 7, "train_seconds": 1.5}
         return ctx.student
 
-    import dspy
-
     optimizers.get("none")  # the registry discovers its entries on first use
     monkeypatch.setattr(optimizers, "_entries", {**optimizers._entries, "finetune": fake_finetune})
-    ctx = CompileContext(student=dspy.Predict("question -> answer"), trainset=[], valset=[], metric=None, feedback_metric=None, lm=None,
-                         prompt_lm=None, reflection_lm=None, seed=0, threads=1)
+    ctx = CompileContext(student=dspy.Predict("question -> answer"), trainset=[], valset=[], metric=None,
+                         feedback_metric=None, lm=None, prompt_lm=None, reflection_lm=None, seed=0, threads=1)
     sequence(ctx, steps=[{"name": "finetune"}, {"name": "none"}])
     assert ctx.finetune_report == {"steps": 7, "train_seconds": 1.5}
