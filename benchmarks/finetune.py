@@ -152,11 +152,11 @@ def _paired_with(row: dict, other: dict | None) -> str:
         return "not measured" if other is None else "no per-item scores kept"
     from benchmarks.optimizers import paired
 
-    theirs = dict(zip(other["ids"], other["scores"]))
-    common = [(s, theirs[i]) for i, s in zip(row["ids"], row["scores"]) if i in theirs]
     text = paired(row, other)
     if text in ("", "n/a"):
         return text
+    theirs = dict(zip(other["ids"], other["scores"]))  # the items paired() tested, to count who alone was right
+    common = [(s, theirs[i]) for i, s in zip(row["ids"], row["scores"]) if i in theirs]
     better, worse = sum(m > t for m, t in common), sum(m < t for m, t in common)
     return f"{text} (n={len(common)}: only this row right on {better}, only the other on {worse})"
 
