@@ -5,6 +5,7 @@ changed one); a run killed mid-training resumes from its checkpoint. Real CLI, r
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -173,3 +174,19 @@ def test_a_function_caller_fine_tunes_on_the_gold_calls_its_training_questions_g
     assert run.info.status == "FINISHED" and run.data.metrics["finetune.pairs"] == len(right)
     assert run.data.metrics["finetune.steps"] == 3 and "workbench.lora_sha256" in run.data.tags
     assert run.data.metrics["n_examples"] == 4
+
+
+def test_finetune_as_a_step_of_a_sequence_logs_what_it_trained(tmp_path):
+    """finetune → retrieval_demos through the CLI: the run carries the adapter and the finetune.*
+    metrics of the step (a sequence runs each step on a copy of the compile context)."""
+    store = Store(tmp_path / "mlruns")
+    steps = {"steps": [{"name": "finetune", "params": {"max_examples": 96, "max_steps": 12, "batch_size": 8,
+                                                      "learning_rate": 0.002, "rank": 16, "alpha": 32}},
+                       {"name": "retrieval_demos", "params": {"k": 2}}]}
+    overrides = [*TINY[:3], "optimizer.name=sequence", f"optimizer.params={json.dumps(steps)}", *store.overrides]
+    done = run_cli("run", str(SPEC), "--quiet", *_sets(overrides), env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = store.client().get_run(_run_id(done.stdout))
+    assert run.data.tags["workbench.optimizer"] == "finetune+retrieval_demos"
+    assert run.data.tags["workbench.lm"].endswith(f"+lora-{run.data.tags['workbench.lora_sha256'][:12]}")
+    assert run.data.metrics["finetune.steps"] == 12 and run.data.metrics["finetune.pairs"] == 96
