@@ -7,8 +7,10 @@ its TF-IDF index and label ranker on first use, so a reloaded program predicts t
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,8 @@ class ExamplePool(Parameter):
         # (folds, fold): (ranker fitted on the other folds, the labels they hold)
         self._fold_rankers: dict[tuple[int, int], tuple[LabelRanker | None, set]] = {}
         self._labels_of: dict[str, set] | None = None  # each text's own labels (the out-of-fold fallback)
+        self._texts_array: np.ndarray | None = None
+        self._leave_self_out = False
 
     # DSPy state: plain data only.
     def dump_state(self, json_mode: bool = True) -> dict[str, Any]:
@@ -57,7 +61,7 @@ class ExamplePool(Parameter):
 
     def reset_index(self) -> None:
         with self._lock:
-            self._index = self._ranker = self._labels = None
+            self._index = self._ranker = self._labels = self._texts_array = None
             self._fold_rankers, self._labels_of = {}, None
 
     def fill(self, examples: list[dict[str, Any]], k: int | None = None, balanced: bool | None = None) -> None:
@@ -73,6 +77,7 @@ class ExamplePool(Parameter):
         # Optimizers deep-copy programs often; the fitted index is shared, not copied.
         twin = ExamplePool(self.input_field, self.label_field, self.examples, self.k, self.balanced, self.extra_fields)
         twin._index, twin._ranker, twin._labels = self._index, self._ranker, self._labels
+        twin._texts_array = self._texts_array
         twin._fold_rankers, twin._labels_of = self._fold_rankers, self._labels_of
         return twin
 
@@ -86,7 +91,26 @@ class ExamplePool(Parameter):
                 self._labels = np.empty(len(self.examples), dtype=object)  # 1-D even when labels are lists
                 for i, e in enumerate(self.examples):
                     self._labels[i] = e[self.label_field]
+                self._texts_array = np.array(self._texts(), dtype=object)
             return self._index
+
+    @contextlib.contextmanager
+    def leaving_self_out(self) -> Iterator[None]:
+        """While a program's training prompts are recorded (`finetune`), a query never gets itself, or
+        another pool example with the same text, as a demo: the pool holds the training examples, so the
+        nearest demo would be the query with its gold answer, and a model trained on such prompts learns
+        to copy the last demo's answer, which no test query offers."""
+        self._leave_self_out = True
+        try:
+            yield
+        finally:
+            self._leave_self_out = False
+
+    def _mask(self, text: str, allowed: np.ndarray | None) -> np.ndarray | None:
+        if not self._leave_self_out:
+            return allowed
+        other = self._texts_array != text
+        return other if allowed is None else allowed & other
 
     def ranker(self) -> LabelRanker:
         with self._lock:
@@ -99,7 +123,7 @@ class ExamplePool(Parameter):
         `labels`), least similar first so the closest demo sits next to the query."""
         index = self.index()
         allowed = np.isin(self._labels, labels) if labels is not None else None
-        picked = index.nearest(text, k, allowed)
+        picked = index.nearest(text, k, self._mask(text, allowed))
         return [dict(self.examples[i]) for i in reversed(picked)]
 
     def demos_for(self, text: str, labels: list[str] | None = None) -> list[dict[str, Any]]:
@@ -110,7 +134,7 @@ class ExamplePool(Parameter):
             return self.nearest(text, self.k, labels)
         index = self.index()
         per_label = -(-self.k // len(labels))
-        picked = [i for label in labels for i in index.nearest(text, per_label, self._labels == label)]
+        picked = [i for label in labels for i in index.nearest(text, per_label, self._mask(text, self._labels == label))]
         sims = index.scores([text])[0]
         picked.sort(key=lambda i: (sims[i], -i))
         return [dict(self.examples[i]) for i in picked]

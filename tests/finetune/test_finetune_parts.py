@@ -90,6 +90,52 @@ def test_narrowed_candidates_do_not_give_the_answer_away_in_training_prompts():
     assert prepared.program.allowed_labels(examples[0].text) == ranked[0]  # evaluation keeps the full ranker
 
 
+def test_retrieved_demos_in_training_prompts_never_show_the_query_itself():
+    """After retrieval_demos the pool holds the training examples, so a training message's nearest
+    demo is itself with its gold label: recorded so, the pairs would teach "copy the last demo".
+    Recorded, the query (and any pool example with the same text) is left out of its own demos;
+    at evaluation the pool is whole again."""
+    import dspy
+
+    from workbench.finetune.pairs import build_pairs
+    from workbench.lm.adapters import build_adapter
+
+    prepared = _router(train=60)
+    program = prepared.program
+    program.demo_pool.fill([e.toDict() for e in prepared.trainset], k=3)
+    examples = prepared.trainset[:20]
+
+    def demo_texts(messages: list[dict]) -> str:
+        return "\n".join(str(m["content"]) for m in messages[1:-1])  # between the system turn and the query
+
+    def own_demo(text: str) -> bool:
+        return any(d["text"] == text for d in program.demo_pool.demos_for(text))
+
+    assert all(own_demo(e.text) for e in examples)  # why it matters: each is its own nearest demo
+    with dspy.context(adapter=build_adapter("compact_json")):
+        pairs = build_pairs(program, examples)
+    assert len(pairs) == len(examples)
+    assert all(demo_texts(p.messages).count('"label"') == 3 for p in pairs)  # still three demos each
+    assert not any(e.text in demo_texts(p.messages) for e, p in zip(examples, pairs))
+    assert all(own_demo(e.text) for e in examples)  # the pool is whole again afterwards
+
+
+def test_a_pool_leaving_the_query_out_does_so_for_balanced_demos_and_duplicates_too():
+    from programs.pool import ExamplePool
+
+    rows = [{"text": "reset my pin", "label": "pin"}, {"text": "reset my pin", "label": "pin"},
+            {"text": "reset my card pin", "label": "pin"}, {"text": "card lost", "label": "card"},
+            {"text": "lost my card", "label": "card"}]
+    pool = ExamplePool(examples=rows, k=2, balanced=True)
+    with pool.leaving_self_out():
+        balanced = pool.demos_for("reset my pin", ["pin", "card"])
+        nearest = pool.nearest("reset my pin", 5)
+    assert "reset my pin" not in [d["text"] for d in balanced + nearest]
+    assert [d["label"] for d in balanced] == ["card", "pin"]
+    assert len(nearest) == 3
+    assert pool.nearest("reset my pin", 1)[0]["text"] == "reset my pin"
+
+
 def test_a_label_the_other_folds_never_show_is_ranked_by_the_full_ranker():
     """Out of fold, a message whose label has no row in the other folds could never have its gold
     label among the candidates: it gets the full ranker's list (at test time that ranker knows

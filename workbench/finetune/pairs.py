@@ -98,10 +98,14 @@ def build_pairs(program: dspy.Module, examples: list[dspy.Example], *, source: s
     # gold answers need no LM; DSPy still wants one configured (the recorder never calls it)
     lm = dspy.settings.lm or (dspy.LM("workbench/gold-answers") if source == "gold" else None)
     gold_of = getattr(program, "finetune_gold", None) or (lambda example: dict(example.labels()))
-    # a program may present its training prompts differently while they are recorded (the router
-    # unranks its candidates, so their order does not give the answer away)
+    # a program may present its training prompts differently while they are recorded (the router ranks
+    # its candidates out of fold, so their order does not give the answer away), and a pool of retrieved
+    # demos (which holds these very examples) never offers the query itself as its own demo
     recording = getattr(program, "recording_training_pairs", contextlib.nullcontext)
-    with dspy.context(adapter=recorder, lm=lm), recording():
+    with dspy.context(adapter=recorder, lm=lm), recording(), contextlib.ExitStack() as stack:
+        for _, parameter in program.named_parameters():
+            if callable(getattr(parameter, "leaving_self_out", None)):
+                stack.enter_context(parameter.leaving_self_out())
         for i, example in enumerate(examples):
             recorder.calls = []
             recorder.gold = gold_of(example) if source == "gold" else None
