@@ -59,10 +59,11 @@ def test_the_answer_window_loss_equals_the_loss_over_whole_unpadded_sequences(to
     assert windowed.item() == pytest.approx(total, rel=1e-4)
 
 
-def _train(tokenizer, tmp_path, steps=12, every=4, status=None, name="ckpt"):
+def _train(tokenizer, tmp_path, steps=12, every=4, status=None, name="ckpt", minutes=None):
     from workbench.finetune.train import TrainConfig, train
 
-    config = TrainConfig(rank=4, alpha=8, max_steps=steps, batch_size=4, learning_rate=0.05, checkpoint_every=every)
+    config = TrainConfig(rank=4, alpha=8, max_steps=steps, batch_size=4, learning_rate=0.05, checkpoint_every=every,
+                         max_minutes=minutes)
     return train(PAIRS, None, config, tmp_path / name, "fingerprint", status=status, base=(tokenizer, tiny_model(tokenizer)))
 
 
@@ -84,6 +85,14 @@ def test_training_is_seeded_and_moves_the_answer_loss_down(tokenizer, tmp_path):
     assert after < before - 0.1, (before, after)
     a, b = _weights(first), _weights(second)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_time_budget_the_plan_fits_in_leaves_training_seeded(tokenizer, tmp_path):
+    """Every shipped spec sets max_minutes. When the planned steps fit in it, the rate follows the
+    steps alone: reading the clock into it made two trainings of the same pairs and seed differ."""
+    first = _weights(_train(tokenizer, tmp_path, name="a", minutes=30))
+    second = _weights(_train(tokenizer, tmp_path, name="b", minutes=30))
+    assert all(torch.equal(first[k], second[k]) for k in first)
 
 
 def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_weights(tokenizer, tmp_path):

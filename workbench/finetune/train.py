@@ -1,8 +1,9 @@
 """LoRA training on the CPU: torch + PEFT on the base GGUF's weights, dequantized by transformers.
 
-Seeded (the same pairs and parameters give the same adapter), loss on the answer tokens only,
-AdamW with a short warm-up and linear decay (to the end of the planned steps or of `max_minutes`,
-whichever comes first), a checkpoint every `checkpoint_every` steps
+Seeded (the same pairs and parameters give the same adapter, unless `max_minutes` cuts the plan
+short: then the steps done and the rate depend on the clock), loss on the answer tokens only,
+AdamW with a short warm-up and linear decay (to the end of the planned steps, or of `max_minutes`
+when the pace after the warm-up says the plan will not fit in it), a checkpoint every `checkpoint_every` steps
 (written next to the previous one, then swapped in, so a full disk or a kill leaves the last good
 one), and a resume from it when the same pairs and parameters come back. `max_minutes` stops
 training between steps (counted over resumes too); the adapter is what was learnt by then.
@@ -226,13 +227,23 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
             log.info("resuming fine-tuning at step %d of %d from %s", start_step, planned, ckpt)
     model.train()
     began, loss_value, stopped = time.perf_counter() - spent, float("nan"), ""
+    # whether the rate follows the clock: decided once, after the warm-up, from the pace so far, so a
+    # plan that fits the budget is scheduled by steps alone and the same seed gives the same adapter
+    clock_bound: bool | None = None if budget_s is not None else False
     step = start_step
     for step in range(start_step, planned):
         elapsed = time.perf_counter() - began
         if budget_s is not None and elapsed > budget_s:
             stopped = f"max_minutes {config.max_minutes} reached after {step} of {planned} steps"
             break
-        rate = config.learning_rate * lr_factor(step, planned, elapsed / budget_s if budget_s else 0.0)
+        if clock_bound is None and step > start_step and step >= warmup_steps(planned):
+            projected = elapsed + (elapsed - spent) / (step - start_step) * (planned - step)
+            clock_bound = projected > 0.9 * budget_s
+            if clock_bound:
+                log.info("at %.1f s per step the %d planned steps need about %.0f of the %.0f budgeted minutes: "
+                         "the learning rate decays with the clock", (elapsed - spent) / (step - start_step),
+                         planned, projected / 60, config.max_minutes)
+        rate = config.learning_rate * lr_factor(step, planned, elapsed / budget_s if clock_bound else 0.0)
         for group in optimizer.param_groups:
             group["lr"] = rate
         loss, _ = batch_loss(model, _collate([encoded[i] for i in batches[step]], tokenizer.pad_token_id or 0))
@@ -262,12 +273,17 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
     return Trained(model, tokenizer, step, planned, loss_value, time.perf_counter() - began, start_step, stopped)
 
 
+def warmup_steps(planned: int) -> int:
+    return max(1, planned // 20)
+
+
 def lr_factor(step: int, planned: int, time_used: float = 0.0) -> float:
     """The learning rate at `step` as a fraction of the configured one: a linear warm-up over the
     first 5% of the planned steps, then a linear decay to zero at the end of the plan, or at the end
-    of the time budget (`time_used`: the fraction of `max_minutes` spent) if that comes first. A run
-    that `max_minutes` stops ends at a low rate instead of mid-schedule."""
-    warmup = max(1, planned // 20)
+    of the time budget (`time_used`: the fraction of `max_minutes` spent; `train` passes it only when
+    the plan will not fit) if that comes first. A run that `max_minutes` stops ends at a low rate
+    instead of mid-schedule."""
+    warmup = warmup_steps(planned)
     if step < warmup:
         return (step + 1) / warmup
     by_steps = (step - warmup) / max(planned - warmup, 1)
