@@ -85,6 +85,34 @@ def test_the_gguf_adapter_answers_as_the_torch_model_and_lowers_held_out_loss(tm
     assert changed >= 5, changed
 
 
+def test_the_same_seed_trains_the_same_adapter_on_the_embedded_model():
+    """Two trainings of the real model on the same pairs, seed and time budget (every shipped spec
+    sets max_minutes) give bit-identical LoRA weights: neither the clock nor torch's CPU threads
+    enter a plan that fits its budget."""
+    import dspy
+    import torch
+
+    from workbench.finetune.pairs import build_pairs
+    from workbench.finetune.train import TrainConfig, train
+    from workbench.lm.adapters import build_adapter
+    from workbench.lm.models import resolve_model_path
+    from workbench.optimize.finetune import _lora_state
+    from workbench.runner import prepare
+    from workbench.spec import load_spec
+
+    prepared = prepare(load_spec(SPEC, ["dataset.train=200", "dataset.test=10", "tracking.enabled=false"]))
+    with dspy.context(adapter=build_adapter("compact_json")):
+        pairs = build_pairs(prepared.program, prepared.trainset[:64])
+    base_path = resolve_model_path(prepared.spec.lm.model)
+
+    def weights() -> dict:
+        config = TrainConfig(max_steps=12, batch_size=8, learning_rate=2e-3, max_minutes=30)
+        return {k: v.clone() for k, v in _lora_state(train(pairs, base_path, config, None, "s").model).items()}
+
+    first, second = weights(), weights()
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
 def test_a_finetune_run_logs_exports_and_serves_its_adapter_and_refuses_a_changed_one(tmp_path):
     store = Store(tmp_path / "mlruns")
     env = {"WORKBENCH_CACHE": str(tmp_path / "cache")}
@@ -190,3 +218,21 @@ def test_finetune_as_a_step_of_a_sequence_logs_what_it_trained(tmp_path):
     assert run.data.tags["workbench.optimizer"] == "finetune+retrieval_demos"
     assert run.data.tags["workbench.lm"].endswith(f"+lora-{run.data.tags['workbench.lora_sha256'][:12]}")
     assert run.data.metrics["finetune.steps"] == 12 and run.data.metrics["finetune.pairs"] == 96
+
+
+def test_demos_kept_in_the_training_prompts_retrieval_demos_then_finetune(tmp_path):
+    """retrieval_demos → finetune through the CLI: the adapter is trained on demo-laden prompts (a
+    message never its own demo) and the evaluation routes with both the demos and the adapter."""
+    store = Store(tmp_path / "mlruns")
+    steps = {"steps": [{"name": "retrieval_demos", "params": {"k": 2}},
+                       {"name": "finetune", "params": {"max_examples": 48, "max_steps": 6, "batch_size": 8,
+                                                      "learning_rate": 0.002, "rank": 8, "alpha": 16}}]}
+    overrides = [*TINY[:2], "dataset.test=10", "optimizer.name=sequence", f"optimizer.params={json.dumps(steps)}",
+                 *store.overrides]
+    done = run_cli("run", str(SPEC), "--quiet", *_sets(overrides), env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = store.client().get_run(_run_id(done.stdout))
+    assert run.info.status == "FINISHED" and run.data.tags["workbench.optimizer"] == "retrieval_demos+finetune"
+    assert run.data.metrics["finetune.steps"] == 6 and run.data.metrics["finetune.pairs"] == 48
+    assert run.data.tags["workbench.lm"].endswith(f"+lora-{run.data.tags['workbench.lora_sha256'][:12]}")
+    assert run.data.metrics["n_examples"] == 10
