@@ -57,7 +57,7 @@ def test_finetune_report_names_goals_missing_rows_and_the_ranker_pairing():
            "speed": [0.3, 0.25], "speed_n": 20, "ids": ids, "scores": [1.0] * 39 + [0.0],
            "ranker_scores": [1.0] * 30 + [0.0] * 10, "first_pick_share": 0.8, "gold_in_candidates": 0.99}
     text = ft.report({"clinc-domains": row})
-    line = next(x for x in text.splitlines() if x.startswith("| CLINC150 domains (abcdef12"))
+    line = next(x for x in text.splitlines() if x.startswith("| CLINC150 domains, 3,200 training messages (abcdef12"))
     assert "≥ 0.97: met" in line and "0.300 / 0.250 = 1.20 (n=20)" in line
     assert "12.0 (100/100 steps, 800 pairs, 3 without)" in line
     assert "| BANKING77 | not measured | tfidf_logreg |" in text
