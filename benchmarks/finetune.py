@@ -208,8 +208,8 @@ def report(rows: dict) -> str:
                      "s/query base / adapter = ratio", "goal"], lines)
             + combos
             + "\n\nTraining parameters are the spec's (`experiments/routing_clinc150_finetune.yaml`: a seeded "
-              "sample of training messages (now 6,000; rows that name no count: 3,200), LoRA r=16 on every linear layer, "
-              "batch 8, lr 0.002, at most 30 minutes; since f117741 the rate decays to zero by the end of the 30 "
+              "sample of training messages (now 6,000; rows that name no count: 3,200), LoRA r=16 on every linear "
+              "layer, batch 8, lr 0.002, at most 30 minutes; since f117741 the rate decays to zero by the end of the 30 "
               "minutes when they end the training first, before that it followed the planned steps; since 0ba111e "
               "the clock drives the decay only when the pace after the warm-up says the plan will not fit; BFCL: "
               "`benchmarks/finetune.py` BFCL_FT on the 80 training items of the view, BFCL `multiple` questions: gold "

@@ -134,7 +134,8 @@ class ExamplePool(Parameter):
             return self.nearest(text, self.k, labels)
         index = self.index()
         per_label = -(-self.k // len(labels))
-        picked = [i for label in labels for i in index.nearest(text, per_label, self._mask(text, self._labels == label))]
+        picked = [i for label in labels
+                  for i in index.nearest(text, per_label, self._mask(text, self._labels == label))]
         sims = index.scores([text])[0]
         picked.sort(key=lambda i: (sims[i], -i))
         return [dict(self.examples[i]) for i in picked]
