@@ -237,12 +237,12 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
             stopped = f"max_minutes {config.max_minutes} reached after {step} of {planned} steps"
             break
         if clock_bound is None and step > start_step and step >= warmup_steps(planned):
-            projected = elapsed + (elapsed - spent) / (step - start_step) * (planned - step)
+            pace = (elapsed - spent) / (step - start_step)  # seconds per step in this process
+            projected = elapsed + pace * (planned - step)
             clock_bound = projected > 0.9 * budget_s
             if clock_bound:
                 log.info("at %.1f s per step the %d planned steps need about %.0f of the %.0f budgeted minutes: "
-                         "the learning rate decays with the clock", (elapsed - spent) / (step - start_step),
-                         planned, projected / 60, config.max_minutes)
+                         "the learning rate decays with the clock", pace, planned, projected / 60, config.max_minutes)
         rate = config.learning_rate * lr_factor(step, planned, elapsed / budget_s if clock_bound else 0.0)
         for group in optimizer.param_groups:
             group["lr"] = rate
