@@ -59,6 +59,37 @@ def test_the_answer_window_loss_equals_the_loss_over_whole_unpadded_sequences(to
     assert windowed.item() == pytest.approx(total, rel=1e-4)
 
 
+def test_a_batch_runs_its_shared_prefix_once_with_the_same_loss_and_gradients(tokenizer):
+    """The rows' common prefix (chat template, instructions) runs once, its keys and values repeated
+    for the rows: the loss and every gradient equal those of the rows run whole."""
+    from workbench.finetune.train import SHARED_MIN, _collate, batch_loss, encode
+
+    encoded = [encode(tokenizer, p) for p in PAIRS[:6]]
+    shared, whole = (_collate(encoded, tokenizer.pad_token_id or 0, share=s) for s in (True, False))
+    assert shared[4] is not None and shared[4].shape[1] >= SHARED_MIN and whole[4] is None
+    assert shared[0].shape[1] + shared[4].shape[1] == whole[0].shape[1]
+    results = []
+    for batch in (shared, whole):
+        model = tiny_model(tokenizer).train()
+        loss, tokens = batch_loss(model, batch)
+        loss.backward()
+        results.append((loss.item(), tokens, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (loss_s, tokens_s, grads_s), (loss_w, tokens_w, grads_w) = results
+    assert tokens_s == tokens_w and loss_s == pytest.approx(loss_w, rel=1e-5)
+    assert grads_s.keys() == grads_w.keys()
+    for name in grads_w:
+        assert torch.allclose(grads_s[name], grads_w[name], rtol=1e-4, atol=1e-6), name
+
+
+def test_a_batch_whose_prompts_barely_overlap_is_not_split(tokenizer):
+    from workbench.finetune.train import _collate, encode
+
+    one = Pair([{"role": "user", "content": "alpha"}], '{"label": "a"}')
+    other = Pair([{"role": "system", "content": "Other."}, {"role": "user", "content": "beta"}], '{"label": "b"}')
+    batch = _collate([encode(tokenizer, one), encode(tokenizer, other)], 0)
+    assert batch[4] is None
+
+
 def _train(tokenizer, tmp_path, steps=12, every=4, status=None, name="ckpt", minutes=None):
     from workbench.finetune.train import TrainConfig, train
 
