@@ -286,6 +286,7 @@ def _refusal(tmp_path, optimizer: str, params: dict) -> tuple[str, str]:
     ({"target_modules": ["lm_head"]}, "optimizer.params.target_modules", "unknown target modules"),
     ({"learning_rate": -1}, "optimizer.params.learning_rate", "positive number"),
     ({"source": "teacher"}, "optimizer.params.source", "gold or bootstrap"),
+    ({"precision": "float16"}, "optimizer.params.precision", "auto, float32, bfloat16"),
 ])
 def test_bad_finetune_parameters_are_one_line_before_training(params, field, needle, tmp_path):
     line, stderr = _refusal(tmp_path, "finetune", params)

@@ -90,11 +90,11 @@ def test_a_batch_whose_prompts_barely_overlap_is_not_split(tokenizer):
     assert batch[4] is None
 
 
-def _train(tokenizer, tmp_path, steps=12, every=4, status=None, name="ckpt", minutes=None):
+def _train(tokenizer, tmp_path, steps=12, every=4, status=None, name="ckpt", minutes=None, precision="float32"):
     from workbench.finetune.train import TrainConfig, train
 
     config = TrainConfig(rank=4, alpha=8, max_steps=steps, batch_size=4, learning_rate=0.05, checkpoint_every=every,
-                         max_minutes=minutes)
+                         max_minutes=minutes, precision=precision)
     return train(PAIRS, None, config, tmp_path / name, "fingerprint", status=status, base=(tokenizer, tiny_model(tokenizer)))
 
 
@@ -116,6 +116,21 @@ def test_training_is_seeded_and_moves_the_answer_loss_down(tokenizer, tmp_path):
     assert after < before - 0.1, (before, after)
     a, b = _weights(first), _weights(second)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bfloat16_products_train_seeded_float32_weights_that_move_the_loss_as_float32_does(tokenizer, tmp_path):
+    from workbench.finetune.train import answer_loss, resolve_precision
+
+    assert resolve_precision("auto") in ("float32", "bfloat16") and resolve_precision("float32") == "float32"
+    before = answer_loss(tiny_model(tokenizer), tokenizer, PAIRS)
+    low, again = (_train(tokenizer, tmp_path, name=n, precision="bfloat16") for n in ("a", "b"))
+    full = _train(tokenizer, tmp_path, name="c")
+    a, b, c = _weights(low), _weights(again), _weights(full)
+    assert all(v.dtype == torch.float32 for v in a.values())
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # the products really were bfloat16
+    after_low, after_full = answer_loss(low.model, tokenizer, PAIRS), answer_loss(full.model, tokenizer, PAIRS)
+    assert after_low < before - 0.1 and after_low == pytest.approx(after_full, rel=0.05), (before, after_low, after_full)
 
 
 def test_a_time_budget_the_plan_fits_in_leaves_training_seeded(tokenizer, tmp_path):

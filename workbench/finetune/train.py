@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # spec checks import this module: no DSPy, no torch at import
 
 log = logging.getLogger(__name__)
 
+PRECISIONS = ("auto", "float32", "bfloat16")
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -50,6 +51,9 @@ class TrainConfig:
     max_minutes: float | None = None
     seed: int = 0
     checkpoint_every: int = 25
+    # the matrix products of training in bfloat16 (weights, gradients and optimizer stay float32):
+    # auto = where the CPU multiplies bfloat16 natively (AVX512-BF16, AMX); elsewhere it is slower
+    precision: str = "auto"
 
     def check(self, n_pairs: int, *, source: str = "<spec>") -> int:
         """Bad parameters as one line each; returns the number of optimizer steps planned."""
@@ -68,6 +72,8 @@ class TrainConfig:
                 raise bad(name, f"{name} must be a positive number, got {value!r}")
         if self.max_minutes is not None and (not isinstance(self.max_minutes, (int, float)) or self.max_minutes <= 0):
             raise bad("max_minutes", f"max_minutes must be a positive number, got {self.max_minutes!r}")
+        if self.precision not in PRECISIONS:
+            raise bad("precision", f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         unknown = sorted(set(self.target_modules) - set(TARGETS))
         if unknown or not self.target_modules:
             raise bad("target_modules", f"unknown target modules {unknown} (known: {', '.join(TARGETS)})")
@@ -83,6 +89,20 @@ class TrainConfig:
         if steps < 1:
             raise bad("epochs", f"epochs {self.epochs} of {n_pairs} pairs is less than one batch: zero steps")
         return steps
+
+
+def resolve_precision(precision: str) -> str:
+    """`auto` as what this CPU will use: bfloat16 where it has native bfloat16 products (a routing
+    step took 3.9 s instead of 5.0 on AVX512-BF16), float32 elsewhere."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return "bfloat16" if native else "float32"
 
 
 def load_base(gguf_path: Path):
@@ -234,6 +254,7 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
     budget_s = config.max_minutes * 60 if config.max_minutes is not None else None
+    low_precision = resolve_precision(config.precision) == "bfloat16"
     encoded = [encode(tokenizer, p) for p in pairs]
     batches = _batches(len(encoded), config.batch_size, config.seed, planned)
     start_step, spent = 0, 0.0
@@ -268,7 +289,8 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
         rate = config.learning_rate * lr_factor(step, planned, elapsed / budget_s if clock_bound else 0.0)
         for group in optimizer.param_groups:
             group["lr"] = rate
-        loss, _ = batch_loss(model, _collate([encoded[i] for i in batches[step]], tokenizer.pad_token_id or 0))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low_precision):
+            loss, _ = batch_loss(model, _collate([encoded[i] for i in batches[step]], tokenizer.pad_token_id or 0))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()

@@ -40,16 +40,17 @@ def _embedded_backend(ctx: CompileContext):
 def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target_modules: list[str] | None = None,
              learning_rate: float = 1e-3, epochs: float | None = None, max_steps: int | None = None,
              batch_size: int = 16, max_examples: int | None = None, max_minutes: float | None = None,
-             source: str = "gold", checkpoint_every: int = 25, seed: int | None = None):
+             source: str = "gold", checkpoint_every: int = 25, seed: int | None = None, precision: str = "auto"):
     """Fine-tune the embedded LM (LoRA, CPU) on the program's own prompts and gold answers.
 
     `source`: gold (the examples' output fields; no LM calls) or bootstrap (the LM's answers that the
     metric accepts). `max_examples`: train on a seeded sample of the train split. `max_minutes`: stop
-    training between steps after this long (the adapter is what was learnt by then).
+    training between steps after this long (the adapter is what was learnt by then). `precision`:
+    auto (bfloat16 products where the CPU has them natively), float32 or bfloat16.
     """
     from workbench.finetune.gguf_lora import sha256_file, write_adapter
     from workbench.finetune.pairs import build_pairs, pairs_digest
-    from workbench.finetune.train import TARGETS, TrainConfig, describe, train
+    from workbench.finetune.train import TARGETS, TrainConfig, describe, resolve_precision, train
     from workbench.paths import cache_dir
 
     backend = _embedded_backend(ctx)
@@ -62,7 +63,7 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
     config = TrainConfig(rank=rank, alpha=alpha, target_modules=list(target_modules or TARGETS),
                          learning_rate=learning_rate, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                          max_minutes=max_minutes, seed=ctx.seed if seed is None else seed,
-                         checkpoint_every=checkpoint_every)
+                         checkpoint_every=checkpoint_every, precision=precision)
     examples = list(ctx.trainset)
     if max_examples is not None:
         if not isinstance(max_examples, int) or isinstance(max_examples, bool) or max_examples < 1:
@@ -89,6 +90,7 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
         config.check(len(pairs), source=ctx.source)
     except UserError as exc:
         raise UserError(f"{exc.message}{f' ({lost})' if lost else ''}", file=exc.file, field=exc.field) from None
+    config.precision = resolve_precision(config.precision)  # the adapter's key says what it was trained in
     base_sha = sha256_file(backend.path)
     fingerprint = hashlib.sha256(f"{pairs_digest(pairs)}|{describe(config)}|{base_sha}".encode()).hexdigest()
     cached = cache_dir() / "adapters" / f"{fingerprint[:24]}.gguf"
@@ -110,7 +112,8 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
         ctx.finetune_report = {"pairs": len(pairs), **{f"skipped_{k}": v for k, v in skipped.items()},
                                "steps": trained.steps, "planned_steps": trained.planned_steps,
                                "final_loss": trained.last_loss, "train_seconds": trained.seconds,
-                               "resumed_from_step": trained.resumed_from, "stopped": trained.stopped}
+                               "resumed_from_step": trained.resumed_from, "stopped": trained.stopped,
+                               "precision": config.precision}
     ctx.use_lora(cached, sha256_file(cached))
     log.info("finetune: %d pairs, adapter %s, %.0f s", len(pairs), cached.name, time.perf_counter() - started)
     return ctx.student.deepcopy()
