@@ -127,6 +127,9 @@ def test_a_finetune_run_logs_exports_and_serves_its_adapter_and_refuses_a_change
     sha = run.data.tags["workbench.lora_sha256"]
     assert run.data.tags["workbench.lm"].endswith(f"+lora-{sha[:12]}")
     assert run.data.metrics["finetune.steps"] == 12 and run.data.metrics["finetune.pairs"] == 96
+    from workbench.finetune.train import resolve_precision
+
+    assert run.data.tags["workbench.finetune_precision"] == resolve_precision("auto")  # what this CPU trained in
     [logged] = client.list_artifacts(run_id, "lora")
     assert logged.path.endswith(".gguf")
     base_score = client.get_run(_run_id(base.stdout)).data.metrics["score"]
