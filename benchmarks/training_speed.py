@@ -82,7 +82,7 @@ def report(results: list[tuple[str, dict]]) -> str:
                      "largest relative loss gap vs the task's first row"],
                     rows)
             + f"\n\nForward and backward of one step (LoRA r=16 on every linear layer, the embedded model's "
-              f"weights in float32), the three ways in turn on the same batches, one process. {notes}. The shared "
+              f"weights in float32), each way in turn on the same batches, one process. {notes}. The shared "
               "prefix gives the same loss (the gap is rounding); bfloat16 products give a slightly different one. "
               "BANKING77's label list is also in the user turn, after the message, so less of its prompt is "
               "shared; 8 of its rows whole in float32 ran out of 24 GiB (the shared prefix, float32: 19.5 GB peak "
