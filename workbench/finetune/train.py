@@ -168,8 +168,8 @@ def _collate(encoded: list[tuple[list[int], int]], pad_id: int, *, share: bool =
     """Left-padded ids, attention mask, position ids, labels (-100 outside the answers) and the
     prefix all rows share (or None). The prefix is run once per batch instead of once per row, its
     keys and values repeated for the rows: 246 of a CLINC150 routing prompt's ~336 tokens, so a
-    step computes ~1,000 tokens instead of ~2,700 for 8 rows. Left padding puts every answer at the end, so only the last
-    positions need the vocabulary projection (a fifth of the model's compute here)."""
+    step computes ~1,000 tokens instead of ~2,700 for 8 rows. Left padding puts every answer at the
+    end, so only the last positions need the vocabulary projection (a fifth of the model's compute here)."""
     import torch
 
     shared = _shared_prefix(encoded) if share and len(encoded) > 1 else 0
