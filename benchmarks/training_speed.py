@@ -85,8 +85,8 @@ def report(results: list[tuple[str, dict]]) -> str:
               f"weights in float32), each way in turn on the same batches, one process. {notes}. The shared "
               "prefix gives the same loss (the gap is rounding); bfloat16 products give a slightly different one. "
               "BANKING77's label list is also in the user turn, after the message, so less of its prompt is "
-              "shared; 8 of its rows whole in float32 ran out of 24 GiB (the shared prefix, float32: 19.5 GB peak "
-              "for one step; bfloat16 products: 12.8 GB).\n")
+              "shared; 8 of its rows whole in float32 ran out of 24 GiB (measured apart, one step per process, "
+              "2026-12-05: the shared prefix, float32: 19.5 GB peak for one step; bfloat16 products: 12.8 GB).\n")
 
 
 def main() -> int:
