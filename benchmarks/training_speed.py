@@ -33,7 +33,7 @@ def measure(overrides: list[str], modes: list, batches: int, batch_size: int) ->
 
     import workbench
     from workbench.finetune.pairs import build_pairs
-    from workbench.finetune.train import TARGETS, _collate, _shared_prefix, batch_loss, encode, load_base
+    from workbench.finetune.train import TARGETS, _shared_prefix, encode, load_base, step_loss
     from workbench.lm.models import resolve_model_path
     from workbench.runner import prepare
 
@@ -53,8 +53,7 @@ def measure(overrides: list[str], modes: list, batches: int, batch_size: int) ->
         shared.append(_shared_prefix(rows))
         for name, share, low in modes:
             start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
-                loss, _ = batch_loss(model, _collate(rows, tokenizer.pad_token_id or 0, share=share))
+            loss, _ = step_loss(model, rows, tokenizer.pad_token_id or 0, bfloat16=low, share=share)
             loss.backward()
             model.zero_grad(set_to_none=True)
             if b:

@@ -208,6 +208,14 @@ def batch_loss(model, batch, *, reduction: str = "mean"):
                                              ignore_index=-100, reduction=reduction), int((target != -100).sum())
 
 
+def step_loss(model, rows: list[tuple[list[int], int]], pad_id: int, *, bfloat16: bool = False, share: bool = True):
+    """One training batch's loss as `train` computes it (benchmarks/training_speed.py times this)."""
+    import torch
+
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+        return batch_loss(model, _collate(rows, pad_id, share=share))
+
+
 def answer_loss(model, tokenizer, pairs: list[Pair], batch_size: int = 16) -> float:
     """Mean loss per answer token on `pairs` (the held-out measure of what training learnt)."""
     import torch
@@ -291,8 +299,8 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
         rate = config.learning_rate * lr_factor(step, planned, elapsed / budget_s if clock_bound else 0.0)
         for group in optimizer.param_groups:
             group["lr"] = rate
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low_precision):
-            loss, _ = batch_loss(model, _collate([encoded[i] for i in batches[step]], tokenizer.pad_token_id or 0))
+        loss, _ = step_loss(model, [encoded[i] for i in batches[step]], tokenizer.pad_token_id or 0,
+                            bfloat16=low_precision)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
