@@ -46,6 +46,10 @@ ROWS = [
     # the spec's: more of the 15,000 messages, about as many as 30 minutes train on 2 cores here
     ("clinc-domains-6000", FT, ["dataset.test=null", "optimizer.params.max_examples=6000"],
      "CLINC150 domains, 6,000 training messages", 0.97, "tfidf_logreg", ["clinc-domains"]),
+    # all 15,000 messages offered to the same 30-minute budget: the clock ends the epoch where it must
+    ("clinc-domains-all", FT, ["dataset.test=null", "optimizer.params.max_examples=15000"],
+     "CLINC150 domains, all 15,000 training messages offered, 30 minutes", 0.97, "tfidf_logreg",
+     ["clinc-domains-6000"]),
     ("clinc-intents", FT, ["dataset.name=clinc150_intents", "dataset.test=null", AT_3200], "CLINC150 150 intents",
      0.92, "tfidf_logreg", []),
     ("banking77", FT, ["dataset.name=banking77", "dataset.test=null", AT_3200], "BANKING77", 0.90, "tfidf_logreg",
