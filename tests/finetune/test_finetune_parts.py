@@ -46,6 +46,24 @@ def test_training_pairs_are_the_messages_the_program_sends_with_the_gold_answer(
     assert lm.engine.usage.since(calls_before).calls == 5  # only the real calls reached the LM
 
 
+def test_the_training_speed_benchmark_times_the_prompts_a_run_trains_on():
+    """benchmarks/training_speed.py renders its batches outside `workbench run`: with the spec's
+    adapter, as a run configures it (DSPy's default adapter writes prompts ~4x longer)."""
+    import dspy
+
+    from benchmarks.training_speed import training_pairs
+    from workbench.lm import build_lm
+    from workbench.lm.adapters import build_adapter
+
+    prepared = _router()
+    pairs = training_pairs(prepared.spec, prepared.program, prepared.trainset[:3])
+    lm = build_lm(prepared.spec.lm)
+    with dspy.context(lm=lm, adapter=build_adapter(prepared.spec.lm.adapter)):
+        for example, pair in zip(prepared.trainset[:3], pairs, strict=True):
+            prepared.program(**example.inputs())
+            assert lm.history[-1]["messages"] == pair.messages
+
+
 def test_narrowed_candidates_do_not_give_the_answer_away_in_training_prompts():
     """The candidate ranker is fitted on the training messages, so on them it ranks the gold label
     first almost always: recorded in that order, the pairs would teach "take the first label".
