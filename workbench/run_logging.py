@@ -100,5 +100,7 @@ def log_lora(tracked, spec: Spec, report: dict | None, model_id: str) -> None:
         tracked.log_metrics({f"finetune.{k}": float(v) for k, v in report.items() if isinstance(v, (int, float))})
         if report.get("precision"):
             tracked.set_tags({"workbench.finetune_precision": str(report["precision"])})
+        if report.get("reused"):
+            tracked.set_tags({"workbench.finetune_reused": str(report["reused"])})
         if report.get("stopped"):
             tracked.set_tags({"workbench.finetune_stopped": str(report["stopped"])[:5000]})

@@ -70,7 +70,7 @@ class Prepared:
     budget: Any = None  # workbench.budget.Plan when the spec sets a budget
     dev_score: float | None = None  # the optimizer's own score of its choice on dev, where it reports one
     planned_lm_calls: int | None = None  # the estimate printed before the run
-    finetune_report: dict | None = None  # what `finetune` trained (pairs, steps, loss, seconds)
+    finetune_report: dict | None = None  # what `finetune` trained (pairs, steps, loss, seconds) or reused
     optimizer_train: list[dspy.Example] | None = None  # optimizer.max_train's sample (None: all of trainset)
 
     @property

@@ -130,6 +130,13 @@ def test_a_finetune_run_logs_exports_and_serves_its_adapter_and_refuses_a_change
     from workbench.finetune.train import resolve_precision
 
     assert run.data.tags["workbench.finetune_precision"] == resolve_precision("auto")  # what this CPU trained in
+    assert "workbench.finetune_reused" not in run.data.tags
+    again = run_cli("run", str(SPEC), "--quiet", *_sets(TINY + store.overrides), env=env)  # same pairs and parameters
+    assert again.returncode == 0, again.stderr[-3000:]
+    reused = client.get_run(_run_id(again.stdout)).data
+    assert reused.tags["workbench.lora_sha256"] == sha and "finetune.steps" not in reused.metrics
+    assert reused.tags["workbench.finetune_reused"].endswith(".gguf") and reused.metrics["finetune.pairs"] == 96
+    assert reused.tags["workbench.finetune_precision"] == run.data.tags["workbench.finetune_precision"]
     [logged] = client.list_artifacts(run_id, "lora")
     assert logged.path.endswith(".gguf")
     base_score = client.get_run(_run_id(base.stdout)).data.metrics["score"]

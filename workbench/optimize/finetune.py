@@ -97,6 +97,8 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
     if ctx.lm.cache and cached.is_file():
         log.info("LoRA adapter for these pairs and parameters reused from %s", cached)
         status(f"LoRA adapter reused from the cache ({cached.name})")
+        # no training in this run: what the run logs says which adapter it took and how it was trained
+        ctx.finetune_report = {"pairs": len(pairs), "precision": config.precision, "reused": cached.name}
     else:
         trained = train(pairs, backend.path, config, ctx.checkpoint_dir, fingerprint, status=status, source=ctx.source)
         cached.parent.mkdir(parents=True, exist_ok=True)
