@@ -3,8 +3,10 @@
 The LM always makes the final decision, and its output is constrained to valid labels
 (a `Literal` output field, decoded under a grammar by the embedded LM). Two cheap helpers
 make a small LM usable: `candidates` narrows the labels the LM may choose from to the top
-n of a TF-IDF classifier, and the pool's `k` (set by the retrieval_demos optimizer) picks
-the k most similar training examples as demos for every query.
+n of a TF-IDF classifier (listed by rank, or with `candidate_order: label` in the label set's
+order, so a model fine-tuned on the lists cannot learn to copy the ranker's first), and the
+pool's `k` (set by the retrieval_demos optimizer) picks the k most similar training examples
+as demos for every query.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from workbench.data import TaskData, column
 from workbench.registry import program
 from workbench.traces import span
 
+CANDIDATE_ORDERS = ("rank", "label")
 DEFAULT_INSTRUCTIONS = "Classify the user's message into exactly one of the allowed labels."
 
 
@@ -36,15 +39,19 @@ def route_signature(labels: list[str], instructions: str = DEFAULT_INSTRUCTIONS)
 class Router(dspy.Module):
     """text -> label, with optional candidate narrowing and per-query retrieved demos."""
 
-    table_fields = ("candidates",)  # the labels the LM was allowed, for the per-example table
+    table_fields = ("candidates",)  # the labels the LM was allowed (ranker's best first), for the per-example table
 
     def __init__(self, labels: list[str], *, candidates: int = 0, instructions: str = DEFAULT_INSTRUCTIONS,
-                 pool: ExamplePool | None = None):
+                 pool: ExamplePool | None = None, candidate_order: str = "rank"):
         super().__init__()
         if candidates < 0 or candidates > len(labels):
             raise ValueError(f"candidates must be between 0 and the number of labels ({len(labels)})")
+        if candidate_order not in CANDIDATE_ORDERS:
+            raise ValueError(f"candidate_order must be one of {', '.join(CANDIDATE_ORDERS)}, not {candidate_order!r}")
         self.labels = list(labels)
         self.candidates = candidates
+        self.candidate_order = candidate_order
+        self._position = {label: i for i, label in enumerate(self.labels)}
         self.predict = dspy.Predict(route_signature(self.labels, instructions))
         self.demo_pool = pool or ExamplePool()
         self._signatures: dict[tuple[str, ...], type[dspy.Signature]] = {}
@@ -78,11 +85,12 @@ class Router(dspy.Module):
     # Export: what rebuilds this module without the dataset (the pool and the optimized
     # instructions and demos come back from its DSPy state).
     def export_config(self) -> dict:
-        return {"labels": self.labels, "candidates": self.candidates}
+        return {"labels": self.labels, "candidates": self.candidates, "candidate_order": self.candidate_order}
 
     @classmethod
     def from_export_config(cls, config: dict) -> Router:
-        return cls(list(config["labels"]), candidates=int(config["candidates"]))
+        return cls(list(config["labels"]), candidates=int(config["candidates"]),
+                   candidate_order=config.get("candidate_order", "rank"))
 
     def plain_prompt(self) -> dict:
         """What a client needs to rebuild this program's prompt without DSPy: the one
@@ -90,6 +98,7 @@ class Router(dspy.Module):
         labels from a TF-IDF logistic-regression ranker, k nearest pool examples as demos)."""
         pool = self.demo_pool
         return {"predictor": "predict", "labels": list(self.labels), "candidates": self.candidates if pool.examples else 0,
+                "candidate_order": self.candidate_order,
                 "fixed_demos": [d.toDict() if hasattr(d, "toDict") else dict(d) for d in self.predict.demos],
                 "pool": {"input_field": pool.input_field, "label_field": pool.label_field, "k": pool.k,
                          "balanced": pool.balanced, "ranker_C": 10.0, "examples": pool.examples}
@@ -102,16 +111,27 @@ class Router(dspy.Module):
         if self.demo_pool.examples and self.candidates:
             self.demo_pool.ranker()
 
+    def ranked_labels(self, text: str) -> list[str]:
+        """The candidates by the ranker's score, best first (all labels when nothing narrows)."""
+        if not (self.candidates and self.demo_pool.examples):
+            return self.labels
+        if self._out_of_fold:
+            return self.demo_pool.top_labels_out_of_fold(text, self.candidates)
+        return self.demo_pool.top_labels(text, self.candidates)
+
     def allowed_labels(self, text: str) -> list[str]:
-        if self.candidates and self.demo_pool.examples:
-            if self._out_of_fold:
-                return self.demo_pool.top_labels_out_of_fold(text, self.candidates)
-            return self.demo_pool.top_labels(text, self.candidates)
-        return self.labels
+        """The candidates as the prompt lists them (see `candidate_order`)."""
+        return self._in_prompt_order(self.ranked_labels(text))
+
+    def _in_prompt_order(self, ranked: list[str]) -> list[str]:
+        if self.candidate_order == "label" and len(ranked) != len(self.labels):
+            return sorted(ranked, key=lambda label: self._position.get(label, len(self._position)))
+        return ranked
 
     def forward(self, text: str) -> dspy.Prediction:
         with span("candidate labels", "RETRIEVER", {"text": text, "candidates": self.candidates}) as out:
-            allowed = out["outputs"] = self.allowed_labels(text)
+            ranked = out["outputs"] = self.ranked_labels(text)
+        allowed = self._in_prompt_order(ranked)
         kwargs = {}
         if len(allowed) != len(self.labels):
             kwargs["signature"] = self._signature_for(allowed)
@@ -121,17 +141,21 @@ class Router(dspy.Module):
                 kwargs["demos"] = [dspy.Example(**d) for d in self.demo_pool.demos_for(text, narrowed)]
                 out["outputs"] = [d.toDict() for d in kwargs["demos"]]
         prediction = self.predict(text=text, **kwargs)
-        prediction.candidates = allowed if len(allowed) != len(self.labels) else []
+        # by the ranker's score whatever the prompt's order: the table shows what the ranker alone would pick
+        prediction.candidates = ranked if len(ranked) != len(self.labels) else []
         return prediction
 
 
 @program("router")
-def router(data: TaskData, *, candidates: int = 0, instructions: str = DEFAULT_INSTRUCTIONS) -> Router:
-    """A router over `data.labels`; its pool holds the train split (for candidates and demos)."""
+def router(data: TaskData, *, candidates: int = 0, instructions: str = DEFAULT_INSTRUCTIONS,
+           candidate_order: str = "rank") -> Router:
+    """A router over `data.labels`; its pool holds the train split (for candidates and demos).
+    `candidate_order`: list the candidates by the ranker's score (`rank`) or in the label set's order."""
     if not data.labels:
         raise ValueError(f"dataset {data.name} has no label set; the router needs one")
     train = data.splits["train"]
     pool = ExamplePool(data.input_fields[0], data.label_field,
                        [{data.input_fields[0]: t, data.label_field: y}
                         for t, y in zip(column(train, data.input_fields[0]), column(train, data.label_field))])
-    return Router(data.labels, candidates=candidates, instructions=instructions, pool=pool)
+    return Router(data.labels, candidates=candidates, instructions=instructions, pool=pool,
+                  candidate_order=candidate_order)

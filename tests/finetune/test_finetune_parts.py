@@ -108,6 +108,68 @@ def test_narrowed_candidates_do_not_give_the_answer_away_in_training_prompts():
     assert prepared.program.allowed_labels(examples[0].text) == ranked[0]  # evaluation keeps the full ranker
 
 
+def test_candidates_in_label_order_hide_the_rankers_pick_from_the_prompt_but_not_from_the_table():
+    """Listed by score, the gold label is first on most lists and a model trained on them learns to
+    copy the first (both top-10 benchmark rows took it on ~98% of items). `candidate_order: label`
+    lists the same ten in the label set's order, in training pairs, at evaluation and in the plain
+    prompt's client; the per-example table keeps them by score (the ranker's own pick stays visible)."""
+    import dspy
+
+    from workbench.export.prompt_client import PlainPrompt
+    from workbench.finetune.pairs import build_pairs
+    from workbench.lm import build_lm
+    from workbench.lm.adapters import build_adapter
+    from workbench.runner import prepare
+    from workbench.spec import validate
+
+    data = yaml.safe_load(SPEC.read_text())
+    data["program"]["params"].update(candidates=10, candidate_order="label")
+    data["dataset"].update(name="banking77", train=1000, dev=10, test=10)
+    data["lm"].update(backend="recorded", model="synthetic")
+    prepared = prepare(validate(data, str(SPEC)))
+    program, examples = prepared.program, prepared.trainset[:200]
+    position = {label: i for i, label in enumerate(program.labels)}
+
+    def listed(messages: list[dict]) -> list[str]:
+        line = next(x for x in messages[-1]["content"].splitlines() if x.startswith("label must be one of: "))
+        return line.split(": ", 1)[1].split(", ")
+
+    held_out = [program.demo_pool.top_labels_out_of_fold(e.text, 10) for e in examples]
+    with dspy.context(adapter=build_adapter("compact_json")):
+        pairs = build_pairs(program, examples)
+    lists = [listed(p.messages) for p in pairs]
+    expected = [sorted(top, key=position.get) for e, top in zip(examples, held_out) if e.label in top]
+    assert lists == expected and any(x != top for x, top in zip(lists, held_out))
+    kept = [e for e, top in zip(examples, held_out) if e.label in top]
+    assert sum(x[0] == e.label for x, e in zip(lists, kept)) / len(kept) < 0.35  # the first is no giveaway
+
+    lm = build_lm(prepared.spec.lm)
+    text = prepared.evalset[0].text
+    with dspy.context(lm=lm, adapter=build_adapter("compact_json")):
+        prediction = program(text=text)
+    ranked = program.demo_pool.top_labels(text, 10)
+    assert prediction.candidates == ranked  # by score in the table
+    assert listed(lm.history[-1]["messages"]) == sorted(ranked, key=position.get) != ranked
+    steps = program.plain_prompt()
+    assert steps["candidate_order"] == "label"
+    assert client_order(PlainPrompt, steps, ranked) == sorted(ranked, key=position.get)  # the exported client
+    with pytest.raises(ValueError, match="candidate_order"):
+        type(program)(["a", "b"], candidates=1, candidate_order="score")
+
+
+def client_order(plain_prompt, steps: dict, ranked: list[str]) -> list[str]:
+    """The exported client's ordering step on a ranker whose scores fall in `ranked`'s order (its
+    TF-IDF fit is tested in tests/export)."""
+    import types
+
+    client = plain_prompt.__new__(plain_prompt)
+    client.steps, client._np = {**steps, "candidates": len(ranked)}, np
+    probs = np.linspace(1.0, 0.1, len(ranked))
+    client._ranker = types.SimpleNamespace(classes_=ranked, predict_proba=lambda _: [probs])
+    client._rank_vectorizer = types.SimpleNamespace(transform=lambda texts: texts)
+    return client.allowed_labels("anything")
+
+
 def test_retrieved_demos_in_training_prompts_never_show_the_query_itself():
     """After retrieval_demos the pool holds the training examples, so a training message's nearest
     demo is itself with its gold label: recorded so, the pairs would teach "copy the last demo".

@@ -94,10 +94,12 @@ def document(program: dspy.Module, spec, steps: dict[str, Any], schema: dict[str
 def review(doc: dict[str, Any], example: list[dict[str, str]]) -> str:
     steps = doc["steps"]
     pool = steps.get("pool") or {}
+    listed = "in the label set's order" if steps.get("candidate_order") == "label" else "by score"
     lines = [f"# Plain prompt of `{doc['spec']}`", "", "## System message", "", "```", doc["template"]["system"], "```", "",
              f"Output: JSON object with `{doc['template']['output']}` (schema in prompt.json).", "",
              f"Labels: {len(steps['labels'])}; candidates per query: {steps.get('candidates') or 'all'} "
-             "(top n of a TF-IDF logistic-regression ranker over the pool)." if steps.get("candidates") else
+             "(top n of a TF-IDF logistic-regression ranker over the pool, listed "
+             f"{listed})." if steps.get("candidates") else
              f"Labels: {len(steps['labels'])} (all offered).",
              f"Demos per query: {pool.get('k', 0)} nearest pool examples by TF-IDF cosine, least similar first "
              f"(pool of {len(pool.get('examples', []))})." if pool.get("k") else

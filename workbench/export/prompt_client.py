@@ -68,7 +68,11 @@ class PlainPrompt:
             return list(self.steps["labels"])
         probs = self._ranker.predict_proba(self._rank_vectorizer.transform([text]))[0]
         classes = [str(c) for c in self._ranker.classes_]
-        return [classes[i] for i in self._np.argsort(-probs, kind="stable")[:n]]
+        top = [classes[i] for i in self._np.argsort(-probs, kind="stable")[:n]]
+        if self.steps.get("candidate_order") == "label":  # listed in the label set's order, not by score
+            position = {label: i for i, label in enumerate(self.steps["labels"])}
+            top.sort(key=lambda label: position.get(label, len(position)))
+        return top
 
     def _nearest(self, text: str, k: int, mask=None) -> list[int]:
         np = self._np
