@@ -140,10 +140,11 @@ class ExamplePool(Parameter):
         picked.sort(key=lambda i: (sims[i], -i))
         return [dict(self.examples[i]) for i in picked]
 
-    def top_labels(self, text: str, n: int) -> list[str]:
-        return self.ranker().top(text, n)
+    def top_labels(self, text: str, n: int, *, scored: bool = False) -> list:
+        """The ranker's n best labels, best first; `scored`: (label, probability) pairs."""
+        return self.ranker().top_scored(text, n) if scored else self.ranker().top(text, n)
 
-    def top_labels_out_of_fold(self, text: str, n: int, folds: int = 5) -> list[str]:
+    def top_labels_out_of_fold(self, text: str, n: int, folds: int = 5, *, scored: bool = False) -> list:
         """`top_labels` as a ranker that never saw `text` would give: the pool is cut into `folds`
         parts by a hash of the text, and the text is ranked by a ranker fitted on the other parts.
         On its own training messages the full ranker puts the gold label first almost always; out of
@@ -168,5 +169,5 @@ class ExamplePool(Parameter):
                     self._labels_of.setdefault(str(e[self.input_field]), set()).add(e[self.label_field])
             own = self._labels_of.get(text, set())
         if ranker is None or not own <= seen:
-            return self.top_labels(text, n)
-        return ranker.top(text, n)
+            return self.top_labels(text, n, scored=scored)
+        return ranker.top_scored(text, n) if scored else ranker.top(text, n)

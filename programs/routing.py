@@ -23,17 +23,22 @@ from workbench.registry import program
 from workbench.traces import span
 
 CANDIDATE_ORDERS = ("rank", "label")
+HINT_DESC = "the TF-IDF ranker's most probable label and its probability"
 DEFAULT_INSTRUCTIONS = "Classify the user's message into exactly one of the allowed labels."
 
 
-def route_signature(labels: list[str], instructions: str = DEFAULT_INSTRUCTIONS) -> type[dspy.Signature]:
-    return dspy.Signature(
-        {
-            "text": (str, dspy.InputField(desc="the user's message")),
-            "label": (Literal[tuple(labels)], dspy.OutputField(desc="the label that fits the message best")),
-        },
-        instructions,
-    )
+def route_signature(labels: list[str], instructions: str = DEFAULT_INSTRUCTIONS, *,
+                    ranker_hint: bool = False) -> type[dspy.Signature]:
+    fields = {"text": (str, dspy.InputField(desc="the user's message"))}
+    if ranker_hint:
+        fields["ranker_guess"] = (str, dspy.InputField(desc=HINT_DESC))
+    fields["label"] = (Literal[tuple(labels)], dspy.OutputField(desc="the label that fits the message best"))
+    return dspy.Signature(fields, instructions)
+
+
+def ranker_guess(scored: list[tuple[str, float]]) -> str:
+    """The hint's text: the ranker's best label and its probability ("card_arrival (0.62)")."""
+    return f"{scored[0][0]} ({scored[0][1]:.2f})" if scored else "none"
 
 
 class Router(dspy.Module):
@@ -42,17 +47,23 @@ class Router(dspy.Module):
     table_fields = ("candidates",)  # the labels the LM was allowed (ranker's best first), for the per-example table
 
     def __init__(self, labels: list[str], *, candidates: int = 0, instructions: str = DEFAULT_INSTRUCTIONS,
-                 pool: ExamplePool | None = None, candidate_order: str = "rank"):
+                 pool: ExamplePool | None = None, candidate_order: str = "rank", ranker_hint: bool = False):
         super().__init__()
         if candidates < 0 or candidates > len(labels):
             raise ValueError(f"candidates must be between 0 and the number of labels ({len(labels)})")
         if candidate_order not in CANDIDATE_ORDERS:
             raise ValueError(f"candidate_order must be one of {', '.join(CANDIDATE_ORDERS)}, not {candidate_order!r}")
+        if not isinstance(ranker_hint, bool):
+            raise ValueError(f"ranker_hint must be true or false, not {ranker_hint!r}")
+        if ranker_hint and not candidates:
+            raise ValueError("ranker_hint needs candidates > 0: "
+                             "the guess comes from the ranker that narrows the labels")
         self.labels = list(labels)
         self.candidates = candidates
         self.candidate_order = candidate_order
+        self.ranker_hint = ranker_hint
         self._position = {label: i for i, label in enumerate(self.labels)}
-        self.predict = dspy.Predict(route_signature(self.labels, instructions))
+        self.predict = dspy.Predict(route_signature(self.labels, instructions, ranker_hint=self.ranker_hint))
         self.demo_pool = pool or ExamplePool()
         self._signatures: dict[tuple[str, ...], type[dspy.Signature]] = {}
         self._out_of_fold = False
@@ -85,12 +96,13 @@ class Router(dspy.Module):
     # Export: what rebuilds this module without the dataset (the pool and the optimized
     # instructions and demos come back from its DSPy state).
     def export_config(self) -> dict:
-        return {"labels": self.labels, "candidates": self.candidates, "candidate_order": self.candidate_order}
+        return {"labels": self.labels, "candidates": self.candidates, "candidate_order": self.candidate_order,
+                "ranker_hint": self.ranker_hint}
 
     @classmethod
     def from_export_config(cls, config: dict) -> Router:
         return cls(list(config["labels"]), candidates=int(config["candidates"]),
-                   candidate_order=config.get("candidate_order", "rank"))
+                   candidate_order=config.get("candidate_order", "rank"), ranker_hint=config.get("ranker_hint", False))
 
     def plain_prompt(self) -> dict:
         """What a client needs to rebuild this program's prompt without DSPy: the one
@@ -98,7 +110,7 @@ class Router(dspy.Module):
         labels from a TF-IDF logistic-regression ranker, k nearest pool examples as demos)."""
         pool = self.demo_pool
         return {"predictor": "predict", "labels": list(self.labels), "candidates": self.candidates if pool.examples else 0,
-                "candidate_order": self.candidate_order,
+                "candidate_order": self.candidate_order, "ranker_hint": self.ranker_hint,
                 "fixed_demos": [d.toDict() if hasattr(d, "toDict") else dict(d) for d in self.predict.demos],
                 "pool": {"input_field": pool.input_field, "label_field": pool.label_field, "k": pool.k,
                          "balanced": pool.balanced, "ranker_C": 10.0, "examples": pool.examples}
@@ -113,11 +125,15 @@ class Router(dspy.Module):
 
     def ranked_labels(self, text: str) -> list[str]:
         """The candidates by the ranker's score, best first (all labels when nothing narrows)."""
-        if not (self.candidates and self.demo_pool.examples):
-            return self.labels
+        return [label for label, _ in self._scored(text)] if self._narrows() else self.labels
+
+    def _narrows(self) -> bool:
+        return bool(self.candidates and self.demo_pool.examples)
+
+    def _scored(self, text: str) -> list[tuple[str, float]]:
         if self._out_of_fold:
-            return self.demo_pool.top_labels_out_of_fold(text, self.candidates)
-        return self.demo_pool.top_labels(text, self.candidates)
+            return self.demo_pool.top_labels_out_of_fold(text, self.candidates, scored=True)
+        return self.demo_pool.top_labels(text, self.candidates, scored=True)
 
     def allowed_labels(self, text: str) -> list[str]:
         """The candidates as the prompt lists them (see `candidate_order`)."""
@@ -130,9 +146,10 @@ class Router(dspy.Module):
 
     def forward(self, text: str) -> dspy.Prediction:
         with span("candidate labels", "RETRIEVER", {"text": text, "candidates": self.candidates}) as out:
-            ranked = out["outputs"] = self.ranked_labels(text)
+            scored = self._scored(text) if self._narrows() else []
+            ranked = out["outputs"] = [label for label, _ in scored] or self.labels
         allowed = self._in_prompt_order(ranked)
-        kwargs = {}
+        kwargs = {"ranker_guess": ranker_guess(scored)} if self.ranker_hint else {}
         if len(allowed) != len(self.labels):
             kwargs["signature"] = self._signature_for(allowed)
         if self.demo_pool.k and self.demo_pool.examples:
@@ -148,9 +165,11 @@ class Router(dspy.Module):
 
 @program("router")
 def router(data: TaskData, *, candidates: int = 0, instructions: str = DEFAULT_INSTRUCTIONS,
-           candidate_order: str = "rank") -> Router:
+           candidate_order: str = "rank", ranker_hint: bool = False) -> Router:
     """A router over `data.labels`; its pool holds the train split (for candidates and demos).
-    `candidate_order`: list the candidates by the ranker's score (`rank`) or in the label set's order."""
+    `candidate_order`: list the candidates by the ranker's score (`rank`) or in the label set's order.
+    `ranker_hint`: also show the LM the ranker's best label and its probability, so that a fine-tuned
+    LM can learn when the ranker is to be trusted (the LM still decides)."""
     if not data.labels:
         raise ValueError(f"dataset {data.name} has no label set; the router needs one")
     train = data.splits["train"]
@@ -158,4 +177,4 @@ def router(data: TaskData, *, candidates: int = 0, instructions: str = DEFAULT_I
                        [{data.input_fields[0]: t, data.label_field: y}
                         for t, y in zip(column(train, data.input_fields[0]), column(train, data.label_field))])
     return Router(data.labels, candidates=candidates, instructions=instructions, pool=pool,
-                  candidate_order=candidate_order)
+                  candidate_order=candidate_order, ranker_hint=ranker_hint)

@@ -51,9 +51,12 @@ def render_program(program: dspy.Module) -> str:
                   f"(TF-IDF cosine on `{pool.input_field}`) as its demos.", ""]
     candidates = getattr(program, "candidates", 0)
     if candidates:
+        order = "in the label set's order" if getattr(program, "candidate_order", "rank") == "label" else "best first"
+        hint = ("; the ranker's best label and its probability are an input (`ranker_guess`)"
+                if getattr(program, "ranker_hint", False) else "")
         parts += ["## Candidate labels", "",
-                  f"A TF-IDF logistic-regression ranker narrows the allowed labels to its top {candidates} per call; "
-                  "the LM chooses among them under a grammar.", ""]
+                  f"A TF-IDF logistic-regression ranker narrows the allowed labels to its top {candidates} per call "
+                  f"(listed {order}{hint}); the LM chooses among them under a grammar.", ""]
     return "\n".join(parts)
 
 

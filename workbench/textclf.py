@@ -59,9 +59,13 @@ class LabelRanker:
         return self.model.predict_proba(self.vectorizer.transform(queries))
 
     def top(self, query: str, n: int) -> list[str]:
+        return [label for label, _ in self.top_scored(query, n)]
+
+    def top_scored(self, query: str, n: int) -> list[tuple[str, float]]:
+        """The n most probable labels with their probabilities, most probable first."""
         probs = self.probabilities([query])[0]
         order = np.argsort(-probs, kind="stable")[:n]
-        return [self.classes[i] for i in order]
+        return [(self.classes[i], float(probs[i])) for i in order]
 
     def predict(self, queries: list[str]) -> list[str]:
         probs = self.probabilities(queries)

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import free_port, run_cli
+from tests.conftest import FAST_LM, free_port, run_cli
 from workbench.lm.backend_server import BackendServer
 from workbench.lm.mock_server import MockEndpoint
 
@@ -108,3 +108,23 @@ def test_zero_shot_over_all_labels_exports_too(routing_store, tmp_path):
     assert result.returncode == 0, result.stderr
     doc = json.loads((tmp_path / "zs" / "prompt.json").read_text())
     assert doc["steps"]["candidates"] == 0 and doc["steps"]["pool"] is None
+
+
+def test_a_router_with_the_ranker_hint_in_label_order_exports_and_renders_the_same(routing_store, tmp_path):
+    """The client computes the ranker's guess and orders the candidates itself; the export's
+    rendering check proves each request equals DSPy's, and the re-score through the client matches."""
+    from tests.export.conftest import routing_run
+
+    store, _ = routing_store
+    run = routing_run(store, *FAST_LM, "optimizer.name=none", "optimizer.params={}", "program.params.candidates=3",
+                      "program.params.candidate_order=label", "program.params.ranker_hint=true")
+    out = tmp_path / "hint"
+    result = run_cli("export", run, "--format", "prompt", "--out", str(out), "--tracking-uri", store.uri)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["rendering_checked"] == report["n"] == 24 and report["plain_score"] == report["dspy_score"]
+    doc = json.loads((out / "prompt.json").read_text())
+    assert doc["template"]["inputs"] == ["text", "ranker_guess"]
+    assert doc["steps"]["candidate_order"] == "label" and doc["steps"]["ranker_hint"] is True
+    review = (out / "prompt.md").read_text()
+    assert "ranker_guess: " in review and "listed in the label set's order" in review

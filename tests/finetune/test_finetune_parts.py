@@ -157,6 +157,53 @@ def test_candidates_in_label_order_hide_the_rankers_pick_from_the_prompt_but_not
         type(program)(["a", "b"], candidates=1, candidate_order="score")
 
 
+def test_the_ranker_hint_shows_the_out_of_fold_guess_in_training_and_the_full_rankers_at_evaluation():
+    """With `ranker_hint`, every prompt also says which label the ranker would pick and how sure it
+    is; in training pairs that is the out-of-fold ranker (as sure as on a new message), at evaluation
+    the full one. The guess is the list's first only by score, never by position."""
+    import re
+
+    import dspy
+
+    from workbench.finetune.pairs import build_pairs
+    from workbench.lm import build_lm
+    from workbench.lm.adapters import build_adapter
+    from workbench.runner import prepare
+    from workbench.spec import validate
+
+    data = yaml.safe_load(SPEC.read_text())
+    data["program"]["params"].update(candidates=10, candidate_order="label", ranker_hint=True)
+    data["dataset"].update(name="banking77", train=1000, dev=10, test=10)
+    data["lm"].update(backend="recorded", model="synthetic")
+    prepared = prepare(validate(data, str(SPEC)))
+    program, examples = prepared.program, prepared.trainset[:100]
+
+    def guess(messages: list[dict]) -> tuple[str, float]:
+        found = re.search(r"^ranker_guess: (\S+) \((\d\.\d\d)\)$", messages[-1]["content"], re.M)
+        assert found, messages[-1]["content"]
+        return found[1], float(found[2])
+
+    with dspy.context(adapter=build_adapter("compact_json")):
+        pairs = build_pairs(program, examples)
+    pool = program.demo_pool
+    held_out = [pool.top_labels_out_of_fold(e.text, 10, scored=True) for e in examples]
+    expected = [(top[0][0], round(top[0][1], 2)) for e, top in zip(examples, held_out) if e.label in dict(top)]
+    assert [guess(p.messages) for p in pairs] == expected
+    full = [pool.top_labels(e.text, 1, scored=True)[0] for e in examples[:len(pairs)]]
+    assert sum(g[1] for g in expected) / len(expected) < sum(p for _, p in full) / len(full) - 0.1  # less sure
+
+    lm = build_lm(prepared.spec.lm)
+    text = prepared.evalset[0].text
+    with dspy.context(lm=lm, adapter=build_adapter("compact_json")):
+        program(text=text)
+    best, probability = pool.top_labels(text, 1, scored=True)[0]
+    assert guess(lm.history[-1]["messages"]) == (best, round(probability, 2))
+    with pytest.raises(ValueError, match="ranker_hint needs candidates"):
+        type(program)(["a", "b"], ranker_hint=True)
+    with pytest.raises(ValueError, match="ranker_hint must be true or false"):
+        type(program)(["a", "b"], candidates=1, ranker_hint="yes")
+
+
 def client_order(plain_prompt, steps: dict, ranked: list[str]) -> list[str]:
     """The exported client's ordering step on a ranker whose scores fall in `ranked`'s order (its
     TF-IDF fit is tested in tests/export)."""

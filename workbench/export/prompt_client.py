@@ -63,13 +63,23 @@ class PlainPrompt:
             self._ranker = LogisticRegression(C=pool.get("ranker_C", 10.0), max_iter=2000).fit(features, labels)
 
     def allowed_labels(self, text: str) -> list[str]:
+        return self._listed(self._scored(text))
+
+    def _scored(self, text: str) -> list[tuple[str, float]]:
+        """The ranker's top n labels with their probabilities, best first ([] when nothing narrows)."""
         n = self.steps.get("candidates") or 0
         if not (n and self._ranker is not None):
-            return list(self.steps["labels"])
+            return []
         probs = self._ranker.predict_proba(self._rank_vectorizer.transform([text]))[0]
         classes = [str(c) for c in self._ranker.classes_]
-        top = [classes[i] for i in self._np.argsort(-probs, kind="stable")[:n]]
-        if self.steps.get("candidate_order") == "label":  # listed in the label set's order, not by score
+        return [(classes[i], float(probs[i])) for i in self._np.argsort(-probs, kind="stable")[:n]]
+
+    def _listed(self, scored: list[tuple[str, float]]) -> list[str]:
+        """The candidates as the prompt lists them: by score, or in the label set's order."""
+        top = [label for label, _ in scored]
+        if not top:
+            return list(self.steps["labels"])
+        if self.steps.get("candidate_order") == "label":
             position = {label: i for i, label in enumerate(self.steps["labels"])}
             top.sort(key=lambda label: position.get(label, len(position)))
         return top
@@ -104,11 +114,15 @@ class PlainPrompt:
     def render(self, inputs: dict[str, Any]) -> tuple[list[dict[str, str]], dict[str, Any]]:
         """The chat messages and the reply's JSON schema for these inputs."""
         template, steps = self.doc["template"], self.steps
-        missing = [name for name in template["inputs"] if not isinstance(inputs.get(name), str)]
+        given = [name for name in template["inputs"] if name != "ranker_guess"]  # the guess is computed here
+        missing = [name for name in given if not isinstance(inputs.get(name), str)]
         if missing:
             raise ValueError(f"inputs need the text field(s) {missing}")
         text = inputs[template["inputs"][0]]
-        allowed = self.allowed_labels(text)
+        scored = self._scored(text)
+        if steps.get("ranker_hint"):  # the ranker's best label and its probability, as the program shows it
+            inputs = {**inputs, "ranker_guess": f"{scored[0][0]} ({scored[0][1]:.2f})" if scored else "none"}
+        allowed = self._listed(scored)
         narrowed = allowed if len(allowed) != len(steps["labels"]) else None
         output, limit = template["output"], template["inline_choices_limit"]
         system = template["system"]
