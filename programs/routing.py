@@ -4,9 +4,10 @@ The LM always makes the final decision, and its output is constrained to valid l
 (a `Literal` output field, decoded under a grammar by the embedded LM). Two cheap helpers
 make a small LM usable: `candidates` narrows the labels the LM may choose from to the top
 n of a TF-IDF classifier (listed by rank, or with `candidate_order: label` in the label set's
-order, so a model fine-tuned on the lists cannot learn to copy the ranker's first), and the
-pool's `k` (set by the retrieval_demos optimizer) picks the k most similar training examples
-as demos for every query.
+order, so a model fine-tuned on the lists cannot learn to copy the ranker's first; with
+`ranker_hint` the ranker's best label and its probability are an input too), and the pool's
+`k` (set by the retrieval_demos optimizer) picks the k most similar training examples as demos
+for every query.
 """
 
 from __future__ import annotations

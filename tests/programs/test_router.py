@@ -55,6 +55,21 @@ def test_retrieval_demos_state_round_trip(data, lm, tmp_path):
     assert lm.history[-1]["messages"][1]["role"] == "user" and len(lm.history[-1]["messages"]) == 2 + 2 * 4
 
 
+def test_label_order_and_ranker_hint_on_the_real_lm(data, lm):
+    """The embedded LM gets the candidates in the label set's order and the ranker's guess as an input
+    line, answers within the candidates, and the prediction keeps them by score."""
+    program = router(data, candidates=3, candidate_order="label", ranker_hint=True)
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        for example in data.examples("test")[:3]:
+            prediction = program(text=example.text)
+            (best, probability), = program.demo_pool.top_labels(example.text, 1, scored=True)
+            assert prediction.candidates[0] == best and prediction.label in prediction.candidates
+            sent = lm.history[-1]["messages"][-1]["content"]
+            assert f"ranker_guess: {best} ({probability:.2f})" in sent
+            listed = sorted(prediction.candidates, key=data.labels.index)
+            assert f"label must be one of: {', '.join(listed)}" in sent
+
+
 def test_router_rejects_bad_candidates():
     with pytest.raises(ValueError, match="candidates"):
         Router(["a", "b"], candidates=3)
