@@ -1,0 +1,122 @@
+"""How a narrowed router lists its candidates in the prompts it trains and runs on: in the label
+set's order (`candidate_order: label`) and with the ranker's guess (`ranker_hint`). Recorded LM; the
+real embedded LM's side is in tests/programs/test_router.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import SPEC
+
+pytest.importorskip("torch")  # as the other finetune part tests: the pairs module is part of the finetune extra
+
+
+def test_candidates_in_label_order_hide_the_rankers_pick_from_the_prompt_but_not_from_the_table():
+    """Listed by score, the gold label is first on most lists and a model trained on them learns to
+    copy the first (both top-10 benchmark rows took it on ~98% of items). `candidate_order: label`
+    lists the same ten in the label set's order, in training pairs, at evaluation and in the plain
+    prompt's client; the per-example table keeps them by score (the ranker's own pick stays visible)."""
+    import dspy
+
+    from workbench.export.prompt_client import PlainPrompt
+    from workbench.finetune.pairs import build_pairs
+    from workbench.lm import build_lm
+    from workbench.lm.adapters import build_adapter
+    from workbench.runner import prepare
+    from workbench.spec import validate
+
+    data = yaml.safe_load(SPEC.read_text())
+    data["program"]["params"].update(candidates=10, candidate_order="label")
+    data["dataset"].update(name="banking77", train=1000, dev=10, test=10)
+    data["lm"].update(backend="recorded", model="synthetic")
+    prepared = prepare(validate(data, str(SPEC)))
+    program, examples = prepared.program, prepared.trainset[:200]
+    position = {label: i for i, label in enumerate(program.labels)}
+
+    def listed(messages: list[dict]) -> list[str]:
+        line = next(x for x in messages[-1]["content"].splitlines() if x.startswith("label must be one of: "))
+        return line.split(": ", 1)[1].split(", ")
+
+    held_out = [program.demo_pool.top_labels_out_of_fold(e.text, 10) for e in examples]
+    with dspy.context(adapter=build_adapter("compact_json")):
+        pairs = build_pairs(program, examples)
+    lists = [listed(p.messages) for p in pairs]
+    expected = [sorted(top, key=position.get) for e, top in zip(examples, held_out) if e.label in top]
+    assert lists == expected and any(x != top for x, top in zip(lists, held_out))
+    kept = [e for e, top in zip(examples, held_out) if e.label in top]
+    assert sum(x[0] == e.label for x, e in zip(lists, kept)) / len(kept) < 0.35  # the first is no giveaway
+
+    lm = build_lm(prepared.spec.lm)
+    text = prepared.evalset[0].text
+    with dspy.context(lm=lm, adapter=build_adapter("compact_json")):
+        prediction = program(text=text)
+    ranked = program.demo_pool.top_labels(text, 10)
+    assert prediction.candidates == ranked  # by score in the table
+    assert listed(lm.history[-1]["messages"]) == sorted(ranked, key=position.get) != ranked
+    steps = program.plain_prompt()
+    assert steps["candidate_order"] == "label"
+    assert client_order(PlainPrompt, steps, ranked) == sorted(ranked, key=position.get)  # the exported client
+    with pytest.raises(ValueError, match="candidate_order"):
+        type(program)(["a", "b"], candidates=1, candidate_order="score")
+
+
+def test_the_ranker_hint_shows_the_out_of_fold_guess_in_training_and_the_full_rankers_at_evaluation():
+    """With `ranker_hint`, every prompt also says which label the ranker would pick and how sure it
+    is; in training pairs that is the out-of-fold ranker (as sure as on a new message), at evaluation
+    the full one. The guess is the list's first only by score, never by position."""
+    import re
+
+    import dspy
+
+    from workbench.finetune.pairs import build_pairs
+    from workbench.lm import build_lm
+    from workbench.lm.adapters import build_adapter
+    from workbench.runner import prepare
+    from workbench.spec import validate
+
+    data = yaml.safe_load(SPEC.read_text())
+    data["program"]["params"].update(candidates=10, candidate_order="label", ranker_hint=True)
+    data["dataset"].update(name="banking77", train=1000, dev=10, test=10)
+    data["lm"].update(backend="recorded", model="synthetic")
+    prepared = prepare(validate(data, str(SPEC)))
+    program, examples = prepared.program, prepared.trainset[:100]
+
+    def guess(messages: list[dict]) -> tuple[str, float]:
+        found = re.search(r"^ranker_guess: (\S+) \((\d\.\d\d)\)$", messages[-1]["content"], re.M)
+        assert found, messages[-1]["content"]
+        return found[1], float(found[2])
+
+    with dspy.context(adapter=build_adapter("compact_json")):
+        pairs = build_pairs(program, examples)
+    pool = program.demo_pool
+    held_out = [pool.top_labels_out_of_fold(e.text, 10, scored=True) for e in examples]
+    expected = [(top[0][0], round(top[0][1], 2)) for e, top in zip(examples, held_out) if e.label in dict(top)]
+    assert [guess(p.messages) for p in pairs] == expected
+    full = [pool.top_labels(e.text, 1, scored=True)[0] for e in examples[:len(pairs)]]
+    assert sum(g[1] for g in expected) / len(expected) < sum(p for _, p in full) / len(full) - 0.1  # less sure
+
+    lm = build_lm(prepared.spec.lm)
+    text = prepared.evalset[0].text
+    with dspy.context(lm=lm, adapter=build_adapter("compact_json")):
+        program(text=text)
+    best, probability = pool.top_labels(text, 1, scored=True)[0]
+    assert guess(lm.history[-1]["messages"]) == (best, round(probability, 2))
+    with pytest.raises(ValueError, match="ranker_hint needs candidates"):
+        type(program)(["a", "b"], ranker_hint=True)
+    with pytest.raises(ValueError, match="ranker_hint must be true or false"):
+        type(program)(["a", "b"], candidates=1, ranker_hint="yes")
+
+
+def client_order(plain_prompt, steps: dict, ranked: list[str]) -> list[str]:
+    """The exported client's ordering step on a ranker whose scores fall in `ranked`'s order (its
+    TF-IDF fit is tested in tests/export)."""
+    import types
+
+    client = plain_prompt.__new__(plain_prompt)
+    client.steps, client._np = {**steps, "candidates": len(ranked)}, np
+    probs = np.linspace(1.0, 0.1, len(ranked))
+    client._ranker = types.SimpleNamespace(classes_=ranked, predict_proba=lambda _: [probs])
+    client._rank_vectorizer = types.SimpleNamespace(transform=lambda texts: texts)
+    return client.allowed_labels("anything")
