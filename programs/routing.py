@@ -5,7 +5,8 @@ The LM always makes the final decision, and its output is constrained to valid l
 make a small LM usable: `candidates` narrows the labels the LM may choose from to the top
 n of a TF-IDF classifier (listed by rank, or with `candidate_order: label` in the label set's
 order, so a model fine-tuned on the lists cannot learn to copy the ranker's first; with
-`ranker_hint` the ranker's best label and its probability are an input too), and the pool's
+`ranker_hint` the ranker's best label and its probability are an input too; `unsure_weight` makes
+fine-tuning see the messages its ranker is unsure of first), and the pool's
 `k` (set by the retrieval_demos optimizer) picks the k most similar training examples as demos
 for every query.
 """
@@ -48,7 +49,8 @@ class Router(dspy.Module):
     table_fields = ("candidates",)  # the labels the LM was allowed (ranker's best first), for the per-example table
 
     def __init__(self, labels: list[str], *, candidates: int = 0, instructions: str = DEFAULT_INSTRUCTIONS,
-                 pool: ExamplePool | None = None, candidate_order: str = "rank", ranker_hint: bool = False):
+                 pool: ExamplePool | None = None, candidate_order: str = "rank", ranker_hint: bool = False,
+                 unsure_weight: float = 1.0):
         super().__init__()
         if candidates < 0 or candidates > len(labels):
             raise ValueError(f"candidates must be between 0 and the number of labels ({len(labels)})")
@@ -59,10 +61,17 @@ class Router(dspy.Module):
         if ranker_hint and not candidates:
             raise ValueError("ranker_hint needs candidates > 0: "
                              "the guess comes from the ranker that narrows the labels")
+        if isinstance(unsure_weight, bool) or not isinstance(unsure_weight, (int, float)) or not unsure_weight >= 1:
+            raise ValueError(f"unsure_weight must be a number of at least 1, not {unsure_weight!r}")
+        if unsure_weight != 1 and not candidates:
+            raise ValueError("unsure_weight needs candidates > 0: "
+                             "the ranker that narrows the labels says how unsure it is")
         self.labels = list(labels)
         self.candidates = candidates
         self.candidate_order = candidate_order
         self.ranker_hint = ranker_hint
+        self.unsure_weight = float(unsure_weight)
+        self._recorded_top = 1.0  # the out-of-fold ranker's top probability for the message being recorded
         self._position = {label: i for i, label in enumerate(self.labels)}
         self.predict = dspy.Predict(route_signature(self.labels, instructions, ranker_hint=self.ranker_hint))
         self.demo_pool = pool or ExamplePool()
@@ -82,6 +91,13 @@ class Router(dspy.Module):
             yield
         finally:
             self._out_of_fold = False
+
+    def finetune_weight(self, example: dspy.Example, prediction: dspy.Prediction) -> float:
+        """The training pair's weight: 1 + (unsure_weight - 1) * (1 - p), p the out-of-fold ranker's top
+        probability for the message (1 for a sure ranker, up to unsure_weight for an unsure one). Under a
+        time budget the schedule then shows mostly the messages where the LM's own judgement matters,
+        instead of the nine in ten where copying the ranker's guess is right."""
+        return 1.0 + (self.unsure_weight - 1.0) * (1.0 - self._recorded_top)
 
     def _signature_for(self, allowed: list[str]) -> type[dspy.Signature]:
         """The predictor's current signature (instructions may be optimized) with the label
@@ -148,6 +164,8 @@ class Router(dspy.Module):
     def forward(self, text: str) -> dspy.Prediction:
         with span("candidate labels", "RETRIEVER", {"text": text, "candidates": self.candidates}) as out:
             scored = self._scored(text) if self._narrows() else []
+            if self._out_of_fold:
+                self._recorded_top = scored[0][1] if scored else 1.0
             ranked = out["outputs"] = [label for label, _ in scored] or self.labels
         allowed = self._in_prompt_order(ranked)
         kwargs = {"ranker_guess": ranker_guess(scored)} if self.ranker_hint else {}
@@ -166,11 +184,12 @@ class Router(dspy.Module):
 
 @program("router")
 def router(data: TaskData, *, candidates: int = 0, instructions: str = DEFAULT_INSTRUCTIONS,
-           candidate_order: str = "rank", ranker_hint: bool = False) -> Router:
+           candidate_order: str = "rank", ranker_hint: bool = False, unsure_weight: float = 1.0) -> Router:
     """A router over `data.labels`; its pool holds the train split (for candidates and demos).
     `candidate_order`: list the candidates by the ranker's score (`rank`) or in the label set's order.
     `ranker_hint`: also show the LM the ranker's best label and its probability, so that a fine-tuned
-    LM can learn when the ranker is to be trusted (the LM still decides)."""
+    LM can learn when the ranker is to be trusted (the LM still decides). `unsure_weight` (fine-tuning
+    only): a training message is drawn up to this many times as early, the less sure the ranker is of it."""
     if not data.labels:
         raise ValueError(f"dataset {data.name} has no label set; the router needs one")
     train = data.splits["train"]
@@ -178,4 +197,4 @@ def router(data: TaskData, *, candidates: int = 0, instructions: str = DEFAULT_I
                        [{data.input_fields[0]: t, data.label_field: y}
                         for t, y in zip(column(train, data.input_fields[0]), column(train, data.label_field))])
     return Router(data.labels, candidates=candidates, instructions=instructions, pool=pool,
-                  candidate_order=candidate_order, ranker_hint=ranker_hint)
+                  candidate_order=candidate_order, ranker_hint=ranker_hint, unsure_weight=unsure_weight)

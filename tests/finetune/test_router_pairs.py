@@ -109,6 +109,57 @@ def test_the_ranker_hint_shows_the_out_of_fold_guess_in_training_and_the_full_ra
         type(program)(["a", "b"], candidates=1, ranker_hint="yes")
 
 
+def test_unsure_weight_weighs_each_pair_by_how_unsure_the_out_of_fold_ranker_is():
+    """`unsure_weight: w` gives each training pair the weight 1 + (w - 1)(1 - p), p the out-of-fold
+    ranker's top probability for its message; without it every pair weighs 1 and keeps its digest
+    (so adapters cached before weights existed are still found)."""
+    import dspy
+
+    from workbench.finetune.pairs import build_pairs, pairs_digest
+    from workbench.lm.adapters import build_adapter
+    from workbench.runner import prepare
+    from workbench.spec import validate
+
+    data = yaml.safe_load(SPEC.read_text())
+    data["program"]["params"].update(candidates=10, candidate_order="label", unsure_weight=5)
+    data["dataset"].update(name="banking77", train=1000, dev=10, test=10)
+    data["lm"].update(backend="recorded", model="synthetic")
+    prepared = prepare(validate(data, str(SPEC)))
+    program, examples = prepared.program, prepared.trainset[:80]
+    with dspy.context(adapter=build_adapter("compact_json")):
+        weighted = build_pairs(program, examples)
+        program.unsure_weight = 1.0
+        plain = build_pairs(program, examples)
+    held_out = [program.demo_pool.top_labels_out_of_fold(e.text, 10, scored=True) for e in examples]
+    tops = [top[0][1] for e, top in zip(examples, held_out) if e.label in dict(top)]
+    assert [p.weight for p in weighted] == pytest.approx([1 + 4 * (1 - p) for p in tops])
+    assert min(p.weight for p in weighted) < 2 < 3 < max(p.weight for p in weighted)  # the ranker is sure and unsure
+    assert {p.weight for p in plain} == {1.0}
+    assert [p.messages for p in plain] == [p.messages for p in weighted]
+    unweighted = [type(p)(p.messages, p.answer) for p in plain]
+    assert pairs_digest(plain) == pairs_digest(unweighted) != pairs_digest(weighted)
+    for bad in (0.5, "3", True):
+        with pytest.raises(ValueError, match="unsure_weight must be a number of at least 1"):
+            type(program)(["a", "b"], candidates=1, unsure_weight=bad)
+    with pytest.raises(ValueError, match="unsure_weight needs candidates"):
+        type(program)(["a", "b"], unsure_weight=3)
+
+
+def test_a_weighted_schedule_shows_every_pair_once_a_pass_and_the_heavy_ones_first():
+    """The training schedule: each pass is a permutation of the pairs; with weights, the heavy pairs
+    fill the first batches (what a run stopped by its time budget sees), and all-1 weights give the
+    unweighted schedule exactly (same seed, same adapter as before weights existed)."""
+    from workbench.finetune.train import _batches
+
+    weights = [6.0] * 100 + [1.0] * 900
+    schedule = _batches(1000, 10, seed=3, steps=150, weights=weights)
+    flat = [i for batch in schedule for i in batch]
+    assert sorted(flat[:1000]) == list(range(1000)) and len(set(flat[1000:])) == 500
+    heavy_early = sum(i < 100 for i in flat[:200]) / 200
+    assert heavy_early > 0.3  # a tenth of the pairs, a third and more of the first 200 drawn
+    assert _batches(1000, 10, 3, 150, [1.0] * 1000) == _batches(1000, 10, 3, 150) != schedule
+
+
 def client_order(plain_prompt, steps: dict, ranked: list[str]) -> list[str]:
     """The exported client's ordering step on a ranker whose scores fall in `ranked`'s order (its
     TF-IDF fit is tested in tests/export)."""

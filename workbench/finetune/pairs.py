@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ from workbench.errors import UserError
 class Pair:
     messages: list[dict[str, Any]]  # the prompt, as the LM receives it
     answer: str                     # the assistant turn that parses to the wanted outputs
+    weight: float = 1.0             # how strongly training's schedule prefers it (see train._batches)
 
 
 class GoldNotAllowed(Exception):
@@ -98,6 +100,8 @@ def build_pairs(program: dspy.Module, examples: list[dspy.Example], *, source: s
     # gold answers need no LM; DSPy still wants one configured (the recorder never calls it)
     lm = dspy.settings.lm or (dspy.LM("workbench/gold-answers") if source == "gold" else None)
     gold_of = getattr(program, "finetune_gold", None) or (lambda example: dict(example.labels()))
+    # a program may weigh its examples (the router: more, the less sure its ranker is of the message)
+    weigh = getattr(program, "finetune_weight", None)
     # a program may present its training prompts differently while they are recorded (the router ranks
     # its candidates out of fold, so their order does not give the answer away), and a pool of retrieved
     # demos (which holds these very examples) never offers the query itself as its own demo
@@ -125,7 +129,10 @@ def build_pairs(program: dspy.Module, examples: list[dspy.Example], *, source: s
                 prediction = None
             if prediction is not None and (metric(example, prediction) >= 1.0 if metric is not None
                                            else source == "gold"):
-                pairs.extend(recorder.calls)
+                weight = float(weigh(example, prediction)) if callable(weigh) else 1.0
+                if not math.isfinite(weight) or weight <= 0:
+                    raise ValueError(f"finetune_weight must be a positive number, got {weight!r}")
+                pairs.extend(Pair(call.messages, call.answer, weight) for call in recorder.calls)
             elif prediction is not None:
                 counts["failed_metric"] += 1
             if progress:
@@ -136,5 +143,6 @@ def build_pairs(program: dspy.Module, examples: list[dspy.Example], *, source: s
 def pairs_digest(pairs: list[Pair]) -> str:
     digest = hashlib.sha256()
     for pair in pairs:
-        digest.update(json.dumps([pair.messages, pair.answer], sort_keys=True, default=str).encode())
+        weighed = [pair.weight] if pair.weight != 1.0 else []  # unweighted pairs keep their digest (and cached adapter)
+        digest.update(json.dumps([pair.messages, pair.answer, *weighed], sort_keys=True, default=str).encode())
     return digest.hexdigest()

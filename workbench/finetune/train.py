@@ -143,13 +143,21 @@ def encode(tokenizer, pair: Pair) -> tuple[list[int], int]:
     return list(prompt) + list(answer), len(prompt)
 
 
-def _batches(n: int, batch_size: int, seed: int, steps: int) -> list[list[int]]:
-    """The whole schedule of batches, fixed by the seed (so a resumed run sees the same ones)."""
+def _batches(n: int, batch_size: int, seed: int, steps: int, weights: list[float] | None = None) -> list[list[int]]:
+    """The whole schedule of batches, fixed by the seed (so a resumed run sees the same ones). Every
+    pass shows every pair once; with `weights`, a pass is a weighted random order (each pair's key is
+    u ** (1 / weight), largest first), so a pair of weight 4 tends to come early and a training run
+    stopped by its time budget part-way through its first pass has seen mostly the heavier pairs."""
     rng = random.Random(seed)
     order: list[int] = []
+    weighted = weights is not None and any(w != 1.0 for w in weights)
     while len(order) < steps * batch_size:
         epoch = list(range(n))
-        rng.shuffle(epoch)
+        if weighted:
+            keys = [rng.random() ** (1.0 / weights[i]) for i in epoch]
+            epoch.sort(key=lambda i: -keys[i])
+        else:
+            rng.shuffle(epoch)
         order.extend(epoch)
     return [order[i * batch_size:(i + 1) * batch_size] for i in range(steps)]
 
@@ -267,7 +275,7 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
     budget_s = config.max_minutes * 60 if config.max_minutes is not None else None
     low_precision = resolve_precision(config.precision) == "bfloat16"
     encoded = [encode(tokenizer, p) for p in pairs]
-    batches = _batches(len(encoded), config.batch_size, config.seed, planned)
+    batches = _batches(len(encoded), config.batch_size, config.seed, planned, [p.weight for p in pairs])
     start_step, spent = 0, 0.0
     ckpt = checkpoint_dir / "finetune.pt" if checkpoint_dir is not None else None
     if ckpt is not None and ckpt.is_file():

@@ -83,6 +83,11 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
     pairs = build_pairs(ctx.student, examples, source=source, metric=ctx.metric, spec_file=ctx.source,
                         progress=lambda done, total: status(f"building training pairs: {done}/{total}"),
                         skipped=skipped)
+    weights = [pair.weight for pair in pairs]
+    weighed = {"pair_weight_mean": sum(weights) / len(weights)} if any(w != 1.0 for w in weights) else {}
+    if weighed:
+        log.info("finetune: pairs weighted by the program (mean %.2f, %.2f to %.2f): the heavier come first",
+                 weighed["pair_weight_mean"], min(weights), max(weights))
     lost = _describe_skipped(skipped, len(examples))
     if lost:
         log.warning("finetune: %s", lost)
@@ -115,7 +120,7 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
                                "steps": trained.steps, "planned_steps": trained.planned_steps,
                                "final_loss": trained.last_loss, "train_seconds": trained.seconds,
                                "resumed_from_step": trained.resumed_from, "stopped": trained.stopped,
-                               "precision": config.precision}
+                               "precision": config.precision, **weighed}
     ctx.use_lora(cached, sha256_file(cached))
     log.info("finetune: %d pairs, adapter %s, %.0f s", len(pairs), cached.name, time.perf_counter() - started)
     return ctx.student.deepcopy()
