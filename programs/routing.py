@@ -95,8 +95,8 @@ class Router(dspy.Module):
     def finetune_weight(self, example: dspy.Example, prediction: dspy.Prediction) -> float:
         """The training pair's weight: 1 + (unsure_weight - 1) * (1 - p), p the out-of-fold ranker's top
         probability for the message (1 for a sure ranker, up to unsure_weight for an unsure one). Under a
-        time budget the schedule then shows mostly the messages where the LM's own judgement matters,
-        instead of the nine in ten where copying the ranker's guess is right."""
+        time budget the schedule then shows more of the messages where the LM's own judgement matters
+        than their share, and fewer of those where copying the ranker's guess is right."""
         return 1.0 + (self.unsure_weight - 1.0) * (1.0 - self._recorded_top)
 
     def _signature_for(self, allowed: list[str]) -> type[dspy.Signature]:
