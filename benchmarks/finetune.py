@@ -93,6 +93,12 @@ ROWS = [
                                         "optimizer.params.max_examples=15000"],
      "CLINC150 150 intents, label order, the ranker's guess, the messages it is unsure of first, all offered",
      0.92, "tfidf_logreg", ["clinc-intents-top10-hint"]),
+    # the unsure_weight row's control on the CPU it ran on (steps per 30 minutes differ 3x between machines)
+    ("clinc-intents-top10-hint-1500", FT, ["dataset.name=clinc150_intents", "dataset.test=1500",
+                                           "program.params.candidates=10", "program.params.candidate_order=label",
+                                           "program.params.ranker_hint=true", "optimizer.params.max_examples=15000"],
+     "CLINC150 150 intents, label order and the ranker's guess, all offered, 1,500 test items (control)", None,
+     "tfidf_logreg", ["clinc-intents-top10-unsure"]),
     ("banking77-top10-hint", FT, ["dataset.name=banking77", "dataset.test=null", "program.params.candidates=10",
                                   "program.params.candidate_order=label", "program.params.ranker_hint=true",
                                   "optimizer.params.max_examples=15000"],
