@@ -246,3 +246,19 @@ def test_demos_kept_in_the_training_prompts_retrieval_demos_then_finetune(tmp_pa
     assert run.data.metrics["finetune.steps"] == 6 and run.data.metrics["finetune.pairs"] == 48
     assert run.data.tags["workbench.lm"].endswith(f"+lora-{run.data.tags['workbench.lora_sha256'][:12]}")
     assert run.data.metrics["n_examples"] == 10
+
+
+def test_a_router_weighing_its_unsure_messages_trains_and_logs_the_weights(tmp_path):
+    """`unsure_weight` through the CLI on the embedded LM: a narrowed router's pairs are weighted by
+    how unsure the out-of-fold ranker is (the run logs their mean, above 1 and below the cap), the
+    weighted schedule trains, and the run routes with the adapter."""
+    store = Store(tmp_path / "mlruns")
+    overrides = [*TINY[:2], "dataset.test=10", "program.params.candidates=3", "program.params.ranker_hint=true",
+                 "program.params.unsure_weight=8", "optimizer.params.max_examples=48", "optimizer.params.max_steps=6",
+                 "optimizer.params.batch_size=8", *store.overrides]
+    done = run_cli("run", str(SPEC), "--quiet", *_sets(overrides), env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = store.client().get_run(_run_id(done.stdout))
+    assert run.info.status == "FINISHED" and run.data.metrics["finetune.steps"] == 6
+    assert 1.0 < run.data.metrics["finetune.pair_weight_mean"] < 8.0
+    assert run.data.tags["workbench.lm"].endswith(f"+lora-{run.data.tags['workbench.lora_sha256'][:12]}")
