@@ -147,7 +147,7 @@ def _batches(n: int, batch_size: int, seed: int, steps: int, weights: list[float
     """The whole schedule of batches, fixed by the seed (so a resumed run sees the same ones). Every
     pass shows every pair once; with `weights`, a pass is a weighted random order (each pair's key is
     u ** (1 / weight), largest first), so a pair of weight 4 tends to come early and a training run
-    stopped by its time budget part-way through its first pass has seen mostly the heavier pairs."""
+    stopped by its time budget part-way through its first pass has seen more heavy pairs than their share."""
     rng = random.Random(seed)
     order: list[int] = []
     weighted = weights is not None and any(w != 1.0 for w in weights)
