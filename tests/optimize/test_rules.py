@@ -40,9 +40,15 @@ def test_refused_in_one_line_before_any_lm_call(name, params, field, needle, tmp
 
 
 def test_a_refusal_comes_before_dspy_is_imported_in_a_real_subprocess(tmp_path):
-    result = run_cli("run", str(SPEC), "--set", "optimizer.name=MIPROv2", "--set",
-                     'optimizer.params={"auto": "light", "num_trials": 5}', "--set", "tracking.enabled=false",
-                     env={"PYTHONPROFILEIMPORTTIME": "1"})
+    """The first check with a cold cache loads the registries once and indexes them (whichever
+    test ran first on this worker decides which one that is); every later check reads the index."""
+    args = ("run", str(SPEC), "--set", "optimizer.name=MIPROv2", "--set",
+            'optimizer.params={"auto": "light", "num_trials": 5}', "--set", "tracking.enabled=false")
+    env = {"WORKBENCH_CACHE": str(tmp_path / "cache"), "PYTHONPROFILEIMPORTTIME": "1"}
+    cold = run_cli(*args, env=env)
+    assert cold.returncode == 2 and "| dspy" in cold.stderr  # no index yet: the registries were imported
+    assert (tmp_path / "cache" / "registry-index.json").is_file()
+    result = run_cli(*args, env=env)
     assert result.returncode == 2 and "cannot be set together with auto" in result.stderr
     assert " dspy\n" not in result.stderr and "| dspy" not in result.stderr  # refused by the spec check alone
 
