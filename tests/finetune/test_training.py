@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from workbench.errors import UserError
 from workbench.finetune.pairs import Pair
 
 torch = pytest.importorskip("torch")
@@ -90,11 +91,12 @@ def test_a_batch_whose_prompts_barely_overlap_is_not_split(tokenizer):
     assert batch[4] is None
 
 
-def _train(tokenizer, tmp_path, steps=12, every=4, status=None, name="ckpt", minutes=None, precision="float32"):
+def _train(tokenizer, tmp_path, steps=12, every=4, status=None, name="ckpt", minutes=None, precision="float32",
+           layers=None):
     from workbench.finetune.train import TrainConfig, train
 
     config = TrainConfig(rank=4, alpha=8, max_steps=steps, batch_size=4, learning_rate=0.05, checkpoint_every=every,
-                         max_minutes=minutes, precision=precision)
+                         max_minutes=minutes, precision=precision, layers=layers)
     return train(PAIRS, None, config, tmp_path / name, "fingerprint", status=status, base=(tokenizer, tiny_model(tokenizer)))
 
 
@@ -132,6 +134,29 @@ def test_bfloat16_products_train_seeded_float32_weights_that_move_the_loss_as_fl
     after_low, after_full = answer_loss(low.model, tokenizer, PAIRS), answer_loss(full.model, tokenizer, PAIRS)
     assert after_low < before - 0.1, (before, after_low)
     assert after_low == pytest.approx(after_full, rel=0.05), (after_low, after_full)
+
+
+def test_layers_puts_lora_in_the_top_blocks_only_and_the_backward_pass_stops_below_them(tokenizer, tmp_path):
+    from workbench.finetune.train import TrainConfig, answer_loss, describe, lora_config
+
+    before = answer_loss(tiny_model(tokenizer), tokenizer, PAIRS)
+    top = _train(tokenizer, tmp_path, name="top", layers=1)
+    weights = _weights(top)
+    assert weights and all(".layers.1." in k for k in weights), sorted(weights)[:4]
+    assert answer_loss(top.model, tokenizer, PAIRS) < before - 0.1
+    # no autograd graph through the lower block: none of its activations asks for a gradient
+    seen = []
+    block = top.model.base_model.model.model.layers[0]
+    handle = block.register_forward_hook(lambda _m, _i, out: seen.append(out[0] if isinstance(out, tuple) else out))
+    top.model(input_ids=torch.tensor([[1, 2, 3]]))
+    handle.remove()
+    assert seen and not seen[0].requires_grad
+    assert lora_config(TrainConfig(layers=2), 30).layers_to_transform == [28, 29]
+    assert lora_config(TrainConfig(), 30).layers_to_transform is None
+    with pytest.raises(UserError, match="layers 3 exceeds the base model's 2 transformer blocks"):
+        _train(tokenizer, tmp_path, name="many", layers=3)
+    # adapters trained before `layers` existed keep their cache keys
+    assert "layers" not in describe(TrainConfig()) and '"layers": 4' in describe(TrainConfig(layers=4))
 
 
 def test_a_time_budget_the_plan_fits_in_leaves_training_seeded(tokenizer, tmp_path):

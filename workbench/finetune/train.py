@@ -56,14 +56,18 @@ class TrainConfig:
     # the matrix products of training in bfloat16 (weights, gradients and optimizer stay float32):
     # auto = where the CPU multiplies bfloat16 natively (AVX512-BF16, AMX); elsewhere it is slower
     precision: str = "auto"
+    # LoRA in the top `layers` transformer blocks only (None: all): the backward pass stops below them
+    layers: int | None = None
 
     def check(self, n_pairs: int, *, source: str = "<spec>") -> int:
         """Bad parameters as one line each; returns the number of optimizer steps planned."""
         def bad(name: str, message: str) -> UserError:
             return UserError(message, file=source, field=f"optimizer.params.{name}")
 
-        for name in ("rank", "batch_size", "checkpoint_every"):
+        for name in ("rank", "batch_size", "checkpoint_every", "layers"):
             value = getattr(self, name)
+            if name == "layers" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise bad(name, f"{name} must be a positive integer, got {value!r}")
         for name in ("alpha", "learning_rate", "epochs"):
@@ -260,7 +264,7 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
     `base`: an already loaded (tokenizer, model) instead of the GGUF file's."""
     planned = config.check(len(pairs), source=source)
     import torch
-    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+    from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
     torch.manual_seed(config.seed)
     torch.set_num_threads(os.cpu_count() or 2)
@@ -268,8 +272,7 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
     warnings.filterwarnings("ignore", message=".*(gradient_checkpointing|activation_checkpointing).*")
     warnings.filterwarnings("ignore", message="Could not find a config file")
     tokenizer, base = base or load_base(gguf_path)
-    model = get_peft_model(base, LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0, bias="none",
-                                            target_modules=list(config.target_modules), task_type="CAUSAL_LM"))
+    model = get_peft_model(base, lora_config(config, base.config.num_hidden_layers, source))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
     budget_s = config.max_minutes * 60 if config.max_minutes is not None else None
@@ -336,6 +339,20 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
     return Trained(model, tokenizer, step, planned, loss_value, time.perf_counter() - began, start_step, stopped)
 
 
+def lora_config(config: TrainConfig, n_layers: int, source: str = "<spec>"):
+    """PEFT's LoRA configuration for `config` on a base model of `n_layers` transformer blocks."""
+    from peft import LoraConfig
+
+    top = None
+    if config.layers is not None:
+        if config.layers > n_layers:
+            raise UserError(f"layers {config.layers} exceeds the base model's {n_layers} transformer blocks",
+                            file=source, field="optimizer.params.layers")
+        top = list(range(n_layers - config.layers, n_layers))
+    return LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0, bias="none",
+                      target_modules=list(config.target_modules), layers_to_transform=top, task_type="CAUSAL_LM")
+
+
 def warmup_steps(planned: int) -> int:
     return max(1, planned // 20)
 
@@ -368,4 +385,9 @@ def _save(path: Path, state: dict) -> None:
 
 
 def describe(config: TrainConfig) -> str:
-    return json.dumps(asdict(config), sort_keys=True)
+    """The parameters as they key an adapter (`layers` only when set, so adapters trained before it
+    existed keep their keys)."""
+    described = asdict(config)
+    if described["layers"] is None:
+        del described["layers"]
+    return json.dumps(described, sort_keys=True)

@@ -40,13 +40,15 @@ def _embedded_backend(ctx: CompileContext):
 def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target_modules: list[str] | None = None,
              learning_rate: float = 1e-3, epochs: float | None = None, max_steps: int | None = None,
              batch_size: int = 16, max_examples: int | None = None, max_minutes: float | None = None,
-             source: str = "gold", checkpoint_every: int = 25, seed: int | None = None, precision: str = "auto"):
+             source: str = "gold", checkpoint_every: int = 25, seed: int | None = None, precision: str = "auto",
+             layers: int | None = None):
     """Fine-tune the embedded LM (LoRA, CPU) on the program's own prompts and gold answers.
 
     `source`: gold (the examples' output fields; no LM calls) or bootstrap (the LM's answers that the
     metric accepts). `max_examples`: train on a seeded sample of the train split. `max_minutes`: stop
     training between steps after this long (the adapter is what was learnt by then). `precision`:
-    auto (bfloat16 products where the CPU has them natively), float32 or bfloat16.
+    auto (bfloat16 products where the CPU has them natively), float32 or bfloat16. `layers`: LoRA in the
+    top N transformer blocks only (default all); the backward pass stops below them, so steps are faster.
     """
     from workbench.finetune.gguf_lora import sha256_file, write_adapter
     from workbench.finetune.pairs import build_pairs, pairs_digest
@@ -63,7 +65,7 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
     config = TrainConfig(rank=rank, alpha=alpha, target_modules=list(target_modules or TARGETS),
                          learning_rate=learning_rate, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                          max_minutes=max_minutes, seed=ctx.seed if seed is None else seed,
-                         checkpoint_every=checkpoint_every, precision=precision)
+                         checkpoint_every=checkpoint_every, precision=precision, layers=layers)
     examples = list(ctx.trainset)
     if max_examples is not None:
         if not isinstance(max_examples, int) or isinstance(max_examples, bool) or max_examples < 1:
