@@ -1,8 +1,9 @@
 """Seconds per LoRA training step on the embedded model, by how a batch is computed: every row whole
 in float32 (the loop before the shared prefix), the rows' common prompt prefix run once (float32),
-and that with bfloat16 products (`precision: bfloat16`). The same batches of the router's real
-training prompts go through the three in turn, on one model, so all see the same machine load;
-the loss of each batch is compared too (the shared prefix must not change it).
+that with bfloat16 products (`precision: bfloat16`), and LoRA in the top 10 of the 30 blocks only
+(`layers: 10`: the backward pass stops below them). The same batches of the router's real training
+prompts go through each in turn, in one process, so all see the same machine load; the loss of each
+batch is compared too (the shared prefix must not change it; fewer LoRA blocks start from the same loss).
 
     python benchmarks/training_speed.py                 # CLINC150 domains and BANKING77 (all 77 labels)
     python benchmarks/training_speed.py --batches 4
@@ -19,11 +20,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SPEC = "experiments/routing_clinc150_finetune.yaml"
-MODES = [("whole rows, float32", False, False), ("shared prefix, float32", True, False),
-         ("shared prefix, bfloat16 products", True, True)]
+# (name, shared prefix, bfloat16 products, LoRA blocks from the top: None = all)
+MODES = [("whole rows, float32", False, False, None), ("shared prefix, float32", True, False, None),
+         ("shared prefix, bfloat16 products", True, True, None),
+         ("shared prefix, float32, LoRA in the top 10 blocks", True, False, 10),
+         ("shared prefix, bfloat16, LoRA in the top 10 blocks", True, True, 10)]
 # (task, spec overrides, share of --batches)
 TASKS = [("CLINC150 domains (10 labels in the prompt)", [], 1.0),
-         ("BANKING77 (77 labels in the prompt)", ["dataset.name=banking77"], 0.5)]
+         ("BANKING77 (77 labels in the prompt)", ["dataset.name=banking77"], 0.5),
+         ("CLINC150 intents (10 nearest labels + the ranker's guess)",
+          ["dataset.name=clinc150_intents", "program.params.candidates=10", "program.params.candidate_order=label",
+           "program.params.ranker_hint=true"], 0.5)]
 
 
 def training_pairs(spec, program, examples: list) -> list:
@@ -39,11 +46,13 @@ def training_pairs(spec, program, examples: list) -> list:
 
 
 def measure(overrides: list[str], modes: list, batches: int, batch_size: int) -> dict:
+    import copy
+
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     import workbench
-    from workbench.finetune.train import TARGETS, _shared_prefix, encode, load_base, step_loss
+    from workbench.finetune.train import TrainConfig, _shared_prefix, encode, load_base, lora_config, step_loss
     from workbench.lm.models import resolve_model_path
     from workbench.runner import prepare
 
@@ -51,9 +60,11 @@ def measure(overrides: list[str], modes: list, batches: int, batch_size: int) ->
     prepared = prepare(spec)
     pairs = training_pairs(spec, prepared.program, prepared.trainset[:(batches + 1) * batch_size])
     tokenizer, base = load_base(resolve_model_path(spec.lm.model))
-    torch.manual_seed(0)
-    model = get_peft_model(base, LoraConfig(r=16, lora_alpha=32, target_modules=list(TARGETS), task_type="CAUSAL_LM"))
-    model.train()
+    models = {}
+    for layers in sorted({m[3] for m in modes}, key=lambda n: n or 0):  # one LoRA model per block count
+        torch.manual_seed(0)
+        config = lora_config(TrainConfig(layers=layers), base.config.num_hidden_layers)
+        models[layers] = get_peft_model(copy.deepcopy(base), config).train()
     encoded = [encode(tokenizer, p) for p in pairs]
     seconds = {name: 0.0 for name, *_ in modes}
     losses: dict[str, list[float]] = {name: [] for name, *_ in modes}
@@ -61,7 +72,8 @@ def measure(overrides: list[str], modes: list, batches: int, batch_size: int) ->
     for b in range(batches + 1):  # the first batch warms up and is not counted
         rows = encoded[b * batch_size:(b + 1) * batch_size]
         shared.append(_shared_prefix(rows))
-        for name, share, low in modes:
+        for name, share, low, layers in modes:
+            model = models[layers]
             start = time.perf_counter()
             loss, _ = step_loss(model, rows, tokenizer.pad_token_id or 0, bfloat16=low, share=share)
             loss.backward()
@@ -78,6 +90,9 @@ def measure(overrides: list[str], modes: list, batches: int, batch_size: int) ->
 
 def report(results: list[tuple[str, dict]]) -> str:
     from benchmarks.results import table
+    from workbench.finetune.train import resolve_precision
+
+    native = resolve_precision("auto") == "bfloat16"
 
     rows = []
     for task, r in results:
@@ -90,9 +105,11 @@ def report(results: list[tuple[str, dict]]) -> str:
             + table(["task", "batch computed as", "s/step", "speed-up vs whole rows",
                      "largest relative loss gap vs the task's first row"],
                     rows)
-            + f"\n\nForward and backward of one step (LoRA r=16 on every linear layer, the embedded model's "
-              f"weights in float32), each way in turn on the same batches, one process. {notes}. The shared "
-              "prefix gives the same loss (the gap is rounding); bfloat16 products give a slightly different one. "
+            + f"\n\nForward and backward of one step (LoRA r=16 on every linear layer of every block, or of the top "
+              f"10 of 30; the embedded model's weights in float32), each way in turn on the same batches, one process; "
+              f"bfloat16 where this CPU {'has' if native else 'lacks'} native bfloat16 products. {notes}. The shared "
+              "prefix gives the same loss (the gap is rounding); bfloat16 products give a slightly different one; "
+              "a fresh LoRA starts at the base model's loss wherever it sits. "
               "The prompts are the spec's (`lm.adapter: compact_json`): up to 20 allowed labels follow the message "
               "in the user turn (a narrowed list may change per query), so CLINC150's 10 domains are not shared; "
               "BANKING77's 77 are in the system message, shared by every row.\n")
