@@ -306,6 +306,7 @@ def _refusal(tmp_path, optimizer: str, params: dict) -> tuple[str, str]:
     ({"source": "teacher"}, "optimizer.params.source", "gold or bootstrap"),
     ({"precision": "float16"}, "optimizer.params.precision", "auto, float32, bfloat16"),
     ({"layers": 0}, "optimizer.params.layers", "positive integer"),
+    ({"layers": 40}, "optimizer.params.layers", "exceeds the 30 transformer blocks of"),
 ])
 def test_bad_finetune_parameters_are_one_line_before_training(params, field, needle, tmp_path):
     line, stderr = _refusal(tmp_path, "finetune", params)

@@ -97,6 +97,14 @@ def base_architecture(path: Path) -> str:
                         field="lm.model") from None
 
 
+def block_count(path: Path) -> int | None:
+    """How many transformer blocks a GGUF model has (`<architecture>.block_count`; None if unsaid)."""
+    architecture = base_architecture(path)
+    key = f"{architecture}.block_count"
+    value = read_header(path, {key}).get(key)
+    return int(value) if isinstance(value, int) else None
+
+
 def adapter_base(path: Path) -> str | None:
     """The base model digest an adapter was trained on (None: not written by the workbench)."""
     try:

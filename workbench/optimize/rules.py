@@ -71,6 +71,7 @@ def check(spec, *, train: int | None = None, val: int | None = None) -> None:
     """Raise UserError (exit 2) naming `optimizer.params.<key>` (a sequence's step:
     `optimizer.params.steps.<i>.params.<key>`) and the spec file."""
     from workbench.errors import UserError
+    from workbench.finetune.gguf_lora import block_count
     from workbench.optimize.sequence import steps_of
 
     steps = steps_of(spec.optimizer.name, dict(spec.optimizer.params))
@@ -81,13 +82,21 @@ def check(spec, *, train: int | None = None, val: int | None = None) -> None:
             where = f"optimizer.params.steps.{i}" if len(steps) > 1 or name != spec.optimizer.name else "optimizer"
             field = key if key.startswith("dataset.") else f"{where}.params.{key}"
             raise UserError(f"{name}: {why}", file=spec.source, field=field)
-    trains = [name for name, _ in steps if name in ("finetune", "BootstrapFinetune")]
+    trains = [(i, name, params) for i, (name, params) in enumerate(steps) if name in ("finetune", "BootstrapFinetune")]
     if trains:
-        _check_base(spec, trains[0])
+        path = _check_base(spec, trains[0][1])
+        for i, name, params in trains:
+            layers = params.get("layers")
+            blocks = block_count(path) if isinstance(layers, int) else None
+            if blocks is not None and layers > blocks:
+                where = f"optimizer.params.steps.{i}" if len(steps) > 1 or name != spec.optimizer.name else "optimizer"
+                raise UserError(f"{name}: layers {layers} exceeds the {blocks} transformer blocks of {path.name}",
+                                file=spec.source, field=f"{where}.params.layers")
 
 
-def _check_base(spec, name: str) -> None:
-    """Weight optimization needs the embedded LM, a llama-architecture GGUF, and no adapter already."""
+def _check_base(spec, name: str):
+    """Weight optimization needs the embedded LM, a llama-architecture GGUF, and no adapter already;
+    returns the base model's path."""
     from workbench.errors import UserError
 
     if spec.lm.backend != "embedded":
@@ -104,6 +113,7 @@ def _check_base(spec, name: str) -> None:
     if architecture != "llama":
         raise UserError(f"{path.name} is a {architecture!r} model; {name} writes LoRA adapters for llama-architecture "
                         "GGUF models only", file=spec.source, field="lm.model")
+    return path
 
 
 def _finetune(p: dict[str, Any], train: int | None) -> tuple[str, str] | None:
