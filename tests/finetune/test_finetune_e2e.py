@@ -32,7 +32,9 @@ def _run_id(stdout: str) -> str:
     return next(x for x in stdout.splitlines() if x.startswith("run_id=")).split()[0][len("run_id="):]
 
 
-def test_the_gguf_adapter_answers_as_the_torch_model_and_lowers_held_out_loss(tmp_path):
+@pytest.mark.parametrize("layers", [None, 10], ids=["every-block", "top-10-blocks"])
+def test_the_gguf_adapter_answers_as_the_torch_model_and_lowers_held_out_loss(tmp_path, layers):
+    """(`layers: 10`: the adapter holds the top 10 blocks' matrices only, and llama.cpp applies those.)"""
     import dspy
     import torch
     from llama_cpp import Llama
@@ -53,8 +55,10 @@ def test_the_gguf_adapter_answers_as_the_torch_model_and_lowers_held_out_loss(tm
     from workbench.lm.models import resolve_model_path
 
     base_path = resolve_model_path(base_path)
-    config = TrainConfig(max_steps=24, batch_size=4, learning_rate=2e-3)
+    config = TrainConfig(max_steps=24, batch_size=4, learning_rate=2e-3, layers=layers)
     trained = train(pairs, base_path, config, None, "t")
+    blocks = {int(k.split(".layers.")[1].split(".")[0]) for k in _lora_state(trained.model)}
+    assert blocks == (set(range(30)) if layers is None else set(range(20, 30))), sorted(blocks)
     after = answer_loss(trained.model, trained.tokenizer, held)
     with trained.model.disable_adapter():
         before = answer_loss(trained.model, trained.tokenizer, held)
