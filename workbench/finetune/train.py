@@ -3,7 +3,8 @@
 Seeded (the same pairs and parameters give the same adapter on one machine, unless `max_minutes` cuts
 the plan short: then the steps done and the rate depend on the clock), loss on the answer tokens only
 (the prompt prefix a batch's rows share run once for all of them; matrix products in bfloat16 where
-the CPU has them natively, see `precision`),
+the CPU has them natively, see `precision`; LoRA in the top 10 of 30 blocks only, `layers: 10`, about halves a step: the
+backward pass stops below them),
 AdamW with a short warm-up and linear decay (to the end of the planned steps, or of `max_minutes`
 when the pace after the warm-up says the plan will not fit in it), a checkpoint every `checkpoint_every` steps
 (written next to the previous one, then swapped in, so a full disk or a kill leaves the last good
