@@ -8,13 +8,13 @@ approximate index: one matrix product per query.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.util
 import os
 import threading
 import time
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -85,16 +85,40 @@ def embed(texts: list[str], name: str = "all-minilm-l6-v2", batch_size: int = 32
     return np.asarray(vectors, dtype=np.float32)
 
 
-@functools.lru_cache(maxsize=4096)
-def _query_vector(text: str, name: str) -> np.ndarray:
-    vector = embed([text], name)[0]
+QUERY_CACHE = 4096  # query vectors kept per process (least recently used dropped first)
+_queries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_queries_lock = threading.Lock()
+
+
+def _remember(key: tuple[str, str], vector: np.ndarray) -> np.ndarray:
     vector.setflags(write=False)
+    with _queries_lock:
+        _queries[key] = vector
+        _queries.move_to_end(key)
+        while len(_queries) > QUERY_CACHE:
+            _queries.popitem(last=False)
     return vector
 
 
 def embed_query(text: str, name: str = "all-minilm-l6-v2") -> np.ndarray:
     """One query's vector, cached: a question is embedded once however many stages use it."""
-    return _query_vector(text, name)
+    with _queries_lock:
+        vector = _queries.get((text, name))
+        if vector is not None:
+            _queries.move_to_end((text, name))
+            return vector
+    return _remember((text, name), embed([text], name)[0])
+
+
+def embed_queries(texts: list[str], name: str = "all-minilm-l6-v2") -> None:
+    """Embed the queries not cached yet in batches, for the `embed_query` calls that follow (a
+    reranker fitted on 160 training questions: 0.37 s instead of 1.2 s, one query at a time)."""
+    with _queries_lock:
+        missing = list(dict.fromkeys(t for t in texts if (t, name) not in _queries))
+    for start in range(0, len(missing), QUERY_CACHE):
+        chunk = missing[start:start + QUERY_CACHE]
+        for text, vector in zip(chunk, embed(chunk, name)):
+            _remember((text, name), vector)
 
 
 class DenseRetriever(Retriever):

@@ -18,7 +18,7 @@ from dspy.predict.parameter import Parameter
 
 from workbench.retrieval.sentences import content_words, corpus_picker
 from workbench.retrieval.bm25 import BM25Retriever
-from workbench.retrieval.dense import DenseRetriever, embed_query
+from workbench.retrieval.dense import DenseRetriever, embed_queries, embed_query
 
 FEATURES = ("inverse_rank", "bm25_inverse_rank", "dense_inverse_rank", "bm25_relative_score", "dense_cosine",
             "best_sentence_cosine", "best_sentence_overlap", "all_words_in_passage")
@@ -92,6 +92,7 @@ class LearnedReranker(Parameter):
         """Fit on training questions; `rank(question)` gives the first-stage ids to rerank."""
         from sklearn.linear_model import LogisticRegression
 
+        embed_queries(list(questions))  # in batches, not one at a time in the loop below
         blocks, labels = [], []
         for question, gold_id in zip(questions, gold):
             ranked = rank(question)
