@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import FAST_LM, free_port, run_cli
+from tests.conftest import FAST_LM, free_port, run_main
 from workbench.lm.backend_server import BackendServer
 from workbench.lm.mock_server import MockEndpoint
 
@@ -20,7 +20,7 @@ from workbench.lm.mock_server import MockEndpoint
 def prompt_folder(routing_store, tmp_path_factory):
     store, runs = routing_store
     out = tmp_path_factory.mktemp("prompt") / "good"
-    result = run_cli("export", runs["good"], "--format", "prompt", "--out", str(out), "--tracking-uri", store.uri)
+    result = run_main("export", runs["good"], "--format", "prompt", "--out", str(out), "--tracking-uri", store.uri)
     assert result.returncode == 0, result.stderr
     assert "through client.py vs" in result.stdout
     return out
@@ -89,12 +89,12 @@ class Wrong:
 def test_a_losing_prompt_and_a_dead_endpoint_are_refused(routing_store, tmp_path):
     store, runs = routing_store
     with BackendServer(Wrong()) as server:
-        result = run_cli("export", runs["good"], "--format", "prompt", "--out", str(tmp_path / "lost"),
+        result = run_main("export", runs["good"], "--format", "prompt", "--out", str(tmp_path / "lost"),
                          "--base-url", server.base_url, "--tracking-uri", store.uri)
     assert result.returncode == 1, result.stderr
     assert "through client.py but" in result.stderr and "loses more than --tolerance" in result.stderr
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    result = run_cli("export", runs["good"], "--format", "prompt", "--out", str(tmp_path / "dead"), "--base-url", dead,
+    result = run_main("export", runs["good"], "--format", "prompt", "--out", str(tmp_path / "dead"), "--base-url", dead,
                      "--tracking-uri", store.uri)
     assert result.returncode == 2 and f"the endpoint {dead} does not answer" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
@@ -103,7 +103,7 @@ def test_a_losing_prompt_and_a_dead_endpoint_are_refused(routing_store, tmp_path
 
 def test_zero_shot_over_all_labels_exports_too(routing_store, tmp_path):
     store, runs = routing_store
-    result = run_cli("export", runs["zero_shot"], "--format", "prompt", "--out", str(tmp_path / "zs"),
+    result = run_main("export", runs["zero_shot"], "--format", "prompt", "--out", str(tmp_path / "zs"),
                      "--tracking-uri", store.uri)
     assert result.returncode == 0, result.stderr
     doc = json.loads((tmp_path / "zs" / "prompt.json").read_text())
@@ -119,7 +119,7 @@ def test_a_router_with_the_ranker_hint_in_label_order_exports_and_renders_the_sa
     run = routing_run(store, *FAST_LM, "optimizer.name=none", "optimizer.params={}", "program.params.candidates=3",
                       "program.params.candidate_order=label", "program.params.ranker_hint=true")
     out = tmp_path / "hint"
-    result = run_cli("export", run, "--format", "prompt", "--out", str(out), "--tracking-uri", store.uri)
+    result = run_main("export", run, "--format", "prompt", "--out", str(out), "--tracking-uri", store.uri)
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["rendering_checked"] == report["n"] == 24 and report["plain_score"] == report["dspy_score"]

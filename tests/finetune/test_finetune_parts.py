@@ -77,7 +77,7 @@ def test_narrowed_candidates_do_not_give_the_answer_away_in_training_prompts():
 
     data = yaml.safe_load(SPEC.read_text())
     data["program"]["params"]["candidates"] = 10
-    data["dataset"].update(name="banking77", train=1000, dev=10, test=10)
+    data["dataset"].update(name="banking77", train=600, dev=10, test=10)
     data["lm"].update(backend="recorded", model="synthetic")
     prepared = prepare(validate(data, str(SPEC)))
     examples = prepared.trainset[:200]

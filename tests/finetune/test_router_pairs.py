@@ -29,7 +29,7 @@ def test_candidates_in_label_order_hide_the_rankers_pick_from_the_prompt_but_not
 
     data = yaml.safe_load(SPEC.read_text())
     data["program"]["params"].update(candidates=10, candidate_order="label")
-    data["dataset"].update(name="banking77", train=1000, dev=10, test=10)
+    data["dataset"].update(name="banking77", train=400, dev=10, test=10)
     data["lm"].update(backend="recorded", model="synthetic")
     prepared = prepare(validate(data, str(SPEC)))
     program, examples = prepared.program, prepared.trainset[:200]
@@ -78,7 +78,7 @@ def test_the_ranker_hint_shows_the_out_of_fold_guess_in_training_and_the_full_ra
 
     data = yaml.safe_load(SPEC.read_text())
     data["program"]["params"].update(candidates=10, candidate_order="label", ranker_hint=True)
-    data["dataset"].update(name="banking77", train=1000, dev=10, test=10)
+    data["dataset"].update(name="banking77", train=400, dev=10, test=10)
     data["lm"].update(backend="recorded", model="synthetic")
     prepared = prepare(validate(data, str(SPEC)))
     program, examples = prepared.program, prepared.trainset[:100]
@@ -122,7 +122,7 @@ def test_unsure_weight_weighs_each_pair_by_how_unsure_the_out_of_fold_ranker_is(
 
     data = yaml.safe_load(SPEC.read_text())
     data["program"]["params"].update(candidates=10, candidate_order="label", unsure_weight=5)
-    data["dataset"].update(name="banking77", train=1000, dev=10, test=10)
+    data["dataset"].update(name="banking77", train=400, dev=10, test=10)
     data["lm"].update(backend="recorded", model="synthetic")
     prepared = prepare(validate(data, str(SPEC)))
     program, examples = prepared.program, prepared.trainset[:80]
