@@ -133,7 +133,10 @@ def run_main(*args: str) -> subprocess.CompletedProcess:
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's refusals exit, as the interpreter would
+            code = exc.code if isinstance(exc.code, int) else 1
     return subprocess.CompletedProcess(["workbench", *args], code, out.getvalue(), err.getvalue())
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.conftest import SPEC, Store, run_cli
+from tests.conftest import SPEC, Store, run_cli, run_main
 from workbench.comparison.report import compare
 from workbench.errors import UserError
 from workbench.spec import TrackingSpec
@@ -54,7 +54,7 @@ def test_leaderboard_pairs_changes_and_prompt_diff(two_runs):
 def test_cli_prints_writes_and_logs_the_comparison(two_runs, tmp_path):
     store, base, tuned = two_runs
     out = tmp_path / "report"
-    result = run_cli("compare", base[:8], tuned, "--tracking-uri", store.uri, "--out", str(out))
+    result = run_main("compare", base[:8], tuned, "--tracking-uri", store.uri, "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     for text in ("leaderboard", "McNemar", "prompt diff", "Route the message"):
         assert text in result.stdout
@@ -98,7 +98,7 @@ def test_bad_references_are_one_line_exit_2(store, case, message, capsys):
     with pytest.raises(UserError, match=message):
         compare(refs, tracking_uri=store.uri)
     if case in ("unknown", "different_examples"):  # through a real process; the others through the same CLI code
-        result = run_cli("compare", *refs, "--tracking-uri", store.uri, "--no-log")
+        result = run_main("compare", *refs, "--tracking-uri", store.uri, "--no-log")
         code, err = result.returncode, result.stderr
     else:
         from workbench.cli import main
@@ -127,7 +127,7 @@ def test_runs_made_with_different_locks_are_flagged(two_runs, tmp_path):
     assert compare([base, tuned], tracking_uri=store.uri).environment == {}  # same lock, same versions
     store.client().set_tag(tuned, "workbench.lock_sha256", "f" * 64)
     store.client().set_tag(tuned, "workbench.versions", "python=3.11.7 dspy=3.4.9 mlflow=3.17.2")
-    result = run_cli("compare", base, tuned, "--tracking-uri", store.uri, "--out", str(tmp_path / "r"), "--no-log")
+    result = run_main("compare", base, tuned, "--tracking-uri", store.uri, "--out", str(tmp_path / "r"), "--no-log")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "different locks" in result.stderr and f"→ {'f' * 12}" in result.stderr and "→ 3.4.9" in result.stderr
     assert "## Software" in (tmp_path / "r" / "report.md").read_text()

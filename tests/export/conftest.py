@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST_LM, SPEC, Store, run_cli
+from tests.conftest import FAST_LM, SPEC, Store, run_main
 
 SMALL = ["dataset.train=400", "dataset.dev=20", "dataset.test=24"]
 
 
 def routing_run(store: Store, *overrides: str) -> str:
-    result = run_cli("run", str(SPEC), "--quiet", *[a for o in [*SMALL, *store.overrides, *overrides]
+    result = run_main("run", str(SPEC), "--quiet", *[a for o in [*SMALL, *store.overrides, *overrides]
                                                      for a in ("--set", o)])
     assert result.returncode == 0, result.stderr
     line = next(x for x in result.stdout.splitlines() if x.startswith("run_id="))
@@ -35,6 +35,6 @@ def routing_store(tmp_path_factory) -> tuple[Store, dict[str, str]]:
 def bundle(routing_store, tmp_path_factory) -> Path:
     store, runs = routing_store
     out = tmp_path_factory.mktemp("bundles") / "good"
-    result = run_cli("export", runs["good"], "--out", str(out), "--tracking-uri", store.uri)
+    result = run_main("export", runs["good"], "--out", str(out), "--tracking-uri", store.uri)
     assert result.returncode == 0, result.stderr
     return out

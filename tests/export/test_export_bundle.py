@@ -60,7 +60,7 @@ def test_untrusted_bundles_are_refused(bundle, tmp_path, change, message):
     change(copy)
     with pytest.raises(BundleError, match=message):
         workbench.load(copy)
-    result = run_cli("serve", str(copy), "--port", "1")  # refused before binding anything
+    result = run_main("serve", str(copy), "--port", "1")  # refused before binding anything
     assert result.returncode == 2 and message.split()[0] in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
@@ -95,7 +95,7 @@ def test_force_replaces_a_bundle(routing_store, bundle, tmp_path):
     target = tmp_path / "bundle"
     shutil.copytree(bundle, target)
     (target / "stale.txt").write_text("old")
-    result = run_cli("export", runs["good"], "--out", str(target), "--force", "--tracking-uri", store.uri)
+    result = run_main("export", runs["good"], "--out", str(target), "--force", "--tracking-uri", store.uri)
     assert result.returncode == 0, result.stderr
     assert not (target / "stale.txt").exists() and (target / "manifest.json").is_file()
 
@@ -108,7 +108,7 @@ def test_score_drift_fails_the_export_and_removes_the_bundle(routing_store, tmp_
     client.log_metric(runs["zero_shot"], "score", recorded + 0.25)  # what the run claims no longer holds
     try:
         target = tmp_path / "drifted"
-        result = run_cli("export", runs["zero_shot"], "--out", str(target), "--tracking-uri", store.uri)
+        result = run_main("export", runs["zero_shot"], "--out", str(target), "--tracking-uri", store.uri)
         assert result.returncode == 1, result.stderr
         assert "exceeds the tolerance" in result.stderr and "Traceback" not in result.stderr
         assert list(tmp_path.iterdir()) == []  # neither the bundle nor its staging folder

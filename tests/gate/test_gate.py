@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.comparison.test_compare import _log
-from tests.conftest import SPEC, Store, run_cli, run_main, write_spec
+from tests.conftest import SPEC, Store, run_main, write_spec
 from workbench.cli import main
 
 FAST = ["lm.backend=recorded", "lm.model=synthetic", "lm.cache=false", "dataset.train=2000", "dataset.dev=20",
@@ -33,7 +33,7 @@ def _run(store: Store, *overrides: str) -> str:
 def gate_store(tmp_path_factory):
     store = Store(tmp_path_factory.mktemp("gate") / "mlruns")
     runs = {"few_shot": _run(store), "zero_shot": _run(store, *ZERO_SHOT)}
-    promoted = run_cli("promote", runs["few_shot"], "--name", "gate_fast", "--tracking-uri", store.uri)
+    promoted = run_main("promote", runs["few_shot"], "--name", "gate_fast", "--tracking-uri", store.uri)
     assert promoted.returncode == 0, promoted.stderr[-2000:]
     return store, runs
 
@@ -51,7 +51,7 @@ def _junit(path) -> dict[str, str]:
 def test_worse_run_fails_the_gate_with_reports(gate_store, tmp_path):
     store, runs = gate_store
     junit, md = tmp_path / "gate.xml", tmp_path / "gate.md"
-    result = run_cli("gate", runs["zero_shot"], "--against", runs["few_shot"], "--tracking-uri", store.uri,
+    result = run_main("gate", runs["zero_shot"], "--against", runs["few_shot"], "--tracking-uri", store.uri,
                      "--junit", str(junit), "--markdown", str(md))
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert "gate FAILED: score" in result.stdout
@@ -71,11 +71,11 @@ def test_worse_run_fails_the_gate_with_reports(gate_store, tmp_path):
 def test_better_run_passes_and_cost_is_checked(gate_store, tmp_path):
     store, runs = gate_store
     common = ["--against", runs["zero_shot"], "--tracking-uri", store.uri, "--quiet"]
-    passed = run_cli("gate", runs["few_shot"], *common, "--max-cost-increase", "20", "--max-latency-increase", "50")
+    passed = run_main("gate", runs["few_shot"], *common, "--max-cost-increase", "20", "--max-latency-increase", "50")
     assert passed.returncode == 0, passed.stdout + passed.stderr[-2000:]
     assert passed.stdout.startswith("gate=passed") and "difference=+" in passed.stdout
     # five demos per query cost several times the zero-shot prompt: the default allows +25%
-    costly = run_cli("gate", runs["few_shot"], *common, "--max-latency-increase", "50", "--junit",
+    costly = run_main("gate", runs["few_shot"], *common, "--max-latency-increase", "50", "--junit",
                      str(tmp_path / "cost.xml"))
     assert costly.returncode == 1 and "failed=cost_per_example" in costly.stdout
     assert _junit(tmp_path / "cost.xml")["score"] == "passed"
@@ -100,7 +100,7 @@ def test_spec_is_run_on_the_champions_examples(gate_store, tmp_path):
     spec = write_spec(tmp_path / "candidate.yaml", name="gate_fast", optimizer={"name": "none", "params": {}},
                       dataset={"test": 40, "seed": 7})
     junit = tmp_path / "spec.xml"
-    result = run_cli("gate", str(spec), "--against", "champion", "--junit", str(junit),
+    result = run_main("gate", str(spec), "--against", "champion", "--junit", str(junit),
                      *_sets(*FAST[:3], "dataset.train=2000", "dataset.dev=20", "metric.summaries=[]", *store.overrides))
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert _junit(junit)["score"] == "failed"
@@ -159,12 +159,12 @@ def test_a_candidate_the_budget_cut_short_cannot_pass(gate_store, tmp_path):
     store, runs = gate_store
     junit = tmp_path / "gate.xml"
     spec = write_spec(tmp_path / "cand.yaml", **{})
-    result = run_cli("gate", str(spec), "--against", runs["few_shot"], "--junit", str(junit),
+    result = run_main("gate", str(spec), "--against", runs["few_shot"], "--junit", str(junit),
                      *_sets(*FAST, *store.overrides, "budget.max_lm_calls=30", "budget.allow_over_estimate=true"))
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert "stopped early" in result.stderr and "a gate needs all 120 examples" in result.stderr
     assert list(_junit(junit).values()) == ["error"]
     partial = _run(store, *ZERO_SHOT, "budget.max_lm_calls=40", "budget.allow_over_estimate=true")
     assert store.client().get_run(partial).data.tags["workbench.partial"] == "true"
-    again = run_cli("gate", partial, "--against", runs["few_shot"], "--tracking-uri", store.uri)
+    again = run_main("gate", partial, "--against", runs["few_shot"], "--tracking-uri", store.uri)
     assert again.returncode == 1 and "was evaluated on part of its items only" in again.stderr

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.conftest import FAST_LM, SPEC, Store, run_cli
+from tests.conftest import FAST_LM, SPEC, Store, run_cli, run_main
 from workbench.budget import Meter, BudgetExhausted
 from workbench.runner import run
 from workbench.spec import load_spec
@@ -53,7 +53,7 @@ def test_the_meter_admits_calls_up_to_the_cap_then_refuses():
 ])
 def test_bad_budgets_are_one_line_before_any_lm_call(args, needle, tmp_path):
     store = Store(tmp_path / "mlruns")
-    result = run_cli("run", str(SPEC), *[a for o in [*SMALL, *FAST_LM, *store.overrides] for a in ("--set", o)], *args)
+    result = run_main("run", str(SPEC), *[a for o in [*SMALL, *FAST_LM, *store.overrides] for a in ("--set", o)], *args)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert needle in lines[-1] and lines[-1].startswith("error:") and "Traceback" not in result.stderr
@@ -63,7 +63,7 @@ def test_bad_budgets_are_one_line_before_any_lm_call(args, needle, tmp_path):
 
 def test_a_budget_stops_mipro_and_the_run_still_finishes(tmp_path):
     store = Store(tmp_path / "mlruns")
-    result = run_cli("run", str(SPEC), "--quiet", *[a for o in [*SMALL, *FAST_LM, *MIPRO, *store.overrides]
+    result = run_main("run", str(SPEC), "--quiet", *[a for o in [*SMALL, *FAST_LM, *MIPRO, *store.overrides]
                                                     for a in ("--set", o)], "--max-lm-calls", "70",
                      "--allow-over-estimate")
     assert result.returncode == 0, result.stderr
@@ -81,9 +81,9 @@ def test_an_evaluation_that_runs_out_finishes_with_its_partial_table_and_retry_f
     store = Store(tmp_path / "mlruns")
     sets = [a for o in [*SMALL, *FAST_LM, "optimizer.name=none", "optimizer.params={}", *store.overrides]
             for a in ("--set", o)]
-    refused = run_cli("run", str(SPEC), *sets, "--max-lm-calls", "10")
+    refused = run_main("run", str(SPEC), *sets, "--max-lm-calls", "10")
     assert refused.returncode == 2 and "the evaluation alone plans 24 LM calls, over the budget of 10" in refused.stderr
-    result = run_cli("run", str(SPEC), "--quiet", *sets, "--max-lm-calls", "10", "--allow-over-estimate")
+    result = run_main("run", str(SPEC), "--quiet", *sets, "--max-lm-calls", "10", "--allow-over-estimate")
     assert result.returncode == 0, result.stderr
     assert "evaluation stopped after 10 of 24 examples: LM-call budget reached (10 of 10)" in result.stderr
     run_id = next(x for x in result.stdout.splitlines() if x.startswith("run_id=")).split()[0][len("run_id="):]
@@ -93,10 +93,10 @@ def test_an_evaluation_that_runs_out_finishes_with_its_partial_table_and_retry_f
     assert tags["workbench.partial"] == "true" and tags["workbench.budget_exhausted"].startswith("evaluation: ")
     assert metrics["n_examples"] == 10 and metrics["planned_n_examples"] == 24
     assert metrics["spend_lm_calls"] <= 10 and metrics["failure_rate"] == 0  # no row was cut mid-call
-    retried = run_cli("eval", "--retry-failed", run_id, "--quiet", "--tracking-uri", store.uri, "--max-lm-calls", "30")
+    retried = run_main("eval", "--retry-failed", run_id, "--quiet", "--tracking-uri", store.uri, "--max-lm-calls", "30")
     assert retried.returncode == 0, retried.stderr
     assert " n=24 " in retried.stdout
-    compared = run_cli("compare", run_id, _run_id(retried.stdout), "--tracking-uri", store.uri)
+    compared = run_main("compare", run_id, _run_id(retried.stdout), "--tracking-uri", store.uri)
     assert compared.returncode == 2  # 10 items against 24: not one evaluation set, and the line says why
     assert "partial: 10 of 24" in compared.stderr
 
@@ -113,7 +113,7 @@ def test_an_evaluation_stopped_before_its_first_item_is_a_failure(tmp_path):
 
 def test_the_estimate_is_printed_before_the_run(tmp_path):
     store = Store(tmp_path / "mlruns")
-    result = run_cli("run", str(SPEC), *[a for o in [*SMALL, *FAST_LM, *MIPRO, *store.overrides]
+    result = run_main("run", str(SPEC), *[a for o in [*SMALL, *FAST_LM, *MIPRO, *store.overrides]
                                          for a in ("--set", o)])
     assert result.returncode == 0, result.stderr
     line = next(x for x in result.stderr.splitlines() if x.startswith("planned LM calls"))
@@ -129,7 +129,7 @@ def test_the_estimate_is_printed_before_the_run(tmp_path):
 
 def test_an_optimizer_that_selects_on_dev_logs_its_dev_score_and_warns_on_a_small_dev(tmp_path):
     store = Store(tmp_path / "mlruns")
-    result = run_cli("run", str(SPEC), *[a for o in [*SMALL, *FAST_LM, *MIPRO, *store.overrides]
+    result = run_main("run", str(SPEC), *[a for o in [*SMALL, *FAST_LM, *MIPRO, *store.overrides]
                                          for a in ("--set", o)])
     assert result.returncode == 0, result.stderr
     assert "MIPROv2 selects on the dev split: 20 items, so score differences under ±0.22 are noise" in result.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST_LM, ROOT, SPEC, Store, run_cli
+from tests.conftest import FAST_LM, ROOT, SPEC, Store, run_cli, run_main
 
 SMALL = ["dataset.train=40", "dataset.dev=20", "dataset.test=12"]
 OPTIMIZERS = {
@@ -100,7 +100,7 @@ def test_a_run_killed_mid_compile_resumes_in_the_same_run_with_the_uninterrupted
 def test_runs_that_cannot_be_resumed_are_refused_in_one_line_before_any_lm_call(tmp_path):
     store = Store(tmp_path / "mlruns")
     overrides = [*SMALL, *FAST_LM, "optimizer.name=none", "optimizer.params={}", *store.overrides]
-    done = run_cli("run", str(SPEC), "--quiet", *_sets(overrides))
+    done = run_main("run", str(SPEC), "--quiet", *_sets(overrides))
     assert done.returncode == 0, done.stderr
     run_id = _run_id(done.stdout)
     cases = [
@@ -110,14 +110,14 @@ def test_runs_that_cannot_be_resumed_are_refused_in_one_line_before_any_lm_call(
         (["--resume", run_id, "--seeds", "2"], "does not combine with --seeds"),
     ]
     for args, needle in cases:
-        result = run_cli("run", str(SPEC), *args, *_sets(overrides))
+        result = run_main("run", str(SPEC), *args, *_sets(overrides))
         assert result.returncode == 2, (args, result.stderr)
         assert needle in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     # A failed run of another spec: refused by fingerprint, both named.
     client = store.client()
     client.set_terminated(run_id, "FAILED")
-    other = run_cli("run", str(SPEC), "--resume", run_id, *_sets([*overrides, "dataset.test=13"]))
+    other = run_main("run", str(SPEC), "--resume", run_id, *_sets([*overrides, "dataset.test=13"]))
     assert other.returncode == 2 and "was started from another spec (fingerprint" in other.stderr
     assert client.get_run(run_id).info.status == "FAILED"  # untouched
     assert json.dumps(store.runs()) and len(store.runs()) == 1  # nothing new was started

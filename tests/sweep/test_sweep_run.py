@@ -14,7 +14,7 @@ import optuna
 import pytest
 import yaml
 
-from tests.conftest import ROOT, Store, run_cli
+from tests.conftest import ROOT, Store, run_cli, run_main
 from tests.sweep.conftest import SEARCH, sweep_spec
 
 State = optuna.trial.TrialState
@@ -33,7 +33,7 @@ def test_sweep_logs_parent_children_plots_and_resumes(tmp_path):
     store = Store(tmp_path / "mlruns")
     spec = sweep_spec(tmp_path / "s.yaml", store)
     url = f"sqlite:///{tmp_path}/optuna.db"
-    result = run_cli("sweep", str(spec), "--trials", "3", "--storage", url, "--study", "s1")
+    result = run_main("sweep", str(spec), "--trials", "3", "--storage", url, "--study", "s1")
     assert result.returncode == 0, result.stderr
     assert "estimate for 3 trials: at least 24 LM calls" in result.stdout
     parent_id = next(x for x in result.stdout.split() if x.startswith("parent_run_id=")).split("=")[1]
@@ -74,7 +74,7 @@ def test_sweep_logs_parent_children_plots_and_resumes(tmp_path):
     assert parent.data.metrics["best_score"] == incumbent.value
     assert best["optimizer"]["params"]["k"] == 5 and best["program"]["params"]["candidates"] == 2
 
-    again = run_cli("sweep", str(spec), "--trials", "4", "--storage", url, "--study", "s1")
+    again = run_main("sweep", str(spec), "--trials", "4", "--storage", url, "--study", "s1")
     assert again.returncode == 0, again.stderr
     assert "resuming with 3 finished trials" in again.stdout
     assert len(_study(url, "s1").get_trials(states=(State.COMPLETE, State.PRUNED))) == 4
@@ -185,7 +185,7 @@ def test_a_clearly_better_trial_is_recommended_over_the_spec_as_written(tmp_path
     data["program"]["params"]["candidates"] = 0
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
     url = f"sqlite:///{tmp_path}/optuna.db"
-    result = run_cli("sweep", str(spec), "--trials", "4", "--storage", url, "--study", "s2")
+    result = run_main("sweep", str(spec), "--trials", "4", "--storage", url, "--study", "s2")
     assert result.returncode == 0, result.stderr
     study = _study(url, "s2")
     assert study.trials[0].params == {"optimizer.name": "none"} and study.trials[0].user_attrs["incumbent"]
