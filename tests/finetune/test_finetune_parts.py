@@ -314,6 +314,13 @@ def test_bad_finetune_parameters_are_one_line_before_training(params, field, nee
     assert "Traceback" not in stderr
 
 
+def test_too_many_lora_blocks_in_a_sequence_step_name_the_step(tmp_path):
+    steps = [{"name": "retrieval_demos", "params": {"k": 2}}, {"name": "finetune", "params": {"layers": 31}}]
+    line, stderr = _refusal(tmp_path, "sequence", {"steps": steps})
+    assert "optimizer.params.steps.1.params.layers" in line and "exceeds the 30 transformer blocks" in line, line
+    assert "Traceback" not in stderr
+
+
 @pytest.mark.parametrize("overrides, needle", [
     (["lm.lora=missing.gguf"], "lm.lora: LoRA adapter missing.gguf is not a .gguf file"),
     ([*FAST_LM, "lm.lora=x.gguf"], "lora applies to backend 'embedded' only"),

@@ -75,12 +75,15 @@ def check(spec, *, train: int | None = None, val: int | None = None) -> None:
     from workbench.optimize.sequence import steps_of
 
     steps = steps_of(spec.optimizer.name, dict(spec.optimizer.params))
+
+    def where(i: int, name: str) -> str:
+        return f"optimizer.params.steps.{i}" if len(steps) > 1 or name != spec.optimizer.name else "optimizer"
+
     for i, (name, params) in enumerate(steps):
         found = problem(name, params, train=train, val=val)
         if found:
             key, why = found
-            where = f"optimizer.params.steps.{i}" if len(steps) > 1 or name != spec.optimizer.name else "optimizer"
-            field = key if key.startswith("dataset.") else f"{where}.params.{key}"
+            field = key if key.startswith("dataset.") else f"{where(i, name)}.params.{key}"
             raise UserError(f"{name}: {why}", file=spec.source, field=field)
     trains = [(i, name, params) for i, (name, params) in enumerate(steps) if name in ("finetune", "BootstrapFinetune")]
     if trains:
@@ -89,9 +92,8 @@ def check(spec, *, train: int | None = None, val: int | None = None) -> None:
             layers = params.get("layers")
             blocks = block_count(path) if isinstance(layers, int) else None
             if blocks is not None and layers > blocks:
-                where = f"optimizer.params.steps.{i}" if len(steps) > 1 or name != spec.optimizer.name else "optimizer"
                 raise UserError(f"{name}: layers {layers} exceeds the {blocks} transformer blocks of {path.name}",
-                                file=spec.source, field=f"{where}.params.layers")
+                                file=spec.source, field=f"{where(i, name)}.params.layers")
 
 
 def _check_base(spec, name: str):
