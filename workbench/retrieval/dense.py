@@ -112,12 +112,12 @@ def embed_query(text: str, name: str = "all-minilm-l6-v2") -> np.ndarray:
 
 def embed_queries(texts: list[str], name: str = "all-minilm-l6-v2") -> None:
     """Embed the queries not cached yet in batches, for the `embed_query` calls that follow (a
-    reranker fitted on 160 training questions: 0.37 s instead of 1.2 s, one query at a time)."""
+    reranker fitted on 160 training questions: 0.37 s instead of 1.2 s, one query at a time).
+    Callers pass at most a fraction of QUERY_CACHE at a time, so none is dropped before its use."""
     with _queries_lock:
         missing = list(dict.fromkeys(t for t in texts if (t, name) not in _queries))
-    for start in range(0, len(missing), QUERY_CACHE):
-        chunk = missing[start:start + QUERY_CACHE]
-        for text, vector in zip(chunk, embed(chunk, name)):
+    if missing:
+        for text, vector in zip(missing, embed(missing, name)):
             _remember((text, name), vector)
 
 

@@ -23,6 +23,7 @@ from workbench.retrieval.dense import DenseRetriever, embed_queries, embed_query
 FEATURES = ("inverse_rank", "bm25_inverse_rank", "dense_inverse_rank", "bm25_relative_score", "dense_cosine",
             "best_sentence_cosine", "best_sentence_overlap", "all_words_in_passage")
 SIGNAL_DEPTH = 50  # BM25 / dense ranks beyond this count as "not found"
+EMBED_AHEAD = 1024  # training questions embedded per batch call when fitting (a quarter of dense.QUERY_CACHE)
 
 
 class LearnedReranker(Parameter):
@@ -92,9 +93,10 @@ class LearnedReranker(Parameter):
         """Fit on training questions; `rank(question)` gives the first-stage ids to rerank."""
         from sklearn.linear_model import LogisticRegression
 
-        embed_queries(list(questions))  # in batches, not one at a time in the loop below
-        blocks, labels = [], []
-        for question, gold_id in zip(questions, gold):
+        questions, blocks, labels = list(questions), [], []
+        for i, (question, gold_id) in enumerate(zip(questions, gold)):
+            if i % EMBED_AHEAD == 0:  # the next questions in batches, not one at a time; fewer than the cache holds
+                embed_queries(questions[i:i + EMBED_AHEAD])
             ranked = rank(question)
             blocks.append(self.features(question, ranked))
             labels.extend(pid == gold_id for pid in ranked)
