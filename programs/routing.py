@@ -5,8 +5,9 @@ The LM always makes the final decision, and its output is constrained to valid l
 make a small LM usable: `candidates` narrows the labels the LM may choose from to the top
 n of a TF-IDF classifier (listed by rank, or with `candidate_order: label` in the label set's
 order, so a model fine-tuned on the lists cannot learn to copy the ranker's first; with
-`ranker_hint` the ranker's best label and its probability are an input too; `unsure_weight` makes
-fine-tuning see the messages its ranker is unsure of first), and the pool's
+`ranker_hint` the ranker's best label and its probability are an input too, or with `hint_from: p`
+only when that probability is at least p; `unsure_weight` makes fine-tuning see the messages its ranker
+is unsure of first, `hint_dropout` hides the hint from a share of the training prompts), and the pool's
 `k` (set by the retrieval_demos optimizer) picks the k most similar training examples as demos
 for every query.
 """
@@ -14,6 +15,7 @@ for every query.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from typing import Literal
 
@@ -30,17 +32,32 @@ DEFAULT_INSTRUCTIONS = "Classify the user's message into exactly one of the allo
 
 
 def route_signature(labels: list[str], instructions: str = DEFAULT_INSTRUCTIONS, *,
-                    ranker_hint: bool = False) -> type[dspy.Signature]:
+                    ranker_hint: bool = False, hint_from: float = 0.0) -> type[dspy.Signature]:
     fields = {"text": (str, dspy.InputField(desc="the user's message"))}
     if ranker_hint:
-        fields["ranker_guess"] = (str, dspy.InputField(desc=HINT_DESC))
+        desc = HINT_DESC + (f", or none when that probability is below {hint_from:g}" if hint_from else "")
+        fields["ranker_guess"] = (str, dspy.InputField(desc=desc))
     fields["label"] = (Literal[tuple(labels)], dspy.OutputField(desc="the label that fits the message best"))
     return dspy.Signature(fields, instructions)
 
 
-def ranker_guess(scored: list[tuple[str, float]]) -> str:
-    """The hint's text: the ranker's best label and its probability ("card_arrival (0.62)")."""
-    return f"{scored[0][0]} ({scored[0][1]:.2f})" if scored else "none"
+def ranker_guess(scored: list[tuple[str, float]], hint_from: float = 0.0) -> str:
+    """The hint's text: the ranker's best label and its probability ("card_arrival (0.62)"), or "none"
+    when that probability is below `hint_from`."""
+    return f"{scored[0][0]} ({scored[0][1]:.2f})" if scored and scored[0][1] >= hint_from else "none"
+
+
+def _fraction(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number from 0 up to (not including) 1, not {value!r}")
+    return float(value)
+
+
+def hidden_in_training(text: str, share: float) -> bool:
+    """Whether `hint_dropout: share` hides the hint from this training message's prompt: a fixed draw
+    from the text's hash (salted apart from the out-of-fold ranker's folds), so pairs are reproducible."""
+    draw = int.from_bytes(hashlib.sha256(("hint-dropout\0" + text).encode()).digest()[:8], "big") / 2**64
+    return draw < share
 
 
 class Router(dspy.Module):
@@ -50,7 +67,7 @@ class Router(dspy.Module):
 
     def __init__(self, labels: list[str], *, candidates: int = 0, instructions: str = DEFAULT_INSTRUCTIONS,
                  pool: ExamplePool | None = None, candidate_order: str = "rank", ranker_hint: bool = False,
-                 unsure_weight: float = 1.0):
+                 unsure_weight: float = 1.0, hint_from: float = 0.0, hint_dropout: float = 0.0):
         super().__init__()
         if candidates < 0 or candidates > len(labels):
             raise ValueError(f"candidates must be between 0 and the number of labels ({len(labels)})")
@@ -66,6 +83,10 @@ class Router(dspy.Module):
         if unsure_weight != 1 and not candidates:
             raise ValueError("unsure_weight needs candidates > 0: "
                              "the ranker that narrows the labels says how unsure it is")
+        self.hint_from = _fraction("hint_from", hint_from)
+        self.hint_dropout = _fraction("hint_dropout", hint_dropout)
+        if (self.hint_from or self.hint_dropout) and not ranker_hint:
+            raise ValueError("hint_from and hint_dropout need ranker_hint: true (they say when the hint is shown)")
         self.labels = list(labels)
         self.candidates = candidates
         self.candidate_order = candidate_order
@@ -73,7 +94,8 @@ class Router(dspy.Module):
         self.unsure_weight = float(unsure_weight)
         self._recorded_top = 1.0  # the out-of-fold ranker's top probability for the message being recorded
         self._position = {label: i for i, label in enumerate(self.labels)}
-        self.predict = dspy.Predict(route_signature(self.labels, instructions, ranker_hint=self.ranker_hint))
+        self.predict = dspy.Predict(route_signature(self.labels, instructions, ranker_hint=self.ranker_hint,
+                                                     hint_from=self.hint_from))
         self.demo_pool = pool or ExamplePool()
         self._signatures: dict[tuple[str, ...], type[dspy.Signature]] = {}
         self._out_of_fold = False
@@ -114,12 +136,13 @@ class Router(dspy.Module):
     # instructions and demos come back from its DSPy state).
     def export_config(self) -> dict:
         return {"labels": self.labels, "candidates": self.candidates, "candidate_order": self.candidate_order,
-                "ranker_hint": self.ranker_hint}
+                "ranker_hint": self.ranker_hint, "hint_from": self.hint_from}
 
     @classmethod
     def from_export_config(cls, config: dict) -> Router:
         return cls(list(config["labels"]), candidates=int(config["candidates"]),
-                   candidate_order=config.get("candidate_order", "rank"), ranker_hint=config.get("ranker_hint", False))
+                   candidate_order=config.get("candidate_order", "rank"), ranker_hint=config.get("ranker_hint", False),
+                   hint_from=config.get("hint_from", 0.0))
 
     def plain_prompt(self) -> dict:
         """What a client needs to rebuild this program's prompt without DSPy: the one
@@ -127,7 +150,7 @@ class Router(dspy.Module):
         labels from a TF-IDF logistic-regression ranker, k nearest pool examples as demos)."""
         pool = self.demo_pool
         return {"predictor": "predict", "labels": list(self.labels), "candidates": self.candidates if pool.examples else 0,
-                "candidate_order": self.candidate_order, "ranker_hint": self.ranker_hint,
+                "candidate_order": self.candidate_order, "ranker_hint": self.ranker_hint, "hint_from": self.hint_from,
                 "fixed_demos": [d.toDict() if hasattr(d, "toDict") else dict(d) for d in self.predict.demos],
                 "pool": {"input_field": pool.input_field, "label_field": pool.label_field, "k": pool.k,
                          "balanced": pool.balanced, "ranker_C": 10.0, "examples": pool.examples}
@@ -161,6 +184,11 @@ class Router(dspy.Module):
             return sorted(ranked, key=lambda label: self._position.get(label, len(self._position)))
         return ranked
 
+    def _hint(self, text: str, scored: list[tuple[str, float]]) -> str:
+        if self._out_of_fold and self.hint_dropout and hidden_in_training(text, self.hint_dropout):
+            return "none"
+        return ranker_guess(scored, self.hint_from)
+
     def forward(self, text: str) -> dspy.Prediction:
         with span("candidate labels", "RETRIEVER", {"text": text, "candidates": self.candidates}) as out:
             scored = self._scored(text) if self._narrows() else []
@@ -168,7 +196,7 @@ class Router(dspy.Module):
                 self._recorded_top = scored[0][1] if scored else 1.0
             ranked = out["outputs"] = [label for label, _ in scored] or self.labels
         allowed = self._in_prompt_order(ranked)
-        kwargs = {"ranker_guess": ranker_guess(scored)} if self.ranker_hint else {}
+        kwargs = {"ranker_guess": self._hint(text, scored)} if self.ranker_hint else {}
         if len(allowed) != len(self.labels):
             kwargs["signature"] = self._signature_for(allowed)
         if self.demo_pool.k and self.demo_pool.examples:
@@ -184,12 +212,17 @@ class Router(dspy.Module):
 
 @program("router")
 def router(data: TaskData, *, candidates: int = 0, instructions: str = DEFAULT_INSTRUCTIONS,
-           candidate_order: str = "rank", ranker_hint: bool = False, unsure_weight: float = 1.0) -> Router:
+           candidate_order: str = "rank", ranker_hint: bool = False, unsure_weight: float = 1.0,
+           hint_from: float = 0.0, hint_dropout: float = 0.0) -> Router:
     """A router over `data.labels`; its pool holds the train split (for candidates and demos).
     `candidate_order`: list the candidates by the ranker's score (`rank`) or in the label set's order.
     `ranker_hint`: also show the LM the ranker's best label and its probability, so that a fine-tuned
     LM can learn when the ranker is to be trusted (the LM still decides). `unsure_weight` (fine-tuning
-    only): a training message is drawn up to this many times as early, the less sure the ranker is of it."""
+    only): a training message is drawn up to this many times as early, the less sure the ranker is of it.
+    `hint_from: p`: the hint reads "none" where the ranker's probability is below p, so the LM learns to read
+    the message there and to keep a sure guess elsewhere. `hint_dropout: s` (fine-tuning only): the hint
+    also reads "none" in about this share of the training prompts, so the LM keeps learning the labels from
+    messages the ranker is sure of."""
     if not data.labels:
         raise ValueError(f"dataset {data.name} has no label set; the router needs one")
     train = data.splits["train"]
@@ -197,4 +230,5 @@ def router(data: TaskData, *, candidates: int = 0, instructions: str = DEFAULT_I
                        [{data.input_fields[0]: t, data.label_field: y}
                         for t, y in zip(column(train, data.input_fields[0]), column(train, data.label_field))])
     return Router(data.labels, candidates=candidates, instructions=instructions, pool=pool,
-                  candidate_order=candidate_order, ranker_hint=ranker_hint, unsure_weight=unsure_weight)
+                  candidate_order=candidate_order, ranker_hint=ranker_hint, unsure_weight=unsure_weight,
+                  hint_from=hint_from, hint_dropout=hint_dropout)

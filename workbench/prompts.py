@@ -52,7 +52,9 @@ def render_program(program: dspy.Module) -> str:
     candidates = getattr(program, "candidates", 0)
     if candidates:
         order = "in the label set's order" if getattr(program, "candidate_order", "rank") == "label" else "best first"
+        hint_from = getattr(program, "hint_from", 0.0)
         hint = ("; the ranker's best label and its probability are an input (`ranker_guess`)"
+                + (f", or none where that probability is below {hint_from:g}" if hint_from else "")
                 if getattr(program, "ranker_hint", False) else "")
         parts += ["## Candidate labels", "",
                   f"A TF-IDF logistic-regression ranker narrows the allowed labels to its top {candidates} per call "

@@ -110,14 +110,19 @@ def test_zero_shot_over_all_labels_exports_too(routing_store, tmp_path):
     assert doc["steps"]["candidates"] == 0 and doc["steps"]["pool"] is None
 
 
-def test_a_router_with_the_ranker_hint_in_label_order_exports_and_renders_the_same(routing_store, tmp_path):
-    """The client computes the ranker's guess and orders the candidates itself; the export's
-    rendering check proves each request equals DSPy's, and the re-score through the client matches."""
+@pytest.mark.parametrize("hint_from", [0.0, 0.6])
+def test_a_router_with_the_ranker_hint_in_label_order_exports_and_renders_the_same(routing_store, tmp_path,
+                                                                                   hint_from):
+    """The client computes the ranker's guess (or "none" below `hint_from`) and orders the candidates
+    itself; the export's rendering check proves each request equals DSPy's, and the re-score through the
+    client matches."""
     from tests.export.conftest import routing_run
+    from workbench.export.prompt_client import PlainPrompt
 
     store, _ = routing_store
     run = routing_run(store, *FAST_LM, "optimizer.name=none", "optimizer.params={}", "program.params.candidates=3",
-                      "program.params.candidate_order=label", "program.params.ranker_hint=true")
+                      "program.params.candidate_order=label", "program.params.ranker_hint=true",
+                      f"program.params.hint_from={hint_from}")
     out = tmp_path / "hint"
     result = run_main("export", run, "--format", "prompt", "--out", str(out), "--tracking-uri", store.uri)
     assert result.returncode == 0, result.stderr
@@ -126,5 +131,12 @@ def test_a_router_with_the_ranker_hint_in_label_order_exports_and_renders_the_sa
     doc = json.loads((out / "prompt.json").read_text())
     assert doc["template"]["inputs"] == ["text", "ranker_guess"]
     assert doc["steps"]["candidate_order"] == "label" and doc["steps"]["ranker_hint"] is True
+    assert doc["steps"]["hint_from"] == hint_from
+    client = PlainPrompt(out / "prompt.json")
+    texts = [e["text"] for e in doc["steps"]["pool"]["examples"][:60]]
+    texts += [f"{a} {b}" for a, b in zip(texts[:30], texts[30:])]  # two messages in one: a less sure ranker
+    hints = [client.render({"text": text})[0][-1]["content"].split("ranker_guess: ")[1].split("\n")[0]
+             for text in texts]
+    assert ("none" in hints) == bool(hint_from) and any(h != "none" for h in hints), hints
     review = (out / "prompt.md").read_text()
     assert "ranker_guess: " in review and "listed in the label set's order" in review

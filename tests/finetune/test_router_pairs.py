@@ -109,6 +109,73 @@ def test_the_ranker_hint_shows_the_out_of_fold_guess_in_training_and_the_full_ra
         type(program)(["a", "b"], candidates=1, ranker_hint="yes")
 
 
+def test_hint_from_hides_an_unsure_guess_and_hint_dropout_hides_a_share_of_training_hints():
+    """`hint_from: p` shows the ranker's guess only where its probability is at least p ("none"
+    elsewhere), in training pairs (out of fold) and at evaluation (the full ranker) alike, and says so
+    in the field's description; `hint_dropout: s` also hides it from a fixed share of the training
+    prompts only, drawn from each message's hash (the same pairs on every build)."""
+    import re
+
+    import dspy
+
+    from programs.routing import hidden_in_training
+    from workbench.finetune.pairs import build_pairs, pairs_digest
+    from workbench.lm import build_lm
+    from workbench.lm.adapters import build_adapter
+    from workbench.runner import prepare
+    from workbench.spec import validate
+
+    data = yaml.safe_load(SPEC.read_text())
+    data["program"]["params"].update(candidates=10, candidate_order="label", ranker_hint=True, hint_from=0.2,
+                                     hint_dropout=0.3)
+    data["dataset"].update(name="banking77", train=400, dev=10, test=40)
+    data["lm"].update(backend="recorded", model="synthetic")
+    prepared = prepare(validate(data, str(SPEC)))
+    program, examples = prepared.program, prepared.trainset[:100]
+    pool = program.demo_pool
+
+    def hint(messages: list[dict]) -> str:
+        found = re.search(r"^ranker_guess: (.+)$", messages[-1]["content"], re.M)
+        assert found, messages[-1]["content"]
+        return found[1]
+
+    with dspy.context(adapter=build_adapter("compact_json")):
+        pairs = build_pairs(program, examples)
+        again = build_pairs(program, examples)
+    assert pairs_digest(pairs) == pairs_digest(again)
+    held_out = [(e, pool.top_labels_out_of_fold(e.text, 10, scored=True)) for e in examples]
+    kept = [(e, top) for e, top in held_out if e.label in dict(top)]
+    expected = ["none" if top[0][1] < 0.2 or hidden_in_training(e.text, 0.3) else f"{top[0][0]} ({top[0][1]:.2f})"
+                for e, top in kept]
+    assert [hint(p.messages) for p in pairs] == expected
+    unsure = sum(top[0][1] < 0.2 for _, top in kept)
+    dropped = sum(top[0][1] >= 0.2 and hidden_in_training(e.text, 0.3) for e, top in kept)
+    shown = sum(h != "none" for h in expected)
+    assert unsure >= 5 and dropped >= 3 and shown >= 10, (unsure, dropped, shown)
+    assert 0.15 < sum(hidden_in_training(e.text, 0.3) for e in examples) / len(examples) < 0.45
+    desc = program.predict.signature.input_fields["ranker_guess"].json_schema_extra["desc"]
+    assert desc.endswith("or none when that probability is below 0.2")  # for adapters that show descriptions
+
+    lm = build_lm(prepared.spec.lm)
+    seen = []
+    with dspy.context(lm=lm, adapter=build_adapter("compact_json")):
+        for example in prepared.evalset:
+            program(text=example.text)
+            best, probability = pool.top_labels(example.text, 1, scored=True)[0]
+            seen.append((hint(lm.history[-1]["messages"]), probability))
+            assert seen[-1][0] == (f"{best} ({probability:.2f})" if probability >= 0.2 else "none")
+    assert any(h == "none" for h, _ in seen) and any(h != "none" for h, _ in seen)
+    rebuilt = type(program).from_export_config(program.export_config())
+    assert (rebuilt.hint_from, rebuilt.hint_dropout) == (0.2, 0.0)  # dropout is for training only
+
+    for name in ("hint_from", "hint_dropout"):
+        for bad in (1, -0.1, "0.5", True):
+            with pytest.raises(ValueError, match=f"{name} must be a number from 0 up to"):
+                type(program)(["a", "b"], candidates=1, ranker_hint=True, **{name: bad})
+        with pytest.raises(ValueError, match="need ranker_hint: true"):
+            type(program)(["a", "b"], candidates=1, **{name: 0.5})
+
+
 def test_unsure_weight_weighs_each_pair_by_how_unsure_the_out_of_fold_ranker_is():
     """`unsure_weight: w` gives each training pair the weight 1 + (w - 1)(1 - p), p the out-of-fold
     ranker's top probability for its message; without it every pair weighs 1 and keeps its digest

@@ -121,7 +121,8 @@ class PlainPrompt:
         text = inputs[template["inputs"][0]]
         scored = self._scored(text)
         if steps.get("ranker_hint"):  # the ranker's best label and its probability, as the program shows it
-            inputs = {**inputs, "ranker_guess": f"{scored[0][0]} ({scored[0][1]:.2f})" if scored else "none"}
+            sure = scored and scored[0][1] >= float(steps.get("hint_from") or 0.0)
+            inputs = {**inputs, "ranker_guess": f"{scored[0][0]} ({scored[0][1]:.2f})" if sure else "none"}
         allowed = self._listed(scored)
         narrowed = allowed if len(allowed) != len(steps["labels"]) else None
         output, limit = template["output"], template["inline_choices_limit"]
