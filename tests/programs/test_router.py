@@ -70,6 +70,22 @@ def test_label_order_and_ranker_hint_on_the_real_lm(data, lm):
             assert f"label must be one of: {', '.join(listed)}" in sent
 
 
+def test_hint_from_shows_the_guess_only_where_the_ranker_is_sure_on_the_real_lm(data, lm):
+    """With `hint_from`, the embedded LM is told "none" where the ranker's probability is below it and
+    still answers within the candidates."""
+    examples = data.examples("test")[:6]
+    program = router(data, candidates=3, candidate_order="label", ranker_hint=True)
+    sure = [program.demo_pool.top_labels(e.text, 1, scored=True)[0][1] for e in examples]
+    cut = sorted(sure)[len(sure) // 2]  # about half the items above, half below
+    program = router(data, candidates=3, candidate_order="label", ranker_hint=True, hint_from=cut)
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        for example, probability in zip(examples, sure):
+            prediction = program(text=example.text)
+            sent = lm.history[-1]["messages"][-1]["content"]
+            assert ("ranker_guess: none" in sent) == (probability < cut), (probability, cut, sent)
+            assert prediction.label in prediction.candidates
+
+
 def test_router_rejects_bad_candidates():
     with pytest.raises(ValueError, match="candidates"):
         Router(["a", "b"], candidates=3)
