@@ -146,6 +146,11 @@ ROWS = [
      "BANKING77, the ranker's guess shown from p = 0.5 on, hidden from half the training prompts, top 10 blocks, "
      "15 minutes, 1,000 test items", None, "tfidf_logreg", ["banking77-top10-hint-15min-top10blocks"]),
     ("bfcl-simple", "experiments/tools_bfcl_simple.yaml", BFCL_FT, "BFCL simple_python (AST)", 0.60, "rules_ast", []),
+    # the same recipe on 2.5x the training calls: the exec categories' 150 items (none repeats a simple_python
+    # request) besides `multiple`'s 80
+    ("bfcl-simple-more-train", "experiments/tools_bfcl_simple.yaml",
+     [*BFCL_FT, 'dataset.params={"train_from": ["multiple", "exec_simple", "exec_multiple"]}'],
+     "BFCL simple_python (AST), trained on multiple + exec_simple + exec_multiple", 0.60, "rules_ast", ["bfcl-simple"]),
     # precision ablation: the same 800 messages (100 steps) trained with float32 and with bfloat16 products
     ("clinc-domains-800-float32", FT, ["dataset.test=1000", "optimizer.params.max_examples=800",
                                        "optimizer.params.precision=float32"],

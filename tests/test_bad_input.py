@@ -67,6 +67,11 @@ FIELD_CASES = {
     "temperature_out_of_range": ({"lm": {"temperature": 9}}, "lm.temperature", "less than or equal to 2"),
     "bad_candidates": ({"program": {"name": "router", "params": {"candidates": 99}}}, "program.params",
                        "candidates must be between"),
+    "hint_from_without_hint": ({"program": {"name": "router", "params": {"candidates": 3, "hint_from": 0.5}}},
+                               "program.params", "need ranker_hint: true"),
+    "bfcl_trains_on_its_test_category": ({"dataset": {"name": "bfcl_simple_python",
+                                                      "params": {"train_from": ["exec_simple", "simple_python"]}}},
+                                         "dataset.params.train_from", "the category this view tests on"),
     "api_key_env_unset": ({"lm": {"backend": "openai", "model": "m", "api_base": "http://127.0.0.1:9/v1",
                                   "api_key_env": "WORKBENCH_TEST_SURELY_UNSET"}}, "lm.api_key_env", "not set"),
 }

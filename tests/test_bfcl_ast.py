@@ -78,6 +78,30 @@ def test_bfcl_views_score_every_item_and_never_train_on_test_requests(name, test
         assert match_call(example_call(calls), calls) == "correct"
 
 
+def test_a_bfcl_view_can_train_on_other_categories_and_never_on_its_own():
+    """`train_from` swaps the partner for any other categories (simple_python: its 80 `multiple` items plus
+    the 150 exec items, which repeat none of its requests); the test split and its twins stay out."""
+    from workbench.errors import UserError
+
+    default = datasets.get("bfcl_simple_python")()
+    more = datasets.get("bfcl_simple_python")(train_from=["multiple", "exec_simple", "exec_multiple"])
+    assert more.splits["test"]["id"] == default.splits["test"]["id"]
+    assert len(more.splits["train"]) + len(more.splits["validation"]) == 100 + 150
+    assert len(more.splits["validation"]) == 40
+    asked = set(more.splits["test"]["question"])
+    assert not asked & (set(more.splits["train"]["question"]) | set(more.splits["validation"]["question"]))
+    trained = {i.split("_")[0] for i in more.splits["train"]["id"]}
+    assert {"multiple", "exec"} <= trained, trained
+    assert more.fingerprint != default.fingerprint
+    assert datasets.get("bfcl_simple_python")(train_from="multiple").fingerprint != default.fingerprint
+    for bad, needle in (("simple_python", "the category this view tests on"), (["nope"], "unknown BFCL category"),
+                        ([], "give a BFCL category"), ([3], "give a BFCL category"),
+                        (["multiple", "multiple"], "named twice")):
+        with pytest.raises(UserError, match=needle) as caught:
+            datasets.get("bfcl_simple_python")(train_from=bad)
+        assert caught.value.field == "dataset.params.train_from"
+
+
 def test_every_bfcl_function_schema_converts_and_builds_a_grammar():
     from llama_cpp import LlamaGrammar
 

@@ -8,7 +8,10 @@ partner category as train (and a seeded 20% of them, at most 40, as dev): demos 
 call format, and no test item is ever shown as a demo. BFCL reuses some requests across
 categories word for word (96 of simple_python's 400 are also `multiple` items, with the same
 function); those partner items are left out of train and dev, or a retrieved demo would carry
-the test item's own answer. `functions`, `accepted` and
+the test item's own answer. `train_from: [categories]` (a dataset param) trains on other categories
+instead of or besides the partner (simple_python's 80 `multiple` items are few to fine-tune on; the
+exec categories share no request with it); the view's own category is never among them. `functions`,
+`accepted` and
 `gold_calls` are JSON strings (their shapes differ per item, which Arrow cannot hold).
 Exec ground truth (call strings such as `f(n=20, p=1/6)`) is read by AST walk, never eval,
 and also stored in AST form, so AST matching works on every category.
@@ -26,6 +29,7 @@ from workbench.errors import UserError
 from workbench.registry import dataset
 from workbench.tools.arith import ArithError, parse_call
 
+CATEGORIES = ("simple_python", "multiple", "exec_simple", "exec_multiple")
 PARTNERS = {"simple_python": "multiple", "multiple": "simple_python", "exec_simple": "exec_multiple",
             "exec_multiple": "exec_simple"}
 DEV_SIZE = 40
@@ -61,10 +65,33 @@ def load_category(category: str) -> tuple[list[dict], list]:
     return rows, [questions, answers]
 
 
-def _view(category: str) -> TaskData:
+def train_sources(category: str, train_from) -> list[str]:
+    """The categories a view trains on: its partner, or `train_from` (a name or a list of names)."""
+    if train_from is None:
+        return [PARTNERS[category]]
+    names = [train_from] if isinstance(train_from, str) else train_from
+    field = "dataset.params.train_from"
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise UserError(f"give a BFCL category or a list of them ({', '.join(CATEGORIES)}), not {train_from!r}",
+                        field=field)
+    for name in names:
+        if name not in CATEGORIES:
+            raise UserError(f"unknown BFCL category {name!r} (known: {', '.join(CATEGORIES)})", field=field)
+        if name == category:
+            raise UserError(f"{name} is the category this view tests on; its items cannot be training data too",
+                            field=field)
+    if len(set(names)) != len(names):
+        raise UserError(f"a category is named twice: {names}", field=field)
+    return names
+
+
+def _view(category: str, train_from=None) -> TaskData:
+    sources = train_sources(category, train_from)
     rows, files = load_category(category)
-    others, more_files = load_category(PARTNERS[category])
-    files += more_files
+    others = []
+    for source in sources:
+        more, more_files = load_category(source)
+        others, files = others + more, files + more_files
     asked = {r["question"] for r in rows}
     duplicates = sum(r["question"] in asked for r in others)
     others = [r for r in others if r["question"] not in asked]
@@ -79,7 +106,8 @@ def _view(category: str) -> TaskData:
     splits = hf.DatasetDict({"train": table([r for i, r in enumerate(others) if i not in dev_ids]),
                              "validation": table([r for i, r in enumerate(others) if i in dev_ids]),
                              "test": table(rows)})
-    fingerprint = fingerprint_files(*files, extra=f"{DEV_SEED}-no-test-duplicates")
+    trained = "" if train_from is None else "-train-" + "+".join(sources)  # the partner's views keep their print
+    fingerprint = fingerprint_files(*files, extra=f"{DEV_SEED}-no-test-duplicates{trained}")
     return TaskData(name=f"bfcl_{category}", splits=splits, input_fields=("question", "functions"),
                     label_field="accepted", labels=[], fingerprint=fingerprint,
                     output_field="call", table_fields=("result_type",) if category.startswith("exec") else (),
@@ -87,24 +115,28 @@ def _view(category: str) -> TaskData:
 
 
 @dataset("bfcl_simple_python")
-def bfcl_simple_python() -> TaskData:
-    """400 single-function calls (test); train/dev from `multiple`."""
-    return _view("simple_python")
+def bfcl_simple_python(*, train_from: str | list[str] | None = None) -> TaskData:
+    """400 single-function calls (test); train/dev from `multiple`
+    (`train_from`: other categories instead)."""
+    return _view("simple_python", train_from)
 
 
 @dataset("bfcl_multiple")
-def bfcl_multiple() -> TaskData:
-    """200 calls choosing among 2-4 functions (test); train/dev from `simple_python`."""
-    return _view("multiple")
+def bfcl_multiple(*, train_from: str | list[str] | None = None) -> TaskData:
+    """200 calls choosing among 2-4 functions (test); train/dev from `simple_python`
+    (`train_from`: other categories instead)."""
+    return _view("multiple", train_from)
 
 
 @dataset("bfcl_exec_simple")
-def bfcl_exec_simple() -> TaskData:
-    """100 calls of one given function, scored by running them; train/dev from `exec_multiple`."""
-    return _view("exec_simple")
+def bfcl_exec_simple(*, train_from: str | list[str] | None = None) -> TaskData:
+    """100 calls of one given function, scored by running them; train/dev from `exec_multiple`
+    (`train_from`: other categories instead)."""
+    return _view("exec_simple", train_from)
 
 
 @dataset("bfcl_exec_multiple")
-def bfcl_exec_multiple() -> TaskData:
-    """50 calls choosing among 2-4 functions, scored by running them; train/dev from `exec_simple`."""
-    return _view("exec_multiple")
+def bfcl_exec_multiple(*, train_from: str | list[str] | None = None) -> TaskData:
+    """50 calls choosing among 2-4 functions, scored by running them; train/dev from `exec_simple`
+    (`train_from`: other categories instead)."""
+    return _view("exec_multiple", train_from)
