@@ -37,6 +37,9 @@ BFCL_FT = ["optimizer.name=finetune", "dataset.test=null", 'optimizer.params={"e
 HINT_FROM = ["program.params.candidates=10", "program.params.candidate_order=label", "program.params.ranker_hint=true",
              "program.params.hint_from=0.5", "program.params.hint_dropout=0.5", "optimizer.params.max_examples=15000",
              "optimizer.params.max_minutes=15", "optimizer.params.layers=10"]
+# the same in every block for 30 minutes, the hint hidden from 80% of the training prompts
+HINT_FROM_ALL_BLOCKS = [*HINT_FROM[:4], "optimizer.params.max_examples=15000", "program.params.hint_dropout=0.8",
+                        "optimizer.params.max_minutes=30"]
 # the rows measured before the spec's sample went from 3,200 to 6,000 messages keep their 3,200
 AT_3200 = "optimizer.params.max_examples=3200"
 # finetune with the spec's training parameters (3,200 messages), then retrieved demos
@@ -145,22 +148,17 @@ ROWS = [
     # ranker (0.573 vs 0.653; the label-order LM, all blocks and every prompt teaching the labels, had 0.725):
     # all blocks, 30 minutes, and the hint hidden from 80% of the training prompts
     ("clinc-intents-hint-from-0.5-allblocks", FT, ["dataset.name=clinc150_intents", "dataset.test=1500",
-                                                   *[o for o in HINT_FROM if "layers" not in o and "dropout" not in o
-                                                     and "max_minutes" not in o],
-                                                   "program.params.hint_dropout=0.8",
-                                                   "optimizer.params.max_minutes=30"],
+                                                   *HINT_FROM_ALL_BLOCKS],
      "CLINC150 150 intents, the guess shown from p = 0.5 on, hidden from 80% of the training prompts, all blocks, "
      "30 minutes, 1,500 test items", None, "tfidf_logreg",
      ["clinc-intents-hint-from-0.5", "clinc-intents-top10-hint-1500"]),
     # the same spec on the full test split; `lm.cache=true` lets it take the 1,500-item row's adapter from the
     # adapter cache (same pairs and parameters: same key) instead of training 30 minutes again
     ("clinc-intents-hint-from-0.5-allblocks-full", FT, ["dataset.name=clinc150_intents", "dataset.test=null",
-                                                        *[o for o in HINT_FROM if "layers" not in o
-                                                          and "dropout" not in o and "max_minutes" not in o],
-                                                        "program.params.hint_dropout=0.8",
-                                                        "optimizer.params.max_minutes=30", "lm.cache=true"],
+                                                        *HINT_FROM_ALL_BLOCKS, "lm.cache=true"],
      "CLINC150 150 intents, the guess shown from p = 0.5 on, hidden from 80% of the training prompts, all blocks, "
-     "30 minutes (the 1,500-item row's adapter)", 0.92, "tfidf_logreg", ["clinc-intents-hint-from-0.5", "clinc-intents-top10-hint"]),
+     "30 minutes (the 1,500-item row's adapter)", 0.92, "tfidf_logreg",
+     ["clinc-intents-hint-from-0.5", "clinc-intents-top10-hint"]),
     ("bfcl-simple", "experiments/tools_bfcl_simple.yaml", BFCL_FT, "BFCL simple_python (AST)", 0.60, "rules_ast", []),
     # the same recipe on 2.5x the training calls: the exec categories' 150 items (none repeats a simple_python
     # request) besides `multiple`'s 80
