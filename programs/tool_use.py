@@ -62,29 +62,33 @@ def select_signature() -> type[dspy.Signature]:
     }, SELECT_INSTRUCTIONS)
 
 
-def _first_accepted(options: dict) -> dict:
+def _first_accepted(options: dict, omit_optional: bool = False) -> dict:
     """{key: [accepted values]} -> {key: the first accepted value}, recursively; keys whose
-    only accepted value is "" (may be omitted) are left out."""
+    only accepted value is "" (may be omitted) are left out, and with `omit_optional` every key
+    whose accepted values include "" (BFCL's mark of an argument the call may leave out)."""
     chosen = {}
     for key, values in options.items():
+        if omit_optional and isinstance(values, list) and "" in values:
+            continue
         given = [v for v in values if v != ""] if isinstance(values, list) else [values]
         if given:
-            chosen[key] = _concrete(given[0])
+            chosen[key] = _concrete(given[0], omit_optional)
     return chosen
 
 
-def _concrete(value: Any) -> Any:
+def _concrete(value: Any, omit_optional: bool = False) -> Any:
     if isinstance(value, dict) and all(isinstance(v, list) for v in value.values()):
-        return _first_accepted(value)
+        return _first_accepted(value, omit_optional)
     if isinstance(value, list):
-        return [_concrete(v) for v in value]
+        return [_concrete(v, omit_optional) for v in value]
     return value
 
 
-def example_call(accepted: list[dict]) -> dict:
-    """The first accepted call as plain arguments (BFCL lists alternatives per argument)."""
+def example_call(accepted: list[dict], omit_optional: bool = False) -> dict:
+    """The first accepted call as plain arguments (BFCL lists alternatives per argument);
+    `omit_optional`: without the arguments the call may leave out."""
     [(name, arguments)] = accepted[0].items()
-    return {"name": name, "arguments": _first_accepted(arguments)}
+    return {"name": name, "arguments": _first_accepted(arguments, omit_optional)}
 
 
 def _offered(functions: Any) -> list[dict]:
@@ -98,11 +102,14 @@ class FunctionCaller(dspy.Module):
     table_fields = ("call_error",)
 
     def __init__(self, *, pool: ExamplePool | None = None, instructions: str = CALL_INSTRUCTIONS,
-                 select: str = "overlap"):
+                 select: str = "overlap", omit_optional: bool = False):
         super().__init__()
         if select not in ("overlap", "lm"):
             raise ValueError("select must be 'overlap' or 'lm'")
+        if not isinstance(omit_optional, bool):
+            raise ValueError(f"omit_optional must be true or false, got {omit_optional!r}")
         self.selection = select
+        self.omit_optional = omit_optional  # gold calls shown (demos, fine-tuning answers) leave optional ones out
         self.select = dspy.Predict(select_signature())
         self.call = dspy.Predict(call_signature(instructions))
         self.demo_pool = pool or ExamplePool("question", "accepted", extra_fields=("functions",))
@@ -112,11 +119,11 @@ class FunctionCaller(dspy.Module):
                        "has no fixed shape; export it as a bundle")
 
     def export_config(self) -> dict:
-        return {"select": self.selection}
+        return {"select": self.selection, "omit_optional": self.omit_optional}
 
     @classmethod
     def from_export_config(cls, config: dict) -> FunctionCaller:
-        return cls(select=str(config["select"]))
+        return cls(select=str(config["select"]), omit_optional=bool(config.get("omit_optional", False)))
 
     @property
     def lm_calls_per_example(self) -> int:
@@ -131,8 +138,9 @@ class FunctionCaller(dspy.Module):
 
     def finetune_gold(self, example: dspy.Example) -> dict:
         """What each predictor should answer for a training example (finetune's gold pairs): the
-        function's name and the first accepted value of each argument."""
-        call = example_call(accepted_calls(example))
+        function's name and the first accepted value of each argument (none of the optional ones
+        with `omit_optional`)."""
+        call = example_call(accepted_calls(example), self.omit_optional)
         return {"name": call["name"], "arguments": call["arguments"]}
 
     def warm_up(self) -> None:
@@ -152,7 +160,7 @@ class FunctionCaller(dspy.Module):
         None when the example names no offered function."""
         if "question" not in example or "accepted" not in example:
             return example
-        call = example_call(accepted_calls(dspy.Example(accepted=example["accepted"])))
+        call = example_call(accepted_calls(dspy.Example(accepted=example["accepted"])), self.omit_optional)
         offered = _offered(example.get("functions"))
         function = next((f for f in offered if f["name"] == call["name"]), None)
         if function is None:
@@ -192,14 +200,16 @@ class FunctionCaller(dspy.Module):
 
 
 @program("function_caller")
-def function_caller(data: TaskData, *, instructions: str = CALL_INSTRUCTIONS, select: str = "overlap") -> FunctionCaller:
+def function_caller(data: TaskData, *, instructions: str = CALL_INSTRUCTIONS, select: str = "overlap",
+                    omit_optional: bool = False) -> FunctionCaller:
     """Choose a function (when several are offered: by word overlap or by the LM) and fill its
-    arguments under its schema."""
+    arguments under its schema. `omit_optional`: the gold calls the LM is shown (retrieved demos,
+    fine-tuning answers) leave out every argument the data marks as one the call may omit."""
     train = data.splits["train"]
     pool = ExamplePool("question", "accepted", [{"question": q, "accepted": a, "functions": f} for q, a, f in
                                                 zip(train["question"], train["accepted"], train["functions"])],
                        extra_fields=("functions",))
-    return FunctionCaller(pool=pool, instructions=instructions, select=select)
+    return FunctionCaller(pool=pool, instructions=instructions, select=select, omit_optional=omit_optional)
 
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")

@@ -117,3 +117,30 @@ def test_every_bfcl_function_schema_converts_and_builds_a_grammar():
                 LlamaGrammar.from_json_schema(json.dumps(model.model_json_schema()), verbose=False)
                 seen += 1
     assert seen > 900
+
+
+def test_omit_optional_leaves_out_exactly_the_arguments_bfcl_lets_a_call_omit_and_still_matches():
+    """`omit_optional` (function_caller): gold calls without BFCL's optional arguments (those whose accepted
+    values include "") still match; only those arguments go, and the program passes the flag to its gold."""
+    import dspy
+
+    from programs.tool_use import function_caller
+
+    data = datasets.get("bfcl_simple_python")()
+    left_out = 0
+    for accepted in data.splits["test"]["accepted"]:
+        calls = json.loads(accepted)
+        [(name, options)] = calls[0].items()
+        full, short = example_call(calls), example_call(calls, omit_optional=True)
+        assert match_call(short, calls) == "correct", (short, calls)
+        assert set(full["arguments"]) - set(short["arguments"]) == {k for k, v in options.items()
+                                                                   if "" in v and v != [""]}
+        left_out += len(full["arguments"]) - len(short["arguments"])
+    assert left_out > 100  # BFCL marks many arguments optional (their defaults are accepted too)
+    example = dspy.Example(accepted=data.splits["test"]["accepted"][0])
+    for omit in (False, True):
+        program = function_caller(data, omit_optional=omit)
+        assert program.finetune_gold(example)["arguments"] == example_call(json.loads(example.accepted), omit)["arguments"]
+        assert type(program).from_export_config(program.export_config()).omit_optional is omit
+    with pytest.raises(ValueError, match="omit_optional"):
+        function_caller(data, omit_optional="yes")
