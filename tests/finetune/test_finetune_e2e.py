@@ -266,3 +266,25 @@ def test_a_router_weighing_its_unsure_messages_trains_and_logs_the_weights(tmp_p
     assert run.info.status == "FINISHED" and run.data.metrics["finetune.steps"] == 6
     assert 1.0 < run.data.metrics["finetune.pair_weight_mean"] < 8.0
     assert run.data.tags["workbench.lm"].endswith(f"+lora-{run.data.tags['workbench.lora_sha256'][:12]}")
+
+
+def test_the_shipped_intents_recipe_trains_with_the_guess_only_where_the_ranker_is_sure(tmp_path):
+    """`experiments/routing_clinc150_intents_finetune.yaml` as shipped, cut to a few steps: the router
+    narrows to 10 intents in label order with the guess from p = 0.5 on, trains, logs the adapter, and
+    every answer is one of its candidates."""
+    store = Store(tmp_path / "mlruns")
+    spec = ROOT / "experiments" / "routing_clinc150_intents_finetune.yaml"
+    overrides = ["dataset.train=750", "dataset.dev=10", "dataset.test=8", "optimizer.params.max_examples=32",
+                 "optimizer.params.max_steps=4", *store.overrides]
+    done = run_cli("run", str(spec), "--quiet", *_sets(overrides), env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = store.client()
+    run = client.get_run(_run_id(done.stdout))
+    assert run.info.status == "FINISHED" and run.data.metrics["finetune.steps"] == 4
+    assert run.data.tags["workbench.lm"].endswith(f"+lora-{run.data.tags['workbench.lora_sha256'][:12]}")
+    assert run.data.params["program.params.hint_from"] == "0.5"
+    table = json.loads(Path(client.download_artifacts(run.info.run_id, "predictions.json", str(tmp_path))).read_text())
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    assert len(rows) == 8
+    for row in rows:
+        assert len(row["candidates"]) == 10 and row["predicted"] in row["candidates"], row
