@@ -218,8 +218,14 @@ def test_function_calling_gold_pairs_are_the_accepted_call_and_drop_a_wrongly_ch
     assert 0 < len(right) < len(examples)  # word overlap picks wrongly on some of the 80
     with dspy.context(adapter=build_adapter("json")):
         unchecked = build_pairs(prepared.program, examples)
-        kept = build_pairs(prepared.program, examples, metric=metric)
+        skipped: dict[str, int] = {}
+        kept = build_pairs(prepared.program, examples, metric=metric, skipped=skipped)
     assert len(kept) == len(right)
+    assert skipped["outside_choices"] + skipped["failed_metric"] == len(examples) - len(right)
+    from workbench.optimize.finetune import _describe_skipped
+
+    said = _describe_skipped(skipped, len(examples))  # the run's warning speaks of functions here, not labels alone
+    assert said.startswith(f"{len(examples) - len(right)} of {len(examples)} ") and "another function" in said
     # without the metric, only gold calls that do not parse under their own prompt are gone (arguments
     # for the other function that break the chosen one's schema); every right-function call stays
     assert len(right) < len(unchecked) < len(examples)

@@ -129,8 +129,8 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
 
 
 def _describe_skipped(skipped: dict[str, int], total: int) -> str:
-    why = {"outside_choices": "whose gold answer is outside the choices its prompt allows (a label not among the "
-                              "router's candidates)",
+    why = {"outside_choices": "whose gold answer is outside the choices its prompt allows (a label outside a "
+                              "router's candidates, a call to another function than the one chosen)",
            "failed_metric": "whose answer the metric rejected", "failed_call": "whose LM call or parse failed"}
     parts = [f"{n} {why[reason]}" for reason, n in skipped.items() if n]
     return f"{sum(skipped.values())} of {total} training examples made no pair: {'; '.join(parts)}" if parts else ""
