@@ -177,6 +177,14 @@ ROWS = [
       "program.params.omit_optional=true"],
      "BFCL simple_python (AST), trained on three categories' gold calls without their optional arguments", 0.60,
      "rules_ast", ["bfcl-simple-more-train", "bfcl-simple"]),
+    # 46 of that row's misses still filled an optional argument: the instructions now say to leave them out
+    ("bfcl-simple-omit-optional-said", "experiments/tools_bfcl_simple.yaml",
+     [*BFCL_FT, 'dataset.params={"train_from": ["multiple", "exec_simple", "exec_multiple"]}',
+      "program.params.omit_optional=true", "program.params.instructions=" + json.dumps(
+          "Call the function to answer the request: fill in its arguments from the request. Leave out an optional "
+          "argument unless the request gives its value.")],
+     "BFCL simple_python (AST), as the row above, the instructions saying to leave out optional arguments", 0.60,
+     "rules_ast", ["bfcl-simple-omit-optional"]),
     # precision ablation: the same 800 messages (100 steps) trained with float32 and with bfloat16 products
     ("clinc-domains-800-float32", FT, ["dataset.test=1000", "optimizer.params.max_examples=800",
                                        "optimizer.params.precision=float32"],
