@@ -137,10 +137,16 @@ def test_omit_optional_leaves_out_exactly_the_arguments_bfcl_lets_a_call_omit_an
                                                                    if "" in v and v != [""]}
         left_out += len(full["arguments"]) - len(short["arguments"])
     assert left_out > 100  # BFCL marks many arguments optional (their defaults are accepted too)
-    example = dspy.Example(accepted=data.splits["test"]["accepted"][0])
+    test = data.splits["test"]
+    item = next(i for i, a in enumerate(test["accepted"]) if '""' in a)  # an item with an optional argument
+    example = dspy.Example(question=test["question"][item], accepted=test["accepted"][item],
+                           functions=test["functions"][item])
     for omit in (False, True):
         program = function_caller(data, omit_optional=omit)
-        assert program.finetune_gold(example)["arguments"] == example_call(json.loads(example.accepted), omit)["arguments"]
+        wanted = example_call(json.loads(example.accepted), omit)["arguments"]
+        assert program.finetune_gold(example)["arguments"] == wanted  # the fine-tuning answer
+        assert program.as_demo("call", example).arguments == wanted  # and the demo it would be
         assert type(program).from_export_config(program.export_config()).omit_optional is omit
+    assert example_call(json.loads(example.accepted)) != example_call(json.loads(example.accepted), True)
     with pytest.raises(ValueError, match="omit_optional"):
         function_caller(data, omit_optional="yes")

@@ -176,3 +176,29 @@ def test_labeled_demos_reach_the_embedded_lms_prompt(capsys):
     sent = last_sent_to_lm()
     assert all(q in sent for q in questions)
     assert out.result.n == 2 and out.result.failures == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("omit", [False, True])
+def test_omit_optional_leaves_the_optional_argument_out_of_the_demo_the_embedded_lm_reads(omit, embedded_backend):
+    import dspy
+
+    from programs.pool import ExamplePool
+    from programs.tool_use import FunctionCaller
+    from workbench.lm import build_lm
+    from workbench.lm.adapters import CompactJSONAdapter
+    from workbench.spec import LMSpec
+
+    function = {"name": "weather", "description": "Weather forecast for a city.",
+                "parameters": {"type": "object", "required": ["city"], "properties": {
+                    "city": {"type": "string"}, "days": {"type": "integer", "description": "days ahead, default 3"}}}}
+    functions = json.dumps([function])
+    pool = ExamplePool("question", "accepted", [{"question": "forecast for Oslo", "functions": functions,
+                                                 "accepted": [{"weather": {"city": ["Oslo"], "days": ["", 3]}}]}],
+                       k=1, extra_fields=("functions",))
+    lm = build_lm(LMSpec(cache=False, max_tokens=64), backend=embedded_backend)
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        out = FunctionCaller(pool=pool, omit_optional=omit)(question="forecast for Bergen", functions=functions)
+    sent = "\n".join(str(m["content"]) for m in lm.history[-1]["messages"])
+    assert "Oslo" in sent and ('"days"' in sent) is not omit, sent  # the demo's answer, with or without `days`
+    assert out.call["name"] == "weather" and set(out.call["arguments"]) <= {"city", "days"}
