@@ -33,6 +33,8 @@ STORE = ["lm.cache=false", "tracking.uri=sqlite:///mlruns/bench-finetune.db", "t
 FT = "experiments/routing_clinc150_finetune.yaml"
 BFCL_FT = ["optimizer.name=finetune", "dataset.test=null", 'optimizer.params={"epochs": 3, "batch_size": 8, '
            '"learning_rate": 0.001, "rank": 16, "alpha": 32, "max_minutes": 30}']
+# BFCL_FT trained on three other categories' calls (210 items) instead of `multiple`'s 80
+BFCL_MORE = [*BFCL_FT, 'dataset.params={"train_from": ["multiple", "exec_simple", "exec_multiple"]}']
 # the 10 nearest labels in label order, the ranker's guess only where it is sure, LoRA in the top 10 blocks
 HINT_FROM = ["program.params.candidates=10", "program.params.candidate_order=label", "program.params.ranker_hint=true",
              "program.params.hint_from=0.5", "program.params.hint_dropout=0.5", "optimizer.params.max_examples=15000",
@@ -168,19 +170,17 @@ ROWS = [
     # the same recipe on 2.5x the training calls: the exec categories' 150 items (none repeats a simple_python
     # request) besides `multiple`'s 80
     ("bfcl-simple-more-train", "experiments/tools_bfcl_simple.yaml",
-     [*BFCL_FT, 'dataset.params={"train_from": ["multiple", "exec_simple", "exec_multiple"]}'],
+     BFCL_MORE,
      "BFCL simple_python (AST), trained on multiple + exec_simple + exec_multiple", 0.60, "rules_ast", ["bfcl-simple"]),
     # that row's misses were all wrong values, 43 of its 195 an optional argument filled where BFCL accepts leaving
-    # it out (e.g. a made-up year): gold calls that leave every such argument out teach the LM to leave them out
+    # it out (e.g. a made-up year): gold calls that leave every such argument out, to teach the LM to do so
     ("bfcl-simple-omit-optional", "experiments/tools_bfcl_simple.yaml",
-     [*BFCL_FT, 'dataset.params={"train_from": ["multiple", "exec_simple", "exec_multiple"]}',
-      "program.params.omit_optional=true"],
+     [*BFCL_MORE, "program.params.omit_optional=true"],
      "BFCL simple_python (AST), trained on three categories' gold calls without their optional arguments", 0.60,
      "rules_ast", ["bfcl-simple-more-train", "bfcl-simple"]),
     # 46 of that row's misses still filled an optional argument: the instructions now say to leave them out
     ("bfcl-simple-omit-optional-said", "experiments/tools_bfcl_simple.yaml",
-     [*BFCL_FT, 'dataset.params={"train_from": ["multiple", "exec_simple", "exec_multiple"]}',
-      "program.params.omit_optional=true", "program.params.instructions=" + json.dumps(
+     [*BFCL_MORE, "program.params.omit_optional=true", "program.params.instructions=" + json.dumps(
           "Call the function to answer the request: fill in its arguments from the request. Leave out an optional "
           "argument unless the request gives its value.")],
      "BFCL simple_python (AST), as the row above, the instructions saying to leave out optional arguments", 0.60,
