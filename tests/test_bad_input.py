@@ -77,6 +77,8 @@ FIELD_CASES = {
     "bfcl_trains_on_its_test_category": ({"dataset": {"name": "bfcl_simple_python",
                                                       "params": {"train_from": ["exec_simple", "simple_python"]}}},
                                          "dataset.params.train_from", "the category this view tests on"),
+    "bad_bfcl_fold": ({"dataset": {"name": "bfcl_simple_python", "params": {"fold": "3/2"}}},
+                      "dataset.params.fold", "i between 1 and k"),
     "api_key_env_unset": ({"lm": {"backend": "openai", "model": "m", "api_base": "http://127.0.0.1:9/v1",
                                   "api_key_env": "WORKBENCH_TEST_SURELY_UNSET"}}, "lm.api_key_env", "not set"),
 }

@@ -150,3 +150,29 @@ def test_omit_optional_leaves_out_exactly_the_arguments_bfcl_lets_a_call_omit_an
     assert example_call(json.loads(example.accepted)) != example_call(json.loads(example.accepted), True)
     with pytest.raises(ValueError, match="omit_optional"):
         function_caller(data, omit_optional="yes")
+
+
+def test_bfcl_folds_score_every_item_once_and_train_on_the_other_parts():
+    """`fold: "i/k"`: the k test splits partition the category, each run trains on the category's other
+    parts (besides the partner) and never on its own part or a word-for-word twin of it."""
+    from workbench.errors import UserError
+
+    whole = datasets.get("bfcl_simple_python")()
+    views = [datasets.get("bfcl_simple_python")(fold=f"{i}/2") for i in (1, 2)]
+    tested = [set(v.splits["test"]["id"]) for v in views]
+    assert not tested[0] & tested[1] and tested[0] | tested[1] == set(whole.splits["test"]["id"])
+    assert all(180 <= len(t) <= 220 for t in tested)
+    assert views[0].splits["test"]["id"] == datasets.get("bfcl_simple_python")(fold="1/2").splits["test"]["id"]
+    for view, mine, other in zip(views, tested, reversed(tested)):
+        trained = set(view.splits["train"]["id"]) | set(view.splits["validation"]["id"])
+        assert not trained & mine
+        own = {i for i in trained if i.startswith("simple_python")}
+        assert own <= other and len(own) > 0.9 * len(other)  # all but the twins of a request under test
+        asked = set(view.splits["test"]["question"])
+        assert not asked & (set(view.splits["train"]["question"]) | set(view.splits["validation"]["question"]))
+        assert any(i.startswith("multiple") for i in trained)
+    assert len({whole.fingerprint, views[0].fingerprint, views[1].fingerprint}) == 3
+    for bad in ("0/2", "3/2", "1/1", "half", 2, "1/2/3"):
+        with pytest.raises(UserError) as caught:
+            datasets.get("bfcl_simple_python")(fold=bad)
+        assert caught.value.field == "dataset.params.fold"

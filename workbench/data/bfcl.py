@@ -10,8 +10,10 @@ categories word for word (96 of simple_python's 400 are also `multiple` items, w
 function); those partner items are left out of train and dev, or a retrieved demo would carry
 the test item's own answer. `train_from: [categories]` (a dataset param) trains on other categories
 instead of or besides the partner (simple_python's 80 `multiple` items are few to fine-tune on; the
-exec categories share no request with it); the view's own category is never among them. `functions`,
-`accepted` and
+exec categories share no request with it); the view's own category is never among them.
+`fold: "i/k"` cross-fits instead: the category is split into k seeded parts, the i-th is the test split
+and the other k-1 parts join train, so k runs (i = 1..k) score every item once, each by a program that
+never trained on it, and the training calls come from the category under test. `functions`, `accepted` and
 `gold_calls` are JSON strings (their shapes differ per item, which Arrow cannot hold).
 Exec ground truth (call strings such as `f(n=20, p=1/6)`) is read by AST walk, never eval,
 and also stored in AST form, so AST matching works on every category.
@@ -34,6 +36,7 @@ PARTNERS = {"simple_python": "multiple", "multiple": "simple_python", "exec_simp
             "exec_multiple": "exec_simple"}
 DEV_SIZE = 40
 DEV_SEED = 7
+FOLD_SEED = 11
 
 
 def _jsonl(path) -> list[dict]:
@@ -85,10 +88,36 @@ def train_sources(category: str, train_from) -> list[str]:
     return names
 
 
-def _view(category: str, train_from=None) -> TaskData:
+def parse_fold(fold) -> tuple[int, int] | None:
+    """`fold: "i/k"` -> (i, k): test on the i-th of k seeded parts of the category (1-based)."""
+    if fold is None:
+        return None
+    parts = fold.split("/") if isinstance(fold, str) else []
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise UserError(f'give the fold as "i/k" (e.g. "1/2": the first of two halves), not {fold!r}',
+                        field="dataset.params.fold")
+    i, k = int(parts[0]), int(parts[1])
+    if k < 2 or not 1 <= i <= k:
+        raise UserError(f"fold {fold!r}: k must be at least 2 and i between 1 and k", field="dataset.params.fold")
+    return i, k
+
+
+def _split_fold(rows: list[dict], fold: tuple[int, int]) -> tuple[list[dict], list[dict]]:
+    """The category's items in the fold's test part, and the rest (seeded, the same for every i of one k)."""
+    i, k = fold
+    order = sorted(range(len(rows)), key=lambda n: rows[n]["id"])
+    random.Random(FOLD_SEED).shuffle(order)
+    part = {n for rank, n in enumerate(order) if rank % k == i - 1}
+    return [r for n, r in enumerate(rows) if n in part], [r for n, r in enumerate(rows) if n not in part]
+
+
+def _view(category: str, train_from=None, fold=None) -> TaskData:
     sources = train_sources(category, train_from)
+    fold_ik = parse_fold(fold)
     rows, files = load_category(category)
     others = []
+    if fold_ik:  # cross-fitting: the category's other parts train too, never the part under test
+        rows, others = _split_fold(rows, fold_ik)
     for source in sources:
         more, more_files = load_category(source)
         others, files = others + more, files + more_files
@@ -107,6 +136,7 @@ def _view(category: str, train_from=None) -> TaskData:
                              "validation": table([r for i, r in enumerate(others) if i in dev_ids]),
                              "test": table(rows)})
     trained = "" if train_from is None else "-train-" + "+".join(sources)  # the partner's views keep their print
+    trained += f"-fold-{fold_ik[0]}-of-{fold_ik[1]}-seed-{FOLD_SEED}" if fold_ik else ""
     fingerprint = fingerprint_files(*files, extra=f"{DEV_SEED}-no-test-duplicates{trained}")
     return TaskData(name=f"bfcl_{category}", splits=splits, input_fields=("question", "functions"),
                     label_field="accepted", labels=[], fingerprint=fingerprint,
@@ -115,28 +145,28 @@ def _view(category: str, train_from=None) -> TaskData:
 
 
 @dataset("bfcl_simple_python")
-def bfcl_simple_python(*, train_from: str | list[str] | None = None) -> TaskData:
+def bfcl_simple_python(*, train_from: str | list[str] | None = None, fold: str | None = None) -> TaskData:
     """400 single-function calls (test); train/dev from `multiple`
-    (`train_from`: other categories instead)."""
-    return _view("simple_python", train_from)
+    (`train_from`: other categories instead; `fold`: cross-fitting, see the module)."""
+    return _view("simple_python", train_from, fold)
 
 
 @dataset("bfcl_multiple")
-def bfcl_multiple(*, train_from: str | list[str] | None = None) -> TaskData:
+def bfcl_multiple(*, train_from: str | list[str] | None = None, fold: str | None = None) -> TaskData:
     """200 calls choosing among 2-4 functions (test); train/dev from `simple_python`
-    (`train_from`: other categories instead)."""
-    return _view("multiple", train_from)
+    (`train_from`: other categories instead; `fold`: cross-fitting, see the module)."""
+    return _view("multiple", train_from, fold)
 
 
 @dataset("bfcl_exec_simple")
-def bfcl_exec_simple(*, train_from: str | list[str] | None = None) -> TaskData:
+def bfcl_exec_simple(*, train_from: str | list[str] | None = None, fold: str | None = None) -> TaskData:
     """100 calls of one given function, scored by running them; train/dev from `exec_multiple`
-    (`train_from`: other categories instead)."""
-    return _view("exec_simple", train_from)
+    (`train_from`: other categories instead; `fold`: cross-fitting, see the module)."""
+    return _view("exec_simple", train_from, fold)
 
 
 @dataset("bfcl_exec_multiple")
-def bfcl_exec_multiple(*, train_from: str | list[str] | None = None) -> TaskData:
+def bfcl_exec_multiple(*, train_from: str | list[str] | None = None, fold: str | None = None) -> TaskData:
     """50 calls choosing among 2-4 functions, scored by running them; train/dev from `exec_simple`
-    (`train_from`: other categories instead)."""
-    return _view("exec_multiple", train_from)
+    (`train_from`: other categories instead; `fold`: cross-fitting, see the module)."""
+    return _view("exec_multiple", train_from, fold)
