@@ -192,6 +192,14 @@ ROWS = [
           "argument unless the request gives its value.")],
      "BFCL simple_python (AST), as the row above, the instructions saying to leave out optional arguments", 0.60,
      "rules_ast", ["bfcl-simple-omit-optional"]),
+    # cross-fitting: every row above trains on other categories' calls only. Each half of simple_python is scored by
+    # an adapter that also trained on the other half's gold calls (`dataset.params.fold`), as a team fine-tuning on
+    # calls of their own functions would; the two halves make one 400-item row (CROSS_FITTED)
+    *[(f"bfcl-simple-fold{i}of2", "experiments/tools_bfcl_simple.yaml", [*BFCL_MORE, f"dataset.params.fold={i}/2"],
+       f"BFCL simple_python (AST), half {i} of 2, trained on the other half + three categories", None, "rules_ast",
+       []) for i in (1, 2)],
+    ("bfcl-simple-2fold", None, [], "BFCL simple_python (AST), 2-fold cross-fitted: each half by an adapter trained on "
+     "the other half + three categories (two adapters)", 0.60, "rules_ast", ["bfcl-simple-more-train"]),
     # precision ablation: the same 800 messages (100 steps) trained with float32 and with bfloat16 products
     ("clinc-domains-800-float32", FT, ["dataset.test=1000", "optimizer.params.max_examples=800",
                                        "optimizer.params.precision=float32"],
@@ -204,6 +212,8 @@ ROWS = [
     ("clinc-domains+retrieval_demos", FT, ["dataset.test=null", *THEN_DEMOS], "CLINC150 domains, finetune → "
      "retrieval_demos", 0.97, "tfidf_logreg", ["clinc-domains"]),
 ]
+# rows made of other rows' disjoint test items (k-fold cross-fitting): scored, tested and timed as one
+CROSS_FITTED = {"bfcl-simple-2fold": ["bfcl-simple-fold1of2", "bfcl-simple-fold2of2"]}
 # rows of benchmarks/optimizers.py measured on the same test items, and what they are next to this row
 OPTIMIZER_ROWS = {
     "bfcl-simple": [("bfcl/zero-shot", "no adapter")],
@@ -242,6 +252,8 @@ def measure(key: str, spec_file: str, overrides: list[str], speed_n: int, baseli
     from workbench.console import Reporter
     from workbench.finetune.pairs import build_pairs
 
+    from benchmarks.finetune_report import narrowing
+
     spec = workbench.load_spec(ROOT / spec_file, STORE + overrides + [f"tracking.run_name=bench-finetune-{key}"])
     started, code = time.perf_counter(), commit()
     out = workbench.run(spec, reporter=Reporter(quiet=False))
@@ -257,6 +269,7 @@ def measure(key: str, spec_file: str, overrides: list[str], speed_n: int, baseli
     prompts = [p.messages for p in build_pairs(out.program, prepare(spec).evalset[:speed_n])]
     return {"key": key, "spec": spec_file, "overrides": overrides, "n": r.n, "score": r.score, "ci": list(r.ci),
             "baseline": baseline, "logreg": logreg.score, "ids": [str(i) for i in r.table["id"]], "scores": mine,
+            "baseline_scores": [float(s) for s in logreg.scores],
             "paired_vs_logreg": [test.difference, *test.ci, test.p_value],
             "train_minutes": metrics.get("finetune.train_seconds", 0.0) / 60,
             "train_steps": metrics.get("finetune.steps"),
@@ -268,115 +281,20 @@ def measure(key: str, spec_file: str, overrides: list[str], speed_n: int, baseli
             **narrowing(r.table)}
 
 
-def narrowing(table) -> dict:
-    """For a router that narrowed the labels: is the LM deciding, or copying the ranker? The ranker
-    alone (its first label, no LM) scored on the same items, how often the LM took that first label,
-    and how often the gold label was among the candidates at all (the ceiling)."""
-    if "candidates" not in table.columns:
-        return {}
-    candidates = [list(c) if c is not None else [] for c in table["candidates"]]
-    if not any(candidates):
-        return {}
-    first = [c[0] if c else None for c in candidates]
-    n = len(first)
-    return {"ranker_scores": [float(f is not None and f == g) for f, g in zip(first, table["gold"])],
-            "first_pick_share": sum(f is not None and f == p for f, p in zip(first, table["predicted"])) / n,
-            "gold_in_candidates": sum(g in c for g, c in zip(table["gold"], candidates)) / n}
-
-
-def _training(row: dict) -> str:
-    """Minutes, and where recorded the steps done of those planned, the pairs trained on (a
-    `max_minutes` budget makes the steps depend on the CPU) and the sampled examples that made no pair."""
-    text = f"{row['train_minutes']:.1f}"
-    if row.get("train_steps") is not None:
-        planned = f"/{row['train_planned_steps']:.0f}" if row.get("train_planned_steps") else ""
-        skipped = f", {row['train_skipped']:.0f} without" if row.get("train_skipped") else ""
-        text += f" ({row['train_steps']:.0f}{planned} steps, {row['train_pairs']:.0f} pairs{skipped})"
-    return text
-
-
-def _paired_with(row: dict, other: dict | None) -> str:
-    """The row against another row on the items both scored (per-item scores are kept since 2026-12-04)."""
-    if other is None or "scores" not in row or "scores" not in other:
-        return "not measured" if other is None else "no per-item scores kept"
-    from benchmarks.optimizers import paired
-
-    text = paired(row, other)
-    if text in ("", "n/a"):
-        return text
-    theirs = dict(zip(other["ids"], other["scores"]))  # the items paired() tested, to count who alone was right
-    common = [(s, theirs[i]) for i, s in zip(row["ids"], row["scores"]) if i in theirs]
-    better, worse = sum(m > t for m, t in common), sum(m < t for m, t in common)
-    return f"{text} (n={len(common)}: only this row right on {better}, only the other on {worse})"
-
-
-def report(rows: dict) -> str:
-    from benchmarks.results import table
-
-    lines, pairs = [], []
-    for key, _, _, title, goal, baseline, alone in ROWS:
-        row = rows.get(key)
-        if row is None:
-            lines.append([title, "not measured", baseline, "", "", "", "", f"≥ {goal}" if goal else "–"])
-            continue
-        d, lo, hi, p = row["paired_vs_logreg"]
-        ratio = row["speed"][0] / row["speed"][1] if row.get("speed") else None
-        lines.append([f"{title} ({row['run_id'][:8]}, {row['commit']})", f"{row['score']:.3f} [{row['ci'][0]:.3f}, "
-                      f"{row['ci'][1]:.3f}] n={row['n']}", f"{row.get('baseline', 'tfidf_logreg')} {row['logreg']:.3f}",
-                      f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}] p={p:.3g}", _training(row),
-                      f"{row['eval_seconds_per_item']:.3f}{'†' if row.get('shared_cpu') else ''}",
-                      f"{row['speed'][0]:.3f} / {row['speed'][1]:.3f} = {ratio:.2f} (n={row['speed_n']})"
-                      if ratio else "", f"≥ {goal}: {'met' if row['score'] >= goal else 'missed'}" if goal else "–"])
-        pairs += [[title, other, _paired_with(row, rows.get(other))] for other in alone]
-        if "ranker_scores" in row:
-            ranker = {"ids": row["ids"], "scores": row["ranker_scores"]}
-            pairs.append([title, f"the ranker's first label, no LM ({sum(ranker['scores']) / row['n']:.3f}); the LM "
-                          f"took it on {row['first_pick_share']:.1%}, gold among the candidates on "
-                          f"{row['gold_in_candidates']:.1%}", _paired_with(row, ranker)])
-        for other, what in OPTIMIZER_ROWS.get(key, []):
-            from benchmarks.optimizers import load_rows
-
-            against = load_rows().get(other)
-            pairs.append([title, f"{what} ({other} of the optimizers table)", _paired_with(row, against)])
-    combos = ("\n\nAgainst the program without the adapter, a narrowed router against its ranker alone, and "
-              "combinations against each part alone "
-              "(difference, 95% bootstrap CI, McNemar p, on the items both scored):\n\n"
-              + table(["row", "against", "difference"], pairs)) if pairs else ""
-    return ("## Finetune: the embedded LM fine-tuned on the program's own prompts (LoRA, CPU)\n\n"
-            + table(["task (run, commit)", "accuracy [95% CI]", "classical baseline, same items",
-                     "LM − baseline, paired", "train min (steps, pairs, examples without a pair)", "s/query (eval)",
-                     "s/query base / adapter = ratio", "goal"], lines)
-            + combos
-            + "\n\nTraining parameters are the spec's (`experiments/routing_clinc150_finetune.yaml`: a seeded "
-              "sample of training messages (now all 15,000, the clock deciding how many are seen; rows that name "
-              "no count: 3,200), LoRA r=16 on every linear layer, batch 8, lr 0.002, at most 30 minutes; since "
-              "f117741 the rate decays to zero by the end of the 30 minutes when they end the training first, "
-              "before that it followed the planned steps; since 0ba111e the clock drives the decay only when the "
-              "pace after the warm-up says the plan will not fit; BFCL: "
-              "`benchmarks/finetune.py` BFCL_FT on the 80 training items of the view, BFCL `multiple` questions: gold "
-              "pairs are the first accepted call, kept only where word overlap picks the right function, which "
-              "dropped 14). "
-              "The ratio is base seconds over adapter seconds per query on the same prompts (≥ 0.9 means the "
-              "adapter costs at most about a tenth more); both are plain chat completions without the label "
-              "grammar, so a base model that writes a longer answer before stopping is slower for that reason "
-              "too: the ratio is per query, not per token. † Other work shared the CPU during that row's evaluation: "
-              "its accuracy stands, its seconds per query do not compare. Rows not measured yet are listed with "
-              "their goal.\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", help="comma-separated row keys (default: all)")
     parser.add_argument("--speed-n", type=int, default=100)
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
+    from benchmarks.finetune_report import report
     from benchmarks.results import write_sections
 
     rows = json.loads(ROWS_FILE.read_text()) if ROWS_FILE.exists() else {}
     wanted = set(args.rows.split(",")) if args.rows else {k for k, *_ in ROWS}
     if not args.report:
         for key, spec_file, overrides, _, _, baseline, _ in ROWS:
-            if key not in wanted:
+            if key not in wanted or key in CROSS_FITTED:  # measured as its parts
                 continue
             row = measure(key, spec_file, overrides, args.speed_n, baseline)
             prompts = row.pop("prompts")

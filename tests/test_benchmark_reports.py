@@ -9,7 +9,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from benchmarks import finetune as ft
+from benchmarks import finetune_report as ft
 from benchmarks import optimizers as opt
 from tests.conftest import ROOT
 
@@ -65,6 +65,31 @@ def test_finetune_report_names_goals_missing_rows_and_the_ranker_pairing():
     assert "took it on 80.0%" in ranker and "+0.225 [" in ranker  # 0.975 - 0.750 on the same 40 items
     # the combination row pairs against the part measured alone; absent, it says so
     assert ft._paired_with({"scores": [1.0]}, None) == "not measured"
+
+
+def test_a_cross_fitted_row_pools_its_folds_items_and_sums_their_training():
+    def fold(i: int, scores: list[float], baseline: list[float]) -> dict:
+        ids = [f"f{i}-{n}" for n in range(len(scores))]
+        return {"run_id": f"run{i}abcdefgh", "commit": "HEAD", "n": len(scores), "ids": ids, "scores": scores,
+                "baseline_scores": baseline, "baseline": "rules_ast", "train_minutes": 10.0, "train_steps": 50,
+                "train_planned_steps": 50, "train_pairs": 300, "train_skipped": 2, "eval_seconds_per_item": 0.5 * i,
+                "speed": [3.0, 1.0], "speed_n": 10, "score": sum(scores) / len(scores), "ci": [0.0, 1.0],
+                "logreg": sum(baseline) / len(baseline), "paired_vs_logreg": [0.1, 0.0, 0.2, 0.05]}
+
+    one, two = fold(1, [1.0] * 30 + [0.0] * 10, [1.0] * 10 + [0.0] * 30), fold(2, [1.0] * 20, [0.0] * 20)
+    row = ft.cross_fitted([one, two])
+    assert row["n"] == 60 and row["ids"] == one["ids"] + two["ids"] and row["score"] == pytest.approx(50 / 60)
+    assert row["logreg"] == pytest.approx(10 / 60) and row["paired_vs_logreg"][0] == pytest.approx(40 / 60)
+    assert row["train_minutes"] == 20.0 and row["train_pairs"] == 600
+    assert row["eval_seconds_per_item"] == pytest.approx((0.5 * 40 + 1.0 * 20) / 60)
+    old = {k: v for k, v in two.items() if k != "baseline_scores"}  # a row measured before they were kept
+    assert ft.cross_fitted([one, None]) is None and ft.cross_fitted([one, old]) is None
+    text = ft.report({"bfcl-simple-fold1of2": one, "bfcl-simple-fold2of2": two})
+    line = next(x for x in text.splitlines() if x.startswith("| BFCL simple_python (AST), 2-fold cross-fitted"))
+    assert "(run1abcd+run2abcd, HEAD)" in line and "0.833 [" in line and "n=60" in line
+    assert "20.0 (100/100 steps, 600 pairs, 4 without)" in line and "≥ 0.6: met" in line
+    assert "| BFCL simple_python (AST), 2-fold cross-fitted" in ft.report({"bfcl-simple-fold1of2": one})  # listed
+    assert "not measured" in next(x for x in ft.report({}).splitlines() if "2-fold cross-fitted" in x)
 
 
 def test_the_combination_pairs_with_the_adapter_alone_and_the_default_specs_demos(monkeypatch):
