@@ -77,13 +77,16 @@ def report(rows: dict) -> str:
 
     lines, pairs = [], []
     for key, _, _, title, goal, baseline, alone in ROWS:
-        row = rows.get(key) or (cross_fitted([rows.get(k) for k in CROSS_FITTED[key]]) if key in CROSS_FITTED else None)
+        row = rows.get(key)
+        if row is None and key in CROSS_FITTED:
+            row = cross_fitted([rows.get(part) for part in CROSS_FITTED[key]])
         if row is None:
             lines.append([title, "not measured", baseline, "", "", "", "", f"≥ {goal}" if goal else "–"])
             continue
         d, lo, hi, p = row["paired_vs_logreg"]
         ratio = row["speed"][0] / row["speed"][1] if row.get("speed") else None
-        lines.append([f"{title} ({'+'.join(r[:8] for r in row['run_id'].split('+'))}, {row['commit']})", f"{row['score']:.3f} [{row['ci'][0]:.3f}, "
+        runs = "+".join(run[:8] for run in row["run_id"].split("+"))  # a cross-fitted row names each fold's run
+        lines.append([f"{title} ({runs}, {row['commit']})", f"{row['score']:.3f} [{row['ci'][0]:.3f}, "
                       f"{row['ci'][1]:.3f}] n={row['n']}", f"{row.get('baseline', 'tfidf_logreg')} {row['logreg']:.3f}",
                       f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}] p={p:.3g}", _training(row),
                       f"{row['eval_seconds_per_item']:.3f}{'†' if row.get('shared_cpu') else ''}",
