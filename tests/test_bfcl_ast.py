@@ -172,7 +172,7 @@ def test_bfcl_folds_score_every_item_once_and_train_on_the_other_parts():
         assert not asked & (set(view.splits["train"]["question"]) | set(view.splits["validation"]["question"]))
         assert any(i.startswith("multiple") for i in trained)
     assert len({whole.fingerprint, views[0].fingerprint, views[1].fingerprint}) == 3
-    for bad in ("0/2", "3/2", "1/1", "half", 2, "1/2/3"):
+    for bad in ("0/2", "3/2", "1/1", "half", 2, "1/2/3", "²/2"):
         with pytest.raises(UserError) as caught:
             datasets.get("bfcl_simple_python")(fold=bad)
         assert caught.value.field == "dataset.params.fold"

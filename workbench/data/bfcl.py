@@ -93,7 +93,7 @@ def parse_fold(fold) -> tuple[int, int] | None:
     if fold is None:
         return None
     parts = fold.split("/") if isinstance(fold, str) else []
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+    if len(parts) != 2 or not all(p.strip().isdecimal() for p in parts):
         raise UserError(f'give the fold as "i/k" (e.g. "1/2": the first of two halves), not {fold!r}',
                         field="dataset.params.fold")
     i, k = int(parts[0]), int(parts[1])
