@@ -288,3 +288,26 @@ def test_the_shipped_intents_recipe_trains_with_the_guess_only_where_the_ranker_
     assert len(rows) == 8
     for row in rows:
         assert len(row["candidates"]) == 10 and row["predicted"] in row["candidates"], row
+
+
+def test_the_shipped_bfcl_recipe_trains_on_the_other_half_and_scores_its_own(tmp_path):
+    """`experiments/tools_bfcl_simple_finetune.yaml` as shipped, cut to a few steps: the function caller
+    trains on gold calls, logs the adapter, and answers only requests of its own half, each a call of
+    the function offered."""
+    from workbench.registry import datasets
+
+    store = Store(tmp_path / "mlruns")
+    spec = ROOT / "experiments" / "tools_bfcl_simple_finetune.yaml"
+    overrides = ["dataset.test=3", "optimizer.params.max_steps=3", "optimizer.params.batch_size=4", *store.overrides]
+    done = run_cli("run", str(spec), "--quiet", *_sets(overrides), env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = store.client()
+    run = client.get_run(_run_id(done.stdout))
+    assert run.info.status == "FINISHED" and run.data.metrics["finetune.steps"] == 3
+    assert run.data.tags["workbench.lm"].endswith(f"+lora-{run.data.tags['workbench.lora_sha256'][:12]}")
+    table = json.loads(Path(client.download_artifacts(run.info.run_id, "predictions.json", str(tmp_path))).read_text())
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    half = datasets.get("bfcl_simple_python")(train_from=["multiple", "exec_simple", "exec_multiple"], fold="1/2")
+    assert len(rows) == 3 and {r["id"] for r in rows} <= set(half.splits["test"]["id"])
+    for row in rows:
+        assert row["predicted"]["name"] == json.loads(row["functions"])[0]["name"], row
