@@ -268,23 +268,29 @@ def test_a_router_weighing_its_unsure_messages_trains_and_logs_the_weights(tmp_p
     assert run.data.tags["workbench.lm"].endswith(f"+lora-{run.data.tags['workbench.lora_sha256'][:12]}")
 
 
+def _shipped_spec_cut_short(tmp_path, name: str, steps: int, overrides: list[str]):
+    """Run `experiments/<name>` through the CLI with `steps` training steps; check it finished with its adapter
+    on the run's LM; return the run and its predictions.json rows."""
+    store = Store(tmp_path / "mlruns")
+    sets = _sets([*overrides, f"optimizer.params.max_steps={steps}", *store.overrides])
+    done = run_cli("run", str(ROOT / "experiments" / name), "--quiet", *sets,
+                   env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = store.client()
+    run = client.get_run(_run_id(done.stdout))
+    assert run.info.status == "FINISHED" and run.data.metrics["finetune.steps"] == steps
+    assert run.data.tags["workbench.lm"].endswith(f"+lora-{run.data.tags['workbench.lora_sha256'][:12]}")
+    table = json.loads(Path(client.download_artifacts(run.info.run_id, "predictions.json", str(tmp_path))).read_text())
+    return run, [dict(zip(table["columns"], row)) for row in table["data"]]
+
+
 def test_the_shipped_intents_recipe_trains_with_the_guess_only_where_the_ranker_is_sure(tmp_path):
     """`experiments/routing_clinc150_intents_finetune.yaml` as shipped, cut to a few steps: the router
     narrows to 10 intents in label order with the guess from p = 0.5 on, trains, logs the adapter, and
     every answer is one of its candidates."""
-    store = Store(tmp_path / "mlruns")
-    spec = ROOT / "experiments" / "routing_clinc150_intents_finetune.yaml"
-    overrides = ["dataset.train=750", "dataset.dev=10", "dataset.test=8", "optimizer.params.max_examples=32",
-                 "optimizer.params.max_steps=4", *store.overrides]
-    done = run_cli("run", str(spec), "--quiet", *_sets(overrides), env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
-    assert done.returncode == 0, done.stderr[-3000:]
-    client = store.client()
-    run = client.get_run(_run_id(done.stdout))
-    assert run.info.status == "FINISHED" and run.data.metrics["finetune.steps"] == 4
-    assert run.data.tags["workbench.lm"].endswith(f"+lora-{run.data.tags['workbench.lora_sha256'][:12]}")
+    run, rows = _shipped_spec_cut_short(tmp_path, "routing_clinc150_intents_finetune.yaml", 4, [
+        "dataset.train=750", "dataset.dev=10", "dataset.test=8", "optimizer.params.max_examples=32"])
     assert run.data.params["program.params.hint_from"] == "0.5"
-    table = json.loads(Path(client.download_artifacts(run.info.run_id, "predictions.json", str(tmp_path))).read_text())
-    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
     assert len(rows) == 8
     for row in rows:
         assert len(row["candidates"]) == 10 and row["predicted"] in row["candidates"], row
@@ -296,17 +302,8 @@ def test_the_shipped_bfcl_recipe_trains_on_the_other_half_and_scores_its_own(tmp
     the function offered."""
     from workbench.registry import datasets
 
-    store = Store(tmp_path / "mlruns")
-    spec = ROOT / "experiments" / "tools_bfcl_simple_finetune.yaml"
-    overrides = ["dataset.test=3", "optimizer.params.max_steps=3", "optimizer.params.batch_size=4", *store.overrides]
-    done = run_cli("run", str(spec), "--quiet", *_sets(overrides), env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
-    assert done.returncode == 0, done.stderr[-3000:]
-    client = store.client()
-    run = client.get_run(_run_id(done.stdout))
-    assert run.info.status == "FINISHED" and run.data.metrics["finetune.steps"] == 3
-    assert run.data.tags["workbench.lm"].endswith(f"+lora-{run.data.tags['workbench.lora_sha256'][:12]}")
-    table = json.loads(Path(client.download_artifacts(run.info.run_id, "predictions.json", str(tmp_path))).read_text())
-    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    _, rows = _shipped_spec_cut_short(tmp_path, "tools_bfcl_simple_finetune.yaml", 3,
+                                      ["dataset.test=3", "optimizer.params.batch_size=4"])
     half = datasets.get("bfcl_simple_python")(train_from=["multiple", "exec_simple", "exec_multiple"], fold="1/2")
     assert len(rows) == 3 and {r["id"] for r in rows} <= set(half.splits["test"]["id"])
     for row in rows:
