@@ -79,6 +79,8 @@ FIELD_CASES = {
                                          "dataset.params.train_from", "the category this view tests on"),
     "bad_bfcl_fold": ({"dataset": {"name": "bfcl_simple_python", "params": {"fold": "3/2"}}},
                       "dataset.params.fold", "i between 1 and k"),
+    "bad_fold": ({"dataset": {"fold": "half"}}, "dataset.fold", 'give the fold as "i/k"'),
+    "fold_beyond_the_test_split": ({"dataset": {"fold": "1/9999"}}, "dataset.fold", "fewer than k = 9999"),
     "api_key_env_unset": ({"lm": {"backend": "openai", "model": "m", "api_base": "http://127.0.0.1:9/v1",
                                   "api_key_env": "WORKBENCH_TEST_SURELY_UNSET"}}, "lm.api_key_env", "not set"),
 }
@@ -100,6 +102,17 @@ def test_bad_override_and_missing_spec(tmp_path, store, capsys):
     _check_one_line(capsys, code, "nope.yaml", "not found")
     code = main(["run", str(SPEC), "--set", "dataset.name.x=1"])
     _check_one_line(capsys, code, "--set", "not a mapping")
+
+
+def test_folds_arguments_that_cannot_work_are_one_line(tmp_path, store, capsys):
+    sets = sum((["--set", o] for o in store.overrides), [])
+    code = main(["run", str(SPEC), *sets, "--folds", "1"])
+    _check_one_line(capsys, code, "--folds", "at least 2 folds")
+    code = main(["run", str(SPEC), *sets, "--folds", "2", "--seeds", "2"])
+    _check_one_line(capsys, code, "--seeds", "does not combine")
+    code = main(["run", str(SPEC), *sets, "--folds", "2", "--set", "dataset.fold=1/2"])
+    _check_one_line(capsys, code, str(SPEC), "dataset.fold", "leave dataset.fold ('1/2') unset")
+    assert store.runs() == []
 
 
 def test_bad_cli_arguments_are_one_line(capsys):

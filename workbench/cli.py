@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "which beats $WORKBENCH_TRACKING_URI / $MLFLOW_TRACKING_URI, then the project's mlruns/ store)")
     run.add_argument("--seeds", type=int, default=1, metavar="N",
                      help="compile with N optimizer seeds (child runs; the parent logs mean and 95%% CI)")
+    run.add_argument("--folds", type=_positive(int), metavar="K",
+                     help="cross-fit: K child runs, each testing on one of K parts of the test split and training "
+                          "on the rest too; the parent scores every test item once (dataset.fold)")
     ev = sub.add_parser("eval", help="evaluate a saved program (DSPy JSON state) with a spec")
     _add_spec_args(ev, optional=True)
     _add_budget_args(ev)

@@ -93,6 +93,13 @@ def run_command(args: argparse.Namespace) -> int:
         raise UserError("a saved program must be DSPy JSON state (.json); pickles are never loaded", file=args.program)
     for line in preflight(spec):
         reporter.info(f"endpoint ok: {line}")
+    if getattr(args, "folds", None) is not None:
+        for flag, given in (("--seeds", getattr(args, "seeds", 1) != 1), ("--resume", getattr(args, "resume", None))):
+            if given:
+                from workbench.errors import UserError
+
+                raise UserError(f"--folds runs one child per fold; it does not combine with {flag}", field=flag)
+        return _folds_command(reporter, spec, args)
     if getattr(args, "seeds", 1) != 1:
         if getattr(args, "resume", None):
             from workbench.errors import UserError
@@ -121,6 +128,24 @@ def _report_outcome(reporter: Reporter, spec, outcome, args: argparse.Namespace)
                       f"browse: mlflow ui --backend-store-uri {spec.tracking.uri}")
         if outcome.program_path:
             reporter.line(f"compiled program: {outcome.program_path}")
+    return 0
+
+
+def _folds_command(reporter: Reporter, spec, args: argparse.Namespace) -> int:
+    from workbench.crossfit import run_folds
+
+    outcome = run_folds(spec, args.folds, reporter=reporter)
+    rows = [[f"{i}/{outcome.k}", f"{o.result.score:.3f}", _ci(*o.result.ci), str(o.result.n), str(o.result.failures),
+             o.run_id or "-"] for i, o in enumerate(outcome.outcomes, 1)]
+    reporter.table(f"{spec.name}: {spec.optimizer.name}, cross-fitted over {outcome.k} folds",
+                   ["fold", spec.metric.name, "95% CI", "n", "failures", "run"], rows)
+    low, high = outcome.ci
+    reporter.line(f"cross-fitted {spec.metric.name} {outcome.score:.4f}, 95% CI [{low:.4f}, {high:.4f}], "
+                  f"n={len(outcome.table)} (each item scored by the fold that did not train on it)"
+                  + (f"; parent run {outcome.run_id}" if outcome.run_id else ""))
+    if outcome.baselines:
+        reporter.line("classical baselines cross-fitted on the same items: " + ", ".join(
+            f"{name} {score:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]" for name, (score, ci) in outcome.baselines.items()))
     return 0
 
 

@@ -32,6 +32,20 @@ class DatasetSpec(_Strict):
     dev: int | None = Field(default=200, ge=1)
     test: int | None = Field(default=None, ge=1)
     seed: int = 0
+    # cross-fitting (workbench/data/folds.py): test on the i-th of k seeded parts of the test split,
+    # train on the rest too; `workbench run SPEC --folds k` runs every i under one parent run
+    fold: str | None = None
+
+    @field_validator("fold")
+    @classmethod
+    def _fold(cls, value):
+        from workbench.data.folds import parse_fold
+
+        try:
+            parse_fold(value)
+        except UserError as exc:
+            raise ValueError(exc.message) from None
+        return value
 
 
 class ProgramSpec(_Strict):

@@ -73,12 +73,12 @@ def breakdown(runs: list[RunData], path: Path) -> Path | None:
     return path
 
 
-def seed_scores(scores: list[float], path: Path, title: str) -> Path:
+def seed_scores(scores: list[float], path: Path, title: str, xlabel: str = "seed") -> Path:
     fig = Figure(figsize=(5, 3))
     ax = fig.subplots()
     ax.plot(range(1, len(scores) + 1), scores, "o")
     ax.axhline(float(np.mean(scores)), color="tab:red", linestyle="--", label=f"mean {np.mean(scores):.3f}")
-    ax.set_xlabel("seed")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("score")
     ax.set_title(title)
     ax.legend(fontsize=8)

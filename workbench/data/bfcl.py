@@ -27,6 +27,7 @@ import random
 import datasets as hf
 
 from workbench.data import TaskData, data_file, fingerprint_files, jsonl_records
+from workbench.data.folds import fold_parts, parse_fold
 from workbench.errors import UserError
 from workbench.registry import dataset
 from workbench.tools.arith import ArithError, parse_call
@@ -88,32 +89,16 @@ def train_sources(category: str, train_from) -> list[str]:
     return names
 
 
-def parse_fold(fold) -> tuple[int, int] | None:
-    """`fold: "i/k"` -> (i, k): test on the i-th of k seeded parts of the category (1-based)."""
-    if fold is None:
-        return None
-    parts = fold.split("/") if isinstance(fold, str) else []
-    if len(parts) != 2 or not all(p.strip().isdecimal() for p in parts):
-        raise UserError(f'give the fold as "i/k" (e.g. "1/2": the first of two halves), not {fold!r}',
-                        field="dataset.params.fold")
-    i, k = int(parts[0]), int(parts[1])
-    if k < 2 or not 1 <= i <= k:
-        raise UserError(f"fold {fold!r}: k must be at least 2 and i between 1 and k", field="dataset.params.fold")
-    return i, k
-
-
 def _split_fold(rows: list[dict], fold: tuple[int, int]) -> tuple[list[dict], list[dict]]:
     """The category's items in the fold's test part, and the rest (seeded, the same for every i of one k)."""
     i, k = fold
-    order = sorted(range(len(rows)), key=lambda n: rows[n]["id"])
-    random.Random(FOLD_SEED).shuffle(order)
-    part = {n for rank, n in enumerate(order) if rank % k == i - 1}
-    return [r for n, r in enumerate(rows) if n in part], [r for n, r in enumerate(rows) if n not in part]
+    part = fold_parts([r["id"] for r in rows], k, FOLD_SEED)
+    return [r for n, r in enumerate(rows) if part[n] == i - 1], [r for n, r in enumerate(rows) if part[n] != i - 1]
 
 
 def _view(category: str, train_from=None, fold=None) -> TaskData:
     sources = train_sources(category, train_from)
-    fold_ik = parse_fold(fold)
+    fold_ik = parse_fold(fold, "dataset.params.fold")
     rows, files = load_category(category)
     others = []
     if fold_ik:  # cross-fitting: the category's other parts train too, never the part under test

@@ -41,6 +41,10 @@ def load_dataset(loader, params: dict, source: str) -> TaskData:
 def load_data(spec) -> LoadedData:
     loader = registry.datasets.get(spec.dataset.name, file=spec.source, field="dataset.name")
     d = spec.dataset
-    data = sample(load_dataset(loader, d.params, spec.source), train=d.train, dev=d.dev, test=d.test, seed=d.seed,
-                  source=spec.source)
+    data = load_dataset(loader, d.params, spec.source)
+    if d.fold is not None:  # cross-fitting: before sampling, so `dataset.test` samples the fold's own part
+        from workbench.data.folds import cross_fit
+
+        data = cross_fit(data, d.fold, seed=d.seed, source=spec.source)
+    data = sample(data, train=d.train, dev=d.dev, test=d.test, seed=d.seed, source=spec.source)
     return LoadedData(data, check_data(data, spec.eval.split))
