@@ -63,3 +63,33 @@ def test_tool_calling_with_the_users_tool_module(tmp_path, store):
     done = run_cli("export", "shop", "--out", str(tmp_path / "bundle"), "--tracking-uri", store.uri)
     assert done.returncode == 0, done.stderr
     assert "(verified)" in done.stdout
+
+
+def test_cross_fitted_finetune_on_the_users_csv(tmp_path, store):
+    """`run --folds 2` on the embedded LM: each half of the CSV's test split is scored by an adapter trained on
+    the other half (cut to 2 steps); the parent pools both halves, every item once."""
+    write_tickets(tmp_path / "tickets.csv")
+    spec = write_spec(tmp_path / "tickets.yaml", {"name": "file", "dev": None, "params": {
+        "path": "tickets.csv", "options": {"sep": ";"}, "input": "message", "label": "queue", "id": "id",
+        "split": {"validation": 0.1, "test": 0.3}}}, program={"name": "router", "params": {"candidates": 0}},
+        tracking={"enabled": True})
+    sets = ["--set", 'optimizer={"name": "finetune", "params": {"max_steps": 2, "batch_size": 4}}',
+            "--set", "lm.cache=false", *[x for o in store.overrides for x in ("--set", o)]]
+    done = run_cli("run", str(spec), *sets, "--folds", "2", env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = _finished(store, 3)
+    client = store.client()
+    parent = next(client.get_run(r["run_id"]) for r in runs
+                  if client.get_run(r["run_id"]).data.tags["workbench.kind"] == "cross_fitted")
+    children = [client.get_run(r["run_id"]) for r in runs if r["run_id"] != parent.info.run_id]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    adapters = {c.data.tags["workbench.lora_sha256"] for c in children}
+    assert len(adapters) == 2  # one adapter per fold, trained on different items
+    assert all(c.data.metrics["finetune.steps"] == 2 for c in children)
+    local = client.download_artifacts(parent.info.run_id, "predictions.json", str(tmp_path))
+    table = json.loads(open(local, encoding="utf-8").read())
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    assert len(rows) == len({r["id"] for r in rows}) == parent.data.metrics["n_examples"] == 16
+    assert {r["fold"] for r in rows} == {"1/2", "2/2"}
+    assert parent.data.metrics["score"] == pytest.approx(sum(r["score"] for r in rows) / 16)
+    assert all(r["predicted"] in {"cards", "refunds", "transfers"} or r["error_type"] for r in rows)
