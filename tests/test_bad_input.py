@@ -81,6 +81,8 @@ FIELD_CASES = {
                       "dataset.params.fold", "i between 1 and k"),
     "bad_fold": ({"dataset": {"fold": "half"}}, "dataset.fold", 'give the fold as "i/k"'),
     "fold_beyond_the_test_split": ({"dataset": {"fold": "1/9999"}}, "dataset.fold", "fewer than k = 9999"),
+    "fold_with_dev_evaluation": ({"dataset": {"fold": "1/2"}, "eval": {"split": "dev"}}, "dataset.fold",
+                                 "eval.split is 'dev'"),
     "api_key_env_unset": ({"lm": {"backend": "openai", "model": "m", "api_base": "http://127.0.0.1:9/v1",
                                   "api_key_env": "WORKBENCH_TEST_SURELY_UNSET"}}, "lm.api_key_env", "not set"),
 }

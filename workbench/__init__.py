@@ -9,7 +9,8 @@ from workbench.errors import UserError
 from workbench.spec import Spec, load_spec
 
 __version__ = "0.1.0"
-__all__ = ["Spec", "UserError", "compare", "init_spec", "load", "load_spec", "run", "prepare", "__version__"]
+__all__ = ["Spec", "UserError", "compare", "init_spec", "load", "load_spec", "run", "run_folds", "prepare",
+           "__version__"]
 
 
 def init_spec(data_file, task, **kwargs):
@@ -24,6 +25,14 @@ def run(spec, **kwargs):
     from workbench.runner import run as _run
 
     return _run(spec, **kwargs)
+
+
+def run_folds(spec, k, **kwargs):
+    """Cross-fit: the spec once per fold of its test split, pooled under one parent run (see
+    workbench.crossfit.run_folds); `.score`, `.ci`, `.baselines`, `.table` hold the pooled result."""
+    from workbench.crossfit import run_folds as _run_folds
+
+    return _run_folds(spec, k, **kwargs)
 
 
 def prepare(spec):

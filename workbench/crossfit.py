@@ -33,8 +33,8 @@ class FoldsOutcome:
     run_id: str | None = None
 
 
-def fold_specs(spec: Spec, k: int) -> list[Spec]:
-    """The spec of each fold, after checking `--folds` against it (before anything runs)."""
+def fold_specs(spec: Spec, k: int) -> tuple[str, list[Spec]]:
+    """The parent run's name and the spec of each fold, after checking `--folds` against the spec."""
     if k < 2:
         raise UserError(f"cross-fitting needs at least 2 folds, got {k}", field="--folds")
     if spec.dataset.fold is not None:
@@ -47,7 +47,7 @@ def fold_specs(spec: Spec, k: int) -> list[Spec]:
         child.dataset.fold = f"{i}/{k}"
         child.tracking.run_name = f"{base_name}-fold{i}of{k}"
         specs.append(child)
-    return specs
+    return base_name, specs
 
 
 def pool(outcomes: list, k: int):
@@ -76,7 +76,7 @@ def run_folds(spec: Spec, k: int, *, reporter: Reporter | None = None) -> FoldsO
     from workbench.runner import run
 
     reporter = reporter or Reporter(quiet=True)
-    specs = fold_specs(spec, k)
+    base_name, specs = fold_specs(spec, k)
     loaded = [load_data(child) for child in specs]
     for child, data in zip(specs, loaded):
         check_demos_fit(child, data.data)
@@ -94,7 +94,6 @@ def run_folds(spec: Spec, k: int, *, reporter: Reporter | None = None) -> FoldsO
         return outcome
     tags = {"workbench.spec": spec.name, "workbench.task": spec.task, "workbench.optimizer": spec.optimizer.name,
             "workbench.folds": str(k)}
-    base_name = specs[0].tracking.run_name.removesuffix(f"-fold1of{k}")
     with tracked_run(spec.tracking, kind="cross_fitted", experiment=spec.tracking.experiment or spec.name,
                      run_name=base_name, tags=tags) as parent:
         parent.log_params(spec.flat())

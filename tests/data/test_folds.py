@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.conftest import FAST_LM, run_main
@@ -82,9 +80,7 @@ def test_run_folds_pools_the_children_under_one_parent(tmp_path, store):
     parent = next(r for r in runs if r.data.tags["workbench.kind"] == "cross_fitted")
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(c.data.params["dataset.fold"] for c in children) == ["1/3", "2/3", "3/3"]
-    local = client.download_artifacts(parent.info.run_id, "predictions.json", str(tmp_path))
-    table = json.loads(open(local, encoding="utf-8").read())
-    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    rows = store.predictions(parent.info.run_id)
     assert sorted(r["id"] for r in rows) == sorted(_ids(_view(spec), "test"))  # every item once
     scores = [r["score"] for r in rows]
     assert parent.data.metrics["score"] == pytest.approx(sum(scores) / len(scores))
@@ -106,3 +102,17 @@ def test_run_folds_pools_the_children_under_one_parent(tmp_path, store):
                         "--tracking-uri", store.uri)
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert "27" in compared.stdout
+
+
+def test_the_python_api_pools_without_tracking(tmp_path):
+    import workbench
+
+    spec = workbench.load_spec(_tickets_spec(tmp_path), FAST_LM)
+    assert not spec.tracking.enabled
+    outcome = workbench.run_folds(spec, 2)
+    assert outcome.run_id is None and all(o.run_id is None for o in outcome.outcomes)
+    assert sorted(outcome.table["id"]) == sorted(_ids(load_data(spec).data, "test"))
+    assert outcome.score == pytest.approx(outcome.table["score"].mean())
+    assert set(outcome.baselines) == {"tfidf_1nn", "tfidf_logreg"}
+    with pytest.raises(workbench.UserError, match="at least 2 folds"):
+        workbench.run_folds(spec, 1)

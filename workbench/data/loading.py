@@ -45,6 +45,10 @@ def load_data(spec) -> LoadedData:
     if d.fold is not None:  # cross-fitting: before sampling, so `dataset.test` samples the fold's own part
         from workbench.data.folds import cross_fit
 
+        if spec.eval.split != "test":
+            raise UserError(f"cross-fitting parts the test split, but eval.split is {spec.eval.split!r}",
+                            file=spec.source, field="dataset.fold")
+
         data = cross_fit(data, d.fold, seed=d.seed, source=spec.source)
     data = sample(data, train=d.train, dev=d.dev, test=d.test, seed=d.seed, source=spec.source)
     return LoadedData(data, check_data(data, spec.eval.split))
