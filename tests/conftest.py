@@ -9,6 +9,7 @@ backend: `FAST_LM`); `make test-all` adds the end-to-end tests on the embedded L
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -109,6 +110,12 @@ class Store:
         from mlflow.tracking import MlflowClient
 
         return MlflowClient(self.uri, registry_uri=self.uri)  # never the registry another test made the default
+
+    def predictions(self, run_id: str) -> list[dict]:
+        """A run's per-example table (its predictions.json artifact) as one dict per row."""
+        local = self.client().download_artifacts(run_id, "predictions.json", tempfile.mkdtemp(prefix="predictions-"))
+        table = json.loads(Path(local).read_text(encoding="utf-8"))
+        return [dict(zip(table["columns"], row)) for row in table["data"]]
 
 
 @pytest.fixture

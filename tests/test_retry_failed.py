@@ -20,9 +20,7 @@ def _sets(store) -> list[str]:
 
 
 def _table(store, run_id: str, tmp_path) -> list[dict]:
-    local = store.client().download_artifacts(run_id, "predictions.json", str(tmp_path))
-    data = json.loads(open(local).read())
-    return [dict(zip(data["columns"], row)) for row in data["data"]]
+    return store.predictions(run_id)
 
 
 def test_retry_pays_for_the_failures_only_and_scores_like_a_clean_run(tmp_path, store, capsys, mock_endpoint):

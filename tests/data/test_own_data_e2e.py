@@ -86,9 +86,7 @@ def test_cross_fitted_finetune_on_the_users_csv(tmp_path, store):
     adapters = {c.data.tags["workbench.lora_sha256"] for c in children}
     assert len(adapters) == 2  # one adapter per fold, trained on different items
     assert all(c.data.metrics["finetune.steps"] == 2 for c in children)
-    local = client.download_artifacts(parent.info.run_id, "predictions.json", str(tmp_path))
-    table = json.loads(open(local, encoding="utf-8").read())
-    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    rows = store.predictions(parent.info.run_id)
     assert len(rows) == len({r["id"] for r in rows}) == parent.data.metrics["n_examples"] == 16
     assert {r["fold"] for r in rows} == {"1/2", "2/2"}
     assert parent.data.metrics["score"] == pytest.approx(sum(r["score"] for r in rows) / 16)

@@ -33,9 +33,7 @@ def test_loaded_bundle_predicts_what_the_run_measured(bundle, routing_store):
 
     store, runs = routing_store
     program = workbench.load(bundle)
-    table = store.client().download_artifacts(runs["good"], "predictions.json")
-    rows = json.loads(open(table).read())
-    frame = [dict(zip(rows["columns"], r)) for r in rows["data"]]
+    frame = store.predictions(runs["good"])
     for row in frame[:6]:
         prediction = program(text=row["text"])
         assert prediction.label == row["predicted"]

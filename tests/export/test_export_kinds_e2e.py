@@ -37,8 +37,7 @@ def test_embedded_run_exports_and_a_copy_serves_without_the_cache(spec, tmp_path
     report = json.loads((bundle / "report.json").read_text())
     assert abs(report["verified_score"] - report["score"]) <= report["tolerance"] and report["bundle_bytes"] > 0
     if request is None:  # function calling: a request as the run's own items look
-        table = json.loads(open(store.client().download_artifacts(run_id, "predictions.json")).read())
-        row = dict(zip(table["columns"], table["data"][0]))
+        row = store.predictions(run_id)[0]
         request = {"question": row["question"], "functions": row["functions"]}
 
     copy = tmp_path / "elsewhere" / "bundle"

@@ -280,8 +280,7 @@ def _shipped_spec_cut_short(tmp_path, name: str, steps: int, overrides: list[str
     run = client.get_run(_run_id(done.stdout))
     assert run.info.status == "FINISHED" and run.data.metrics["finetune.steps"] == steps
     assert run.data.tags["workbench.lm"].endswith(f"+lora-{run.data.tags['workbench.lora_sha256'][:12]}")
-    table = json.loads(Path(client.download_artifacts(run.info.run_id, "predictions.json", str(tmp_path))).read_text())
-    return run, [dict(zip(table["columns"], row)) for row in table["data"]]
+    return run, store.predictions(run.info.run_id)
 
 
 def test_the_shipped_intents_recipe_trains_with_the_guess_only_where_the_ranker_is_sure(tmp_path):

@@ -6,7 +6,6 @@ asserts the exit code and the MLflow run's final status.
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -186,9 +185,7 @@ def test_a_half_flaky_endpoint_scores_like_a_clean_one(tmp_path, store, capsys, 
     m_clean, m_flaky = _metrics(store, clean_run["run_id"]), _metrics(store, flaky_run["run_id"])
     assert m_flaky["score"] == m_clean["score"] and m_flaky["failure_rate"] == 0
     assert m_flaky["lm_retries"] == 20 and m_clean["lm_retries"] == 0  # one retry for every other call
-    table = json.loads(store.client().download_artifacts(flaky_run["run_id"], "predictions.json", str(tmp_path)) and
-                       (tmp_path / "predictions.json").read_text())
-    assert sum(table["data"][i][table["columns"].index("retries")] for i in range(len(table["data"]))) == 20
+    assert sum(row["retries"] for row in store.predictions(flaky_run["run_id"])) == 20
 
 
 def test_an_endpoint_that_dies_mid_run_stops_it_failed_with_the_partial_table(tmp_path, store, capsys, mock_endpoint):

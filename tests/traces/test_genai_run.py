@@ -31,10 +31,7 @@ def _traces(store, run_id: str):
 
 
 def _table(store, run_id: str) -> dict[str, dict]:
-    path = store.client().download_artifacts(run_id, "predictions.json")
-    data = json.loads(open(path).read())
-    rows = [dict(zip(data["columns"], r)) for r in data["data"]]
-    return {str(r["id"]): r for r in rows}
+    return {str(r["id"]): r for r in store.predictions(run_id)}
 
 
 @pytest.fixture(scope="module")
