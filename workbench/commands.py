@@ -91,14 +91,15 @@ def run_command(args: argparse.Namespace) -> int:
         from workbench.errors import UserError
 
         raise UserError("a saved program must be DSPy JSON state (.json); pickles are never loaded", file=args.program)
+    folds = getattr(args, "folds", None)
+    for flag, given in (("--seeds", getattr(args, "seeds", 1) != 1), ("--resume", getattr(args, "resume", None))):
+        if folds is not None and given:  # before the endpoint is called: a flag error costs no request
+            from workbench.errors import UserError
+
+            raise UserError(f"--folds runs one child per fold; it does not combine with {flag}", field=flag)
     for line in preflight(spec):
         reporter.info(f"endpoint ok: {line}")
-    if getattr(args, "folds", None) is not None:
-        for flag, given in (("--seeds", getattr(args, "seeds", 1) != 1), ("--resume", getattr(args, "resume", None))):
-            if given:
-                from workbench.errors import UserError
-
-                raise UserError(f"--folds runs one child per fold; it does not combine with {flag}", field=flag)
+    if folds is not None:
         return _folds_command(reporter, spec, args)
     if getattr(args, "seeds", 1) != 1:
         if getattr(args, "resume", None):

@@ -38,17 +38,19 @@ def load_dataset(loader, params: dict, source: str) -> TaskData:
         raise
 
 
-def load_data(spec) -> LoadedData:
-    loader = registry.datasets.get(spec.dataset.name, file=spec.source, field="dataset.name")
+def load_data(spec, whole: TaskData | None = None) -> LoadedData:
+    """`whole`: the loader's data for this spec's dataset, already loaded (the folds of one spec share it)."""
     d = spec.dataset
-    data = load_dataset(loader, d.params, spec.source)
+    if whole is None:
+        loader = registry.datasets.get(d.name, file=spec.source, field="dataset.name")
+        whole = load_dataset(loader, d.params, spec.source)
+    data = whole
     if d.fold is not None:  # cross-fitting: before sampling, so `dataset.test` samples the fold's own part
         from workbench.data.folds import cross_fit
 
         if spec.eval.split != "test":
             raise UserError(f"cross-fitting parts the test split, but eval.split is {spec.eval.split!r}",
                             file=spec.source, field="dataset.fold")
-
         data = cross_fit(data, d.fold, seed=d.seed, source=spec.source)
     data = sample(data, train=d.train, dev=d.dev, test=d.test, seed=d.seed, source=spec.source)
     return LoadedData(data, check_data(data, spec.eval.split))
