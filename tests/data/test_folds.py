@@ -102,6 +102,11 @@ def test_run_folds_pools_the_children_under_one_parent(tmp_path, store):
                         "--tracking-uri", store.uri)
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert "27" in compared.stdout
+    # the experiment by name: the cross-fit counts as its pooled parent, not as three runs on parts of the items
+    by_name = run_main("compare", "tickets", "--no-log", "--out", str(tmp_path / "cmp2"), "--tracking-uri", store.uri)
+    assert by_name.returncode == 0, by_name.stderr[-2000:]
+    assert parent.info.run_id[:8] in by_name.stdout and plain_id[:8] in by_name.stdout
+    assert not any(c.info.run_id[:8] in by_name.stdout for c in children)
 
 
 def test_the_python_api_pools_without_tracking(tmp_path):

@@ -90,7 +90,11 @@ def resolve(client, refs: list[str]) -> list:
         if ref in experiments:
             runs = client.search_runs([experiments[ref].experiment_id], "attributes.status = 'FINISHED'",
                                       order_by=["attributes.start_time ASC"])
-            runs = [r for r in runs if r.data.tags.get(RUN_KIND_TAG, "") in COMPARABLE_KINDS
+            # a `--folds` run counts as its pooled parent: its folds' children each hold one part of the items
+            pooled = {r.info.run_id for r in runs if r.data.tags.get(RUN_KIND_TAG) == "cross_fitted"}
+            runs = [r for r in runs if (r.data.tags.get(RUN_KIND_TAG, "") in COMPARABLE_KINDS
+                                        and r.data.tags.get("mlflow.parentRunId") not in pooled
+                                        or r.info.run_id in pooled)
                     and "predictions.json" in {a.path for a in client.list_artifacts(r.info.run_id)}]
             if not runs:
                 raise UserError(f"experiment {ref!r} has no finished evaluation runs", field="runs")
