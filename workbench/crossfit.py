@@ -71,15 +71,13 @@ def pool(outcomes: list, k: int):
 
 def run_folds(spec: Spec, k: int, *, reporter: Reporter | None = None) -> FoldsOutcome:
     """Check every fold's data first (bad input stops before any run), then run them under one parent."""
-    from workbench import registry
-    from workbench.data.loading import load_data, load_dataset
+    from workbench.data.loading import load_data, load_whole
     from workbench.lm.window import check_demos_fit
     from workbench.runner import run
 
     reporter = reporter or Reporter(quiet=True)
     base_name, specs = fold_specs(spec, k)
-    loader = registry.datasets.get(spec.dataset.name, file=spec.source, field="dataset.name")
-    whole = load_dataset(loader, spec.dataset.params, spec.source)  # once; each fold is a view of it
+    whole = load_whole(spec)  # once; each fold is a view of it
     loaded = [load_data(child, whole) for child in specs]
     for child, data in zip(specs, loaded):
         check_demos_fit(child, data.data)

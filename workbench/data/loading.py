@@ -38,13 +38,16 @@ def load_dataset(loader, params: dict, source: str) -> TaskData:
         raise
 
 
+def load_whole(spec) -> TaskData:
+    """What the spec's registered loader returns for `dataset.params`, before any fold or sampling."""
+    loader = registry.datasets.get(spec.dataset.name, file=spec.source, field="dataset.name")
+    return load_dataset(loader, spec.dataset.params, spec.source)
+
+
 def load_data(spec, whole: TaskData | None = None) -> LoadedData:
-    """`whole`: the loader's data for this spec's dataset, already loaded (the folds of one spec share it)."""
+    """`whole`: `load_whole(spec)`, if already loaded (the folds of one spec share it)."""
     d = spec.dataset
-    if whole is None:
-        loader = registry.datasets.get(d.name, file=spec.source, field="dataset.name")
-        whole = load_dataset(loader, d.params, spec.source)
-    data = whole
+    data = whole if whole is not None else load_whole(spec)
     if d.fold is not None:  # cross-fitting: before sampling, so `dataset.test` samples the fold's own part
         from workbench.data.folds import cross_fit
 
