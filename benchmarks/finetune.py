@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -242,6 +243,15 @@ def commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
+def cpu() -> str:
+    """The CPU a row trained on and the precision `auto` chose there: a time budget's steps depend on both."""
+    from workbench.finetune.train import resolve_precision
+
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    return f"{os.cpu_count()}-core {name or 'unknown CPU'}, {resolve_precision('auto')}"
+
+
 def speed(spec, lora: str, prompts: list[list[dict]]) -> tuple[float, float]:
     """Seconds per query without and with the adapter, alternating so both see the same machine load."""
     from workbench.lm.embedded import load_llama
@@ -289,7 +299,7 @@ def measure(key: str, spec_file: str, overrides: list[str], speed_n: int, baseli
             "train_pairs": metrics.get("finetune.pairs"), "train_planned_steps": metrics.get("finetune.planned_steps"),
             "train_skipped": sum(v for k, v in metrics.items() if k.startswith("finetune.skipped_")),
             "compile_minutes": out.compile_seconds / 60, "eval_seconds_per_item": r.seconds / max(r.n, 1),
-            "lora": spec.lm.lora, "run_id": out.run_id, "commit": code, "prompts": prompts,
+            "lora": spec.lm.lora, "run_id": out.run_id, "cpu": cpu(), "commit": code, "prompts": prompts,
             "measured": time.strftime("%Y-%m-%d %H:%M"), "wall_minutes": (time.perf_counter() - started) / 60,
             **narrowing(r.table)}
 

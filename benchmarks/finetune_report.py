@@ -53,6 +53,8 @@ def _training(row: dict) -> str:
         planned = f"/{row['train_planned_steps']:.0f}" if row.get("train_planned_steps") else ""
         skipped = f", {row['train_skipped']:.0f} without" if row.get("train_skipped") else ""
         text += f" ({row['train_steps']:.0f}{planned} steps, {row['train_pairs']:.0f} pairs{skipped})"
+    if row.get("cpu"):  # recorded since 2026-12-07; the earlier rows ran on a 2-core Xeon with AMX (bfloat16)
+        text += f" on {row['cpu']}"
     return text
 
 
