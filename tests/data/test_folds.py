@@ -7,6 +7,7 @@ import pytest
 from tests.conftest import FAST_LM, run_main
 from tests.data.conftest import QUEUES, write_spec, write_tickets
 from workbench.data.loading import load_data
+from workbench.errors import UserError
 from workbench.spec import load_spec
 
 PARAMS = {"path": "tickets.csv", "options": {"sep": ";"}, "input": "message", "label": "queue", "id": "id",
@@ -107,6 +108,15 @@ def test_run_folds_pools_the_children_under_one_parent(tmp_path, store):
     assert by_name.returncode == 0, by_name.stderr[-2000:]
     assert parent.info.run_id[:8] in by_name.stdout and plain_id[:8] in by_name.stdout
     assert not any(c.info.run_id[:8] in by_name.stdout for c in children)
+    # gating against the experiment takes its best program, not the cross-fit, even where that scored higher
+    from workbench.gate.command import resolve_baseline
+
+    client.log_metric(parent.info.run_id, "score", 1.0, step=1)
+    assert resolve_baseline(client, "tickets", None)[0].run_id == plain_id
+    assert resolve_baseline(client, parent.info.run_id, None)[0].run_id == parent.info.run_id  # named: taken
+    client.delete_run(plain_id)
+    with pytest.raises(UserError, match="only cross-fitted runs"):
+        resolve_baseline(client, "tickets", None)
 
 
 def test_the_python_api_pools_without_tracking(tmp_path):

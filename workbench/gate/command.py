@@ -2,7 +2,7 @@
 
 The baseline is the registry's champion (`models:/NAME@champion`, NAME = the spec's name
 or `--model`), another alias or version (`models:/NAME@ALIAS`, `models:/NAME/3`), a run, or
-an experiment (its best-scoring evaluation run). A spec is run first, on exactly the
+an experiment (its best-scoring evaluation run, not a `--folds` cross-fit). A spec is run first, on exactly the
 baseline's evaluation examples in the same order, so the pair is valid; a run is used as it
 is. Exit 0: not worse; 1: significantly worse, beyond `--max-drop`, or a failure-rate /
 cost / latency check failed (or the candidate run itself failed); 2: bad input.
@@ -28,7 +28,7 @@ def add_parser(sub, tracking_default: str) -> None:
                                                             "or a finished run id")
     g.add_argument("--against", required=True, metavar="champion|RUN|EXPERIMENT",
                    help="the registry's champion, models:/NAME@ALIAS or models:/NAME/VERSION, a run id, "
-                        "or an experiment (its best-scoring run)")
+                        "or an experiment (its best-scoring run, not a --folds cross-fit)")
     g.add_argument("--model", help="registered model name for `champion` (default: the spec's name)")
     g.add_argument("--alpha", type=float, default=0.05, help="significance level of the paired test (default 0.05)")
     g.add_argument("--max-drop", type=float, default=None,
@@ -94,6 +94,7 @@ def _registry_run_id(client, uri: str) -> str:
 def resolve_baseline(client, against: str, model: str | None, exclude: str | None = None):
     """(the baseline as RunData, how to name it)."""
     from workbench.comparison.runs import load_run, resolve
+    from workbench.tracking import RUN_KIND_TAG
 
     if against == "champion" or against.startswith("models:/"):
         if against == "champion":
@@ -104,8 +105,13 @@ def resolve_baseline(client, against: str, model: str | None, exclude: str | Non
         run = client.get_run(_registry_run_id(client, against))
         return load_run(client, run), against
     runs = [r for r in resolve(client, [against]) if r.info.run_id != exclude]
-    if len(runs) > 1:  # an experiment: its best-scoring evaluation run
-        runs = sorted((r for r in runs if "score" in r.data.metrics), key=lambda r: -r.data.metrics["score"])
+    if client.get_experiment_by_name(against) is not None:  # an experiment: its best-scoring evaluation run
+        # not a `--folds` cross-fit: its pooled score is k programs', none of them one that could land
+        programs = [r for r in runs if r.data.tags.get(RUN_KIND_TAG) != "cross_fitted"]
+        if runs and not programs:
+            raise UserError(f"experiment {against!r} holds only cross-fitted runs (--folds), which no one program "
+                            "scored; name one by its run id to gate against its pooled score", field="--against")
+        runs = sorted((r for r in programs if "score" in r.data.metrics), key=lambda r: -r.data.metrics["score"])
     if not runs:
         raise UserError(f"{against!r} has no finished evaluation run to gate against", field="--against")
     return load_run(client, runs[0]), against
