@@ -22,11 +22,11 @@ from typing import Literal
 import dspy
 
 from programs.pool import ExamplePool
+from programs.routing_params import check_router_params
 from workbench.data import TaskData, column
 from workbench.registry import program
 from workbench.traces import span
 
-CANDIDATE_ORDERS = ("rank", "label")
 HINT_DESC = "the TF-IDF ranker's most probable label and its probability"
 DEFAULT_INSTRUCTIONS = "Classify the user's message into exactly one of the allowed labels."
 
@@ -47,12 +47,6 @@ def ranker_guess(scored: list[tuple[str, float]], hint_from: float = 0.0) -> str
     return f"{scored[0][0]} ({scored[0][1]:.2f})" if scored and scored[0][1] >= hint_from else "none"
 
 
-def _fraction(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a number from 0 up to (not including) 1, not {value!r}")
-    return float(value)
-
-
 def hidden_in_training(text: str, share: float) -> bool:
     """Whether `hint_dropout: share` hides the hint from this training message's prompt: a fixed draw
     from the text's hash (salted apart from the out-of-fold ranker's folds), so pairs are reproducible."""
@@ -69,24 +63,11 @@ class Router(dspy.Module):
                  pool: ExamplePool | None = None, candidate_order: str = "rank", ranker_hint: bool = False,
                  unsure_weight: float = 1.0, hint_from: float = 0.0, hint_dropout: float = 0.0):
         super().__init__()
-        if candidates < 0 or candidates > len(labels):
+        check_router_params({"candidates": candidates, "candidate_order": candidate_order, "ranker_hint": ranker_hint,
+                             "unsure_weight": unsure_weight, "hint_from": hint_from, "hint_dropout": hint_dropout})
+        if candidates > len(labels):
             raise ValueError(f"candidates must be between 0 and the number of labels ({len(labels)})")
-        if candidate_order not in CANDIDATE_ORDERS:
-            raise ValueError(f"candidate_order must be one of {', '.join(CANDIDATE_ORDERS)}, not {candidate_order!r}")
-        if not isinstance(ranker_hint, bool):
-            raise ValueError(f"ranker_hint must be true or false, not {ranker_hint!r}")
-        if ranker_hint and not candidates:
-            raise ValueError("ranker_hint needs candidates > 0: "
-                             "the guess comes from the ranker that narrows the labels")
-        if isinstance(unsure_weight, bool) or not isinstance(unsure_weight, (int, float)) or not unsure_weight >= 1:
-            raise ValueError(f"unsure_weight must be a number of at least 1, not {unsure_weight!r}")
-        if unsure_weight != 1 and not candidates:
-            raise ValueError("unsure_weight needs candidates > 0: "
-                             "the ranker that narrows the labels says how unsure it is")
-        self.hint_from = _fraction("hint_from", hint_from)
-        self.hint_dropout = _fraction("hint_dropout", hint_dropout)
-        if (self.hint_from or self.hint_dropout) and not ranker_hint:
-            raise ValueError("hint_from and hint_dropout need ranker_hint: true (they say when the hint is shown)")
+        self.hint_from, self.hint_dropout = float(hint_from), float(hint_dropout)
         self.labels = list(labels)
         self.candidates = candidates
         self.candidate_order = candidate_order
@@ -232,3 +213,6 @@ def router(data: TaskData, *, candidates: int = 0, instructions: str = DEFAULT_I
     return Router(data.labels, candidates=candidates, instructions=instructions, pool=pool,
                   candidate_order=candidate_order, ranker_hint=ranker_hint, unsure_weight=unsure_weight,
                   hint_from=hint_from, hint_dropout=hint_dropout)
+
+
+router.check_params = check_router_params  # at spec time, before DSPy is imported (workbench/program_params.py)

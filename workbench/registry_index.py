@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-FORMAT = 2  # 2: parameter defaults
+FORMAT = 3  # 2: parameter defaults; 3: "call:" checks of programs
 
 
 def _package_folder(package: str) -> Path | None:
@@ -84,9 +84,21 @@ def describe(obj: Any) -> dict[str, Any]:
     elif hasattr(obj, "check_params"):
         from workbench.data.file_params import check_file_params
 
-        # the file dataset's check is light to import; any other loader's is called on the loader itself
-        info["check"] = "file" if obj.check_params is check_file_params else "loader"
+        # the file dataset's check is light to import; a check in a module of its own ("call:") is imported
+        # alone (it must not import DSPy); any other is called on the entry itself, which imports its module
+        check, module = obj.check_params, getattr(obj.check_params, "__module__", None)
+        own = module is None or module == getattr(obj, "__module__", None)
+        info["check"] = ("file" if check is check_file_params else "loader" if own
+                         else f"call:{module}:{check.__qualname__}")
     return info
+
+
+def check_function(check: str):
+    """The function a `call:module:name` check names (its module imported, nothing else)."""
+    import importlib
+
+    module, name = check.removeprefix("call:").split(":", 1)
+    return getattr(importlib.import_module(module), name)
 
 
 def read(key: str) -> dict[str, dict[str, dict[str, Any]]] | None:

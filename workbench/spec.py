@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from workbench import registry
 from workbench.errors import UserError
+from workbench.program_params import check_program_params
 from workbench.tracking import default_uri
 from workbench.search import SearchSpec, apply, set_path
 
@@ -306,6 +307,7 @@ def check_names(spec: Spec) -> None:
     src = spec.source
     program = registry.programs.info(spec.program.name, file=src, field="program.name")
     _check_params(program, spec.program.params, src, "program.params")
+    check_program_params(program, spec.program.params, src)
     registry.metrics.info(spec.metric.name, file=src, field="metric.name")
     for i, name in enumerate(spec.metric.summaries):
         registry.summaries.info(name, file=src, field=f"metric.summaries.{i}")

@@ -89,3 +89,34 @@ def test_hint_from_shows_the_guess_only_where_the_ranker_is_sure_on_the_real_lm(
 def test_router_rejects_bad_candidates():
     with pytest.raises(ValueError, match="candidates"):
         Router(["a", "b"], candidates=3)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"ranker_hint": True}, "ranker_hint needs candidates > 0"),
+    ({"candidates": 3, "unsure_weight": 0.5}, "unsure_weight must be a number of at least 1"),
+    ({"candidates": 3, "hint_dropout": 0.3}, "need ranker_hint: true"),
+    ({"candidates": 3, "candidate_order": "alphabetic"}, "candidate_order must be one of rank, label"),
+])
+def test_the_spec_check_and_the_built_router_refuse_the_same_combinations(params, message):
+    from programs.routing_params import check_router_params
+
+    with pytest.raises(ValueError, match=message):
+        check_router_params(params)
+    with pytest.raises(ValueError, match=message):
+        Router(["a", "b", "c", "d"], **params)
+
+
+def test_program_parameters_are_checked_by_their_defaults_type_without_dspy():
+    from workbench import registry
+    from workbench.errors import UserError
+    from workbench.program_params import check_program_params
+
+    info = registry.programs.info("router")
+    assert info["check"] == "call:programs.routing_params:check_router_params"
+    check_program_params(info, {"candidates": 3, "unsure_weight": 2, "hint_from": 0, "ranker_hint": True}, "s.yaml")
+    for params, said in [({"candidates": True}, "an integer"), ({"candidates": 2.5}, "an integer"),
+                         ({"ranker_hint": 1}, "true or false"), ({"instructions": 7}, "text"),
+                         ({"candidates": 3, "ranker_hint": True, "hint_from": "half"}, "a number")]:
+        with pytest.raises(UserError, match=said) as caught:
+            check_program_params(info, params, "s.yaml")
+        assert caught.value.file == "s.yaml" and caught.value.field.startswith("program.params")
