@@ -7,6 +7,7 @@ batch is compared too (the shared prefix must not change it; fewer LoRA blocks s
 
     python benchmarks/training_speed.py                 # CLINC150 domains and BANKING77 (all 77 labels)
     python benchmarks/training_speed.py --batches 4
+    python benchmarks/training_speed.py --label avx2     # its own section ("Finetune-speed-avx2"), another CPU's
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def measure(overrides: list[str], modes: list, batches: int, batch_size: int) ->
             "n": batches, "batch_size": batch_size}
 
 
-def report(results: list[tuple[str, dict]]) -> str:
+def report(results: list[tuple[str, dict]], label: str = "") -> str:
     from benchmarks.results import table
     from workbench.finetune.train import resolve_precision
 
@@ -101,7 +102,12 @@ def report(results: list[tuple[str, dict]]) -> str:
             rows.append([task, name, f"{s:.2f}", f"{base / s:.2f}" if base else "–", f"{r['loss_gap'][name]:.1e}"])
     notes = "; ".join(f"{task}: prompts of {r['prompt']:.0f} tokens on average, {r['shared']:.0f} shared by a batch's "
                       f"rows, n = {r['n']} batches of {r['batch_size']}" for task, r in results)
-    return ("## Finetune-speed: seconds per LoRA training step, by how a batch is computed\n\n"
+    from benchmarks.finetune import cpu
+
+    heading = f"Finetune-speed-{label}" if label else "Finetune-speed"
+    machine, chosen = cpu().rsplit(", ", 1)
+    return (f"## {heading}: seconds per LoRA training step, by how a batch is computed, on a {machine} "
+            f"(`precision: auto` takes {chosen} there)\n\n"
             + table(["task", "batch computed as", "s/step", "speed-up vs whole rows",
                      "largest relative loss gap vs the task's first row"],
                     rows)
@@ -119,7 +125,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--label", default="", help="a section of its own for this CPU (letters, digits, '-')")
     args = parser.parse_args()
+    if args.label and not args.label.replace("-", "").isalnum():
+        parser.error(f"--label takes letters, digits and '-', got {args.label!r}")
     from benchmarks.results import write_sections
 
     results = []
@@ -127,7 +136,7 @@ def main() -> int:
         batches = max(2, round(args.batches * share))  # 77 labels: longer prompts, slower steps
         results.append((task, measure(overrides, MODES, batches, args.batch_size)))
         print(task, results[-1][1]["seconds"], flush=True)
-    write_sections([report(results)], "benchmarks/training_speed.py")
+    write_sections([report(results, args.label)], "benchmarks/training_speed.py")
     return 0
 
 
