@@ -53,7 +53,7 @@ def _training(row: dict) -> str:
         planned = f"/{row['train_planned_steps']:.0f}" if row.get("train_planned_steps") else ""
         skipped = f", {row['train_skipped']:.0f} without" if row.get("train_skipped") else ""
         text += f" ({row['train_steps']:.0f}{planned} steps, {row['train_pairs']:.0f} pairs{skipped})"
-    if row.get("cpu"):  # recorded since 2026-12-07; the earlier rows ran on a 2-core Xeon with AMX (bfloat16)
+    if row.get("cpu"):  # recorded since 2026-12-07 (earlier rows: several 2-core machines, see the footnote)
         text += f" on {row['cpu']}"
     return text
 
@@ -129,5 +129,8 @@ def report(rows: dict) -> str:
               "adapter costs at most about a tenth more); both are plain chat completions without the label "
               "grammar, so a base model that writes a longer answer before stopping is slower for that reason "
               "too: the ratio is per query, not per token. † Other work shared the CPU during that row's evaluation: "
-              "its accuracy stands, its seconds per query do not compare. Rows not measured yet are listed with "
+              "its accuracy stands, its seconds per query do not compare. Since 2026-12-07 a row names the CPU it "
+              "trained on and the precision `precision: auto` took there (a time budget's steps depend on both); "
+              "earlier rows ran on several 2-core machines (an Intel Xeon with AMX, AMD EPYCs with and without "
+              "bfloat16 products), named in the README where known. Rows not measured yet are listed with "
               "their goal.\n")
