@@ -10,19 +10,16 @@ from typing import Any
 
 from workbench.errors import UserError
 
-_KINDS = ((bool, "true or false"), (int, "an integer"), (float, "a number"), (str, "text"))
+# (a default of this type, what a value must be, the types that fit: an integer is a number too)
+_KINDS = ((bool, "true or false", (bool,)), (int, "an integer", (int,)), (float, "a number", (int, float)),
+          (str, "text", (str,)))
 
 
 def _wrong_type(value: Any, default: Any) -> str | None:
     """What the value should be, if its type does not fit the default's (None: it fits)."""
-    if default is None:
-        return None
-    for kind, said in _KINDS:
-        if isinstance(default, kind):
-            fits = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
-            if kind is float:  # an integer is a number too
-                fits = isinstance(value, (int, float)) and not isinstance(value, bool)
-            return None if fits else said
+    for kind, said, fits in _KINDS:
+        if isinstance(default, kind):  # bool first: True is an int too
+            return None if isinstance(value, fits) and (kind is bool or not isinstance(value, bool)) else said
     return None
 
 
