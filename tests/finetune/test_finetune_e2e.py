@@ -34,7 +34,11 @@ def _run_id(stdout: str) -> str:
 
 @pytest.mark.parametrize("layers", [None, 10], ids=["every-block", "top-10-blocks"])
 def test_the_gguf_adapter_answers_as_the_torch_model_and_lowers_held_out_loss(tmp_path, layers):
-    """(`layers: 10`: the adapter holds the top 10 blocks' matrices only, and llama.cpp applies those.)"""
+    """(`layers: 10`: the adapter holds the top 10 blocks' matrices only, and llama.cpp applies those.)
+    The answers differ only where the torch model is near a tie (llama.cpp multiplies Q4_1 weights by
+    8-bit activations), so the adapter is trained until it decides (30 steps at 5e-3: 96 and 94 of 100
+    held-out answers identical in float32; at 2e-3 after 24 steps 87 of 100, a 26-of-30 failure) and
+    60 items are compared."""
     import dspy
     import torch
     from llama_cpp import Llama
@@ -47,15 +51,15 @@ def test_the_gguf_adapter_answers_as_the_torch_model_and_lowers_held_out_loss(tm
     from workbench.runner import prepare
     from workbench.spec import load_spec
 
-    prepared = prepare(load_spec(SPEC, ["dataset.train=200", "dataset.test=40", "tracking.enabled=false"]))
+    prepared = prepare(load_spec(SPEC, ["dataset.train=200", "dataset.test=60", "tracking.enabled=false"]))
     with dspy.context(adapter=build_adapter("compact_json")):
         pairs = build_pairs(prepared.program, prepared.trainset[:96])
-        held = build_pairs(prepared.program, prepared.evalset[:30])
+        held = build_pairs(prepared.program, prepared.evalset[:60])
     base_path = prepared.spec.lm.model
     from workbench.lm.models import resolve_model_path
 
     base_path = resolve_model_path(base_path)
-    config = TrainConfig(max_steps=24, batch_size=4, learning_rate=2e-3, layers=layers)
+    config = TrainConfig(max_steps=30, batch_size=4, learning_rate=5e-3, layers=layers)
     trained = train(pairs, base_path, config, None, "t")
     blocks = {int(k.split(".layers.")[1].split(".")[0]) for k in _lora_state(trained.model)}
     assert blocks == (set(range(30)) if layers is None else set(range(20, 30))), sorted(blocks)
@@ -83,10 +87,11 @@ def test_the_gguf_adapter_answers_as_the_torch_model_and_lowers_held_out_loss(tm
         out = llama.create_chat_completion(messages=messages, temperature=0.0, max_tokens=16)
         return out["choices"][0]["message"]["content"].strip()
 
-    same = sum(torch_answer(p.messages) == gguf_answer(tuned, p.messages) for p in held)
+    answers = [gguf_answer(tuned, p.messages) for p in held]
+    same = sum(torch_answer(p.messages) == answer for p, answer in zip(held, answers))
     assert same >= 0.9 * len(held), f"{same} of {len(held)} greedy answers identical"
-    changed = sum(gguf_answer(tuned, p.messages) != gguf_answer(plain, p.messages) for p in held)
-    assert changed >= 5, changed
+    changed = sum(answer != gguf_answer(plain, p.messages) for p, answer in zip(held, answers))
+    assert changed >= 10, changed
 
 
 def test_the_same_seed_trains_the_same_adapter_on_the_embedded_model():
