@@ -1,13 +1,15 @@
 """Shared fixtures: the real embedded LM, a temp MLflow store, CLI runners, a local server.
 
 The LM response cache is pointed at a fresh folder for the whole session, so tests reach
-the real model instead of answers cached by earlier runs on this machine. Two tiers:
+the real model instead of answers cached by earlier runs on this machine (converted models are
+shared through it too, and the folder is removed at the end). Two tiers:
 `make test` runs what is not marked `slow` (logic, mostly on the deterministic `recorded`
 backend: `FAST_LM`); `make test-all` adds the end-to-end tests on the embedded LM.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -29,6 +31,10 @@ SPEC = ROOT / "experiments" / "routing_clinc150.yaml"
 FAST_LM = ["lm.backend=recorded", "lm.model=synthetic"]
 _SESSION_CACHE = tempfile.mkdtemp(prefix="workbench-test-cache-")
 os.environ["WORKBENCH_CACHE"] = _SESSION_CACHE
+# models converted or unpacked once (fine-tuning's float32 base, the dense encoder): shared by the
+# session's tests, also those that point WORKBENCH_CACHE at a folder of their own
+os.environ["WORKBENCH_MODELS"] = str(Path(_SESSION_CACHE) / "models")
+atexit.register(shutil.rmtree, _SESSION_CACHE, True)  # half a gigabyte once a base model is saved
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 

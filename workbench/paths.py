@@ -1,4 +1,4 @@
-"""Where the project's folders are: datasets/, experiments/, mlruns/, .cache/."""
+"""Where the project's folders are: datasets/, experiments/, mlruns/, .cache/ (and .cache/models/)."""
 
 from __future__ import annotations
 
@@ -26,3 +26,10 @@ def cache_dir() -> Path:
     """LM response cache and built indexes; $WORKBENCH_CACHE overrides."""
     env = os.environ.get("WORKBENCH_CACHE")
     return Path(env).resolve() if env else project_root() / ".cache"
+
+
+def models_dir() -> Path:
+    """Models unpacked or converted once (the dense retriever's encoder, fine-tuning's base model):
+    $WORKBENCH_MODELS, else `models/` in the cache folder. Their names carry their source's digest."""
+    env = os.environ.get("WORKBENCH_MODELS")
+    return Path(env).resolve() if env else cache_dir() / "models"

@@ -28,6 +28,7 @@ from typing import Any
 from typing import TYPE_CHECKING
 
 from workbench.errors import RunFailed, UserError
+from workbench.finetune.base_model import load_base  # noqa: F401 (callers import it from here)
 
 if TYPE_CHECKING:  # spec checks import this module: no DSPy, no torch at import
     from workbench.finetune.pairs import Pair
@@ -110,33 +111,6 @@ def resolve_precision(precision: str) -> str:
     except (AttributeError, RuntimeError):
         native = False
     return "bfloat16" if native else "float32"
-
-
-def load_base(gguf_path: Path):
-    """(tokenizer, float32 model) from a GGUF file, or a one-line refusal naming file and architecture."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    from transformers import modeling_gguf_pytorch_utils as gguf_loading
-
-    hf_logging.disable_progress_bar()  # the compile spinner shows progress; no second bar
-    hf_logging.set_verbosity_error()
-    gguf_loading.tqdm = lambda iterable, **_: iterable  # its de-quantizing bar ignores the setting above
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
-                                                     dtype=torch.float32)
-    except (ValueError, KeyError, OSError, RuntimeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise UserError(f"transformers cannot read {gguf_path.name} as a base model to fine-tune ({first}); "
-                        "fine-tuning needs a GGUF of an architecture transformers' GGUF loader supports "
-                        "(llama, mistral, qwen2, ...)", field="lm.model") from None
-    if getattr(model.config, "model_type", "") not in ("llama", "mistral"):
-        raise UserError(f"{gguf_path.name} is a {model.config.model_type!r} model; LoRA adapters can be written "
-                        "for llama-architecture GGUF models only", field="lm.model")
-    model.config.use_cache = False
-    return tokenizer, model
 
 
 def encode(tokenizer, pair: Pair) -> tuple[list[int], int]:
@@ -267,12 +241,12 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
     import torch
     from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
-    torch.manual_seed(config.seed)
     torch.set_num_threads(os.cpu_count() or 2)
     # PEFT/transformers deprecation notes about checkpointing and the base's config: not the user's to act on
     warnings.filterwarnings("ignore", message=".*(gradient_checkpointing|activation_checkpointing).*")
     warnings.filterwarnings("ignore", message="Could not find a config file")
     tokenizer, base = base or load_base(gguf_path)
+    torch.manual_seed(config.seed)  # after loading: reading the GGUF draws random numbers, its saved copy does not
     model = get_peft_model(base, lora_config(config, base.config.num_hidden_layers, source))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)

