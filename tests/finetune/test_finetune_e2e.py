@@ -234,16 +234,18 @@ def test_finetune_as_a_step_of_a_sequence_logs_what_it_trained(tmp_path):
     """finetune → retrieval_demos through the CLI: the run carries the adapter and the finetune.*
     metrics of the step (a sequence runs each step on a copy of the compile context)."""
     store = Store(tmp_path / "mlruns")
-    steps = {"steps": [{"name": "finetune", "params": {"max_examples": 96, "max_steps": 12, "batch_size": 8,
+    steps = {"steps": [{"name": "finetune", "params": {"max_examples": 48, "max_steps": 4, "batch_size": 8,
                                                       "learning_rate": 0.002, "rank": 16, "alpha": 32}},
                        {"name": "retrieval_demos", "params": {"k": 2}}]}
-    overrides = [*TINY[:3], "optimizer.name=sequence", f"optimizer.params={json.dumps(steps)}", *store.overrides]
+    overrides = [*TINY[:2], "dataset.test=10", "optimizer.name=sequence", f"optimizer.params={json.dumps(steps)}",
+                 *store.overrides]
     done = run_cli("run", str(SPEC), "--quiet", *_sets(overrides), env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr[-3000:]
     run = store.client().get_run(_run_id(done.stdout))
     assert run.data.tags["workbench.optimizer"] == "finetune+retrieval_demos"
     assert run.data.tags["workbench.lm"].endswith(f"+lora-{run.data.tags['workbench.lora_sha256'][:12]}")
-    assert run.data.metrics["finetune.steps"] == 12 and run.data.metrics["finetune.pairs"] == 96
+    assert run.data.metrics["finetune.steps"] == 4 and run.data.metrics["finetune.pairs"] == 48
+    assert run.data.metrics["n_examples"] == 10
 
 
 def test_demos_kept_in_the_training_prompts_retrieval_demos_then_finetune(tmp_path):
