@@ -2,7 +2,7 @@
 
 transformers reads a GGUF slowly: 19 s for the embedded 135M model on 2 cores, of which the
 de-quantizing is 1.5 s (it parses the 49,152-token vocabulary twice and rebuilds a tensor-name
-map for every tensor). So the first read is kept under `<models>/base-<sha256 of the GGUF>/`
+map for every tensor). So the first read is kept under `<models>/base-<GGUF's sha256[:16]>/`
 (config, tokenizer, float32 safetensors; `<models>` is `$WORKBENCH_MODELS`, else `.cache/models`)
 and later trainings load that copy in about a second. The folder is named by the GGUF's content,
 written beside its final place and renamed into it, so a changed GGUF gets a new copy and a
@@ -92,9 +92,10 @@ def _save(folder: Path, gguf_path: Path, tokenizer, model) -> None:
         (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n")
         save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})  # tied weights once
         (tmp / DONE).write_text(json.dumps({"gguf": gguf_path.name, "sha256": folder.name[len("base-"):]}) + "\n")
-        if folder.is_dir() and not (folder / DONE).is_file():
-            shutil.rmtree(folder, ignore_errors=True)  # someone's unfinished copy
-        tmp.rename(folder)  # fails harmlessly when another process put its copy there first
+        if (folder / DONE).is_file():
+            return  # another process saved its copy meanwhile (the finally drops this one)
+        shutil.rmtree(folder, ignore_errors=True)  # not a copy of ours (no DONE): in the way
+        tmp.rename(folder)
     except (OSError, ValueError, RuntimeError) as exc:
         log.info("no saved copy of %s (%s); the next training reads the GGUF again", gguf_path.name, exc)
     finally:
