@@ -28,9 +28,17 @@ def test_info_hit_rate_and_clear(store, tmp_path, monkeypatch):
     assert cold["lm_requests"] == 30 and cold["lm_cache_hits"] == 0
     warm = _run(store, env)
     assert warm["lm_cache_hits"] == 30 and warm["cache_hit_rate"] == 1.0 and warm["lm_calls"] == 0
-    info = run_cli("cache", "info", "--tracking-uri", store.uri, env=env)  # once through a real process
+    copy = tmp_path / "models" / "base-0123456789abcdef"  # as fine-tuning leaves its base model's copy
+    copy.mkdir(parents=True)
+    (copy / "model.safetensors").write_bytes(b"\0" * 3 * 1024 * 1024)
+    (tmp_path / "models" / "base-fedcba9876543210.tmp-1").mkdir()  # one being written: not listed
+    info = run_cli("cache", "info", "--tracking-uri", store.uri,
+                   env={**env, "WORKBENCH_MODELS": str(tmp_path / "models")})  # once through a real process
     assert info.returncode == 0, info.stderr
     assert str(tmp_path / "cache" / "dspy") in info.stdout
+    assert f"converted models: {tmp_path / 'models'} (3.0 MB" in info.stdout
+    assert "3.0 MB  base-0123456789abcdef" in info.stdout
+    assert ".tmp-" not in info.stdout
     assert "recorded/synthetic-" in info.stdout and "30 of 30 LM requests answered from the cache (100%)" in info.stdout
     kept = run_main("cache", "clear", "--older-than", "1")
     assert kept.returncode == 0 and "removed 0 entries older than 1 days" in kept.stdout

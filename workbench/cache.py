@@ -109,10 +109,23 @@ def _last_run_line(tracking_uri: str) -> str:
             f"answered from the cache ({hits / requests:.0%})")
 
 
+def _models_lines() -> list[str]:
+    """The models converted or unpacked once (fine-tuning's float32 base copy: half a gigabyte)."""
+    from workbench.paths import models_dir
+
+    root = models_dir()
+    found = sorted(p for p in root.iterdir() if p.is_dir() and ".tmp-" not in p.name) if root.is_dir() else []
+    if not found:
+        return []
+    return [f"converted models: {root} ({_human(_disk_bytes(root))}; a folder removed is rebuilt when needed)",
+            *(f"  {_human(_disk_bytes(p)):>9}  {p.name}" for p in found)]
+
+
 def info(tracking_uri: str) -> list[str]:
     root = folder()
     if not _shards(root):
-        return [f"LM response cache: {root} (empty: nothing cached yet)", _last_run_line(tracking_uri)]
+        return [f"LM response cache: {root} (empty: nothing cached yet)", *_models_lines(),
+                _last_run_line(tracking_uri)]
     times = _rows(root, "select min(store_time), max(store_time), count(*) from Cache")
     count = sum(r[2] for r in times)
     stored = [t for r in times for t in r[:2] if t is not None]
@@ -122,6 +135,7 @@ def info(tracking_uri: str) -> list[str]:
                 f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(max(stored)))}" if stored else "")]
     for model, n in entries_per_model(root).most_common():
         lines.append(f"  {n:>8,}  {model}")
+    lines.extend(_models_lines())
     lines.append(_last_run_line(tracking_uri))
     return lines
 
