@@ -246,7 +246,7 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
     warnings.filterwarnings("ignore", message=".*(gradient_checkpointing|activation_checkpointing).*")
     warnings.filterwarnings("ignore", message="Could not find a config file")
     tokenizer, base = base or load_base(gguf_path)
-    torch.manual_seed(config.seed)  # after loading: reading the GGUF draws random numbers, its saved copy does not
+    torch.manual_seed(config.seed)  # after loading: the saved copy's load draws random numbers, the GGUF's does not
     model = get_peft_model(base, lora_config(config, base.config.num_hidden_layers, source))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
