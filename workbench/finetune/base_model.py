@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
 from pathlib import Path
 
 from workbench.errors import UserError
@@ -80,10 +79,10 @@ def _read_gguf(gguf_path: Path):
 
 
 def _save(folder: Path, gguf_path: Path, tokenizer, model) -> None:
-    """Write the copy beside `folder` and rename it into place; on any failure leave nothing behind."""
-    tmp = folder.with_name(f"{folder.name}.tmp-{time.time_ns()}")
-    try:
-        tmp.mkdir(parents=True)
+    """Write the copy (beside `folder`, renamed in: `fill_once`); a failure only logs."""
+    from workbench.paths import fill_once
+
+    def fill(tmp: Path) -> None:
         from safetensors.torch import save_model
 
         tokenizer.save_pretrained(str(tmp))
@@ -92,11 +91,8 @@ def _save(folder: Path, gguf_path: Path, tokenizer, model) -> None:
         (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n")
         save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})  # tied weights once
         (tmp / DONE).write_text(json.dumps({"gguf": gguf_path.name, "sha256": folder.name[len("base-"):]}) + "\n")
-        if (folder / DONE).is_file():
-            return  # another process saved its copy meanwhile (the finally drops this one)
-        shutil.rmtree(folder, ignore_errors=True)  # not a copy of ours (no DONE): in the way
-        tmp.rename(folder)
+
+    try:
+        fill_once(folder, DONE, fill)
     except (OSError, ValueError, RuntimeError) as exc:
         log.info("no saved copy of %s (%s); the next training reads the GGUF again", gguf_path.name, exc)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

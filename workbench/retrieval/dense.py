@@ -12,7 +12,6 @@ import hashlib
 import importlib.util
 import os
 import threading
-import time
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.errors import UserError
-from workbench.paths import models_dir
+from workbench.paths import fill_once, models_dir
 from workbench.registry import retriever
 from workbench.retrieval.base import Hit, Retriever, passage_text
 
@@ -50,14 +49,12 @@ def model_digest(name: str) -> str:
 def model_dir(name: str) -> Path:
     """The extracted model folder (extracted once, atomically)."""
     folder = models_dir() / f"{name}-{model_digest(name)}"
-    if not (folder / "modules.json").is_file():
-        tmp = folder.with_name(folder.name + f".tmp-{time.time_ns()}")
+
+    def extract(tmp: Path) -> None:
         with zipfile.ZipFile(_model_zip(name)) as archive:
             archive.extractall(tmp)
-        try:
-            tmp.rename(folder)
-        except OSError:
-            pass
+
+    fill_once(folder, "modules.json", extract)
     return folder
 
 
