@@ -28,7 +28,7 @@ from typing import Any
 from typing import TYPE_CHECKING
 
 from workbench.errors import RunFailed, UserError
-from workbench.finetune.base_model import load_base  # noqa: F401 (callers import it from here)
+from workbench.finetune.base_model import load_base
 
 if TYPE_CHECKING:  # spec checks import this module: no DSPy, no torch at import
     from workbench.finetune.pairs import Pair
