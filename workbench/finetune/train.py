@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from workbench.errors import RunFailed, UserError
 from workbench.finetune.base_model import load_base
+from workbench.finetune.lowp import bfloat16_steps
 
 if TYPE_CHECKING:  # spec checks import this module: no DSPy, no torch at import
     from workbench.finetune.pairs import Pair
@@ -271,45 +272,47 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
     # plan that fits the budget is scheduled by steps alone and the same seed gives the same adapter
     clock_bound: bool | None = None if budget_s is not None else False
     step = start_step
-    for step in range(start_step, planned):
-        elapsed = time.perf_counter() - began
-        if budget_s is not None and elapsed > budget_s:
-            stopped = f"max_minutes {config.max_minutes} reached after {step} of {planned} steps"
-            break
-        if clock_bound is None and step > start_step and step >= warmup_steps(planned):
-            pace = (elapsed - spent) / (step - start_step)  # seconds per step in this process
-            projected = elapsed + pace * (planned - step)
-            clock_bound = projected > 0.9 * budget_s
-            if clock_bound:
-                log.info("at %.1f s per step the %d planned steps need about %.0f of the %.0f budgeted minutes: "
-                         "the learning rate decays with the clock", pace, planned, projected / 60, config.max_minutes)
-        rate = config.learning_rate * lr_factor(step, planned, elapsed / budget_s if clock_bound else 0.0)
-        for group in optimizer.param_groups:
-            group["lr"] = rate
-        loss, _ = step_loss(model, [encoded[i] for i in batches[step]], tokenizer.pad_token_id or 0,
-                            bfloat16=low_precision)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss_value = loss.item()
-        done = step + 1
-        elapsed = time.perf_counter() - began
-        eta = (elapsed - spent) / (done - start_step) * (planned - done)
-        if budget_s is not None:
-            eta = min(eta, max(budget_s - elapsed, 0.0))
-        message = (f"training LoRA: step {done}/{planned} · loss {loss_value:.3f} · lr {rate:.1e} · "
-                   f"eta {eta / 60:.1f} min")
-        if status:
-            status(message)
-        if done % 10 == 0 or done == planned:
-            log.info(message)
-        if ckpt is not None and (done % config.checkpoint_every == 0) and done < planned:
-            _save(ckpt, {"fingerprint": fingerprint, "lora": get_peft_model_state_dict(model),
-                         "optimizer": optimizer.state_dict(), "elapsed": elapsed,
-                         "rng": torch.get_rng_state(), "step": done, "config": asdict(config)})
-    else:
-        step = planned
+    with bfloat16_steps(model, low_precision):  # a bfloat16 step without its casts (see lowp.py)
+        for step in range(start_step, planned):
+            elapsed = time.perf_counter() - began
+            if budget_s is not None and elapsed > budget_s:
+                stopped = f"max_minutes {config.max_minutes} reached after {step} of {planned} steps"
+                break
+            if clock_bound is None and step > start_step and step >= warmup_steps(planned):
+                pace = (elapsed - spent) / (step - start_step)  # seconds per step in this process
+                projected = elapsed + pace * (planned - step)
+                clock_bound = projected > 0.9 * budget_s
+                if clock_bound:
+                    log.info("at %.1f s per step the %d planned steps need about %.0f of the %.0f budgeted "
+                             "minutes: the learning rate decays with the clock", pace, planned, projected / 60,
+                             config.max_minutes)
+            rate = config.learning_rate * lr_factor(step, planned, elapsed / budget_s if clock_bound else 0.0)
+            for group in optimizer.param_groups:
+                group["lr"] = rate
+            loss, _ = step_loss(model, [encoded[i] for i in batches[step]], tokenizer.pad_token_id or 0,
+                                bfloat16=low_precision)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_value = loss.item()
+            done = step + 1
+            elapsed = time.perf_counter() - began
+            eta = (elapsed - spent) / (done - start_step) * (planned - done)
+            if budget_s is not None:
+                eta = min(eta, max(budget_s - elapsed, 0.0))
+            message = (f"training LoRA: step {done}/{planned} · loss {loss_value:.3f} · lr {rate:.1e} · "
+                       f"eta {eta / 60:.1f} min")
+            if status:
+                status(message)
+            if done % 10 == 0 or done == planned:
+                log.info(message)
+            if ckpt is not None and (done % config.checkpoint_every == 0) and done < planned:
+                _save(ckpt, {"fingerprint": fingerprint, "lora": get_peft_model_state_dict(model),
+                             "optimizer": optimizer.state_dict(), "elapsed": elapsed,
+                             "rng": torch.get_rng_state(), "step": done, "config": asdict(config)})
+        else:
+            step = planned
     model.eval()
     return Trained(model, tokenizer, step, planned, loss_value, time.perf_counter() - began, start_step, stopped)
 
