@@ -195,6 +195,9 @@ ROWS = [
                                           "program.params.candidates=5"],
      "BANKING77, the 0.885 recipe with the 5 nearest labels and faster bfloat16 steps, 30 minutes", 0.90,
      "tfidf_logreg", ["banking77-hint-from-0.5-allblocks", "banking77-hint-from-0.5-allblocks-60min"]),
+    # stopped (2026-12-07, 5c1e4a7): it ran only 472 steps in the 30 minutes (3.8 s each; training_speed.py put such a
+    # step at 2.36 s on the same machine an hour later) and scored 0.868 on the first 946 test items, where the
+    # 0.885 row had 0.891 and its ranker alone 0.897: 5 candidates read worse, and the steps did not come
     ("bfcl-simple", "experiments/tools_bfcl_simple.yaml", BFCL_FT, "BFCL simple_python (AST)", 0.60, "rules_ast", []),
     # the same recipe on 2.5x the training calls: the exec categories' 150 items (none repeats a simple_python
     # request) besides `multiple`'s 80

@@ -1,11 +1,12 @@
 """Seconds per LoRA training step on the embedded model, by how a batch is computed: every row whole
 in float32 (the loop before the shared prefix), the rows' common prompt prefix run once (float32),
-that with bfloat16 products (`precision: bfloat16`), and LoRA in the top 10 of the 30 blocks only
+that with bfloat16 products (`precision: bfloat16`; under autocast alone, then as `train` runs it: the
+frozen weights kept in bfloat16 and plain attention), and LoRA in the top 10 of the 30 blocks only
 (`layers: 10`: the backward pass stops below them). The same batches of the router's real training
 prompts go through each in turn, in one process, so all see the same machine load; the loss of each
 batch is compared too (the shared prefix must not change it; fewer LoRA blocks start from the same loss).
 
-    python benchmarks/training_speed.py                 # CLINC150 domains and BANKING77 (all 77 labels)
+    python benchmarks/training_speed.py                 # CLINC150 domains, BANKING77 and the hinted tasks
     python benchmarks/training_speed.py --batches 4
     python benchmarks/training_speed.py --label avx2     # its own section ("Finetune-speed-avx2"), another CPU's
 """
@@ -21,17 +22,26 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SPEC = "experiments/routing_clinc150_finetune.yaml"
-# (name, shared prefix, bfloat16 products, LoRA blocks from the top: None = all)
-MODES = [("whole rows, float32", False, False, None), ("shared prefix, float32", True, False, None),
-         ("shared prefix, bfloat16 products", True, True, None),
-         ("shared prefix, float32, LoRA in the top 10 blocks", True, False, 10),
-         ("shared prefix, bfloat16, LoRA in the top 10 blocks", True, True, 10)]
+# (name, shared prefix, bfloat16 products, LoRA blocks from the top: None = all, frozen weights kept in bfloat16
+# and plain attention: what `train` runs in bfloat16 since 3c984e3)
+MODES = [("whole rows, float32", False, False, None, False), ("shared prefix, float32", True, False, None, False),
+         ("shared prefix, bfloat16 products", True, True, None, False),
+         ("shared prefix, bfloat16, no weight casts, plain attention", True, True, None, True),
+         ("shared prefix, float32, LoRA in the top 10 blocks", True, False, 10, False),
+         ("shared prefix, bfloat16, LoRA in the top 10 blocks", True, True, 10, False),
+         ("shared prefix, bfloat16, no weight casts, plain attention, top 10 blocks", True, True, 10, True)]
+# the BANKING77 rows' prompts: label order, the guess shown from p = 0.5 on (hidden from 80% of training prompts)
+HINTED = ["program.params.candidates=10", "program.params.candidate_order=label", "program.params.ranker_hint=true",
+          "program.params.hint_from=0.5", "program.params.hint_dropout=0.8"]
 # (task, spec overrides, share of --batches)
 TASKS = [("CLINC150 domains (10 labels in the prompt)", [], 1.0),
          ("BANKING77 (77 labels in the prompt)", ["dataset.name=banking77"], 0.5),
          ("CLINC150 intents (10 nearest labels + the ranker's guess)",
           ["dataset.name=clinc150_intents", "program.params.candidates=10", "program.params.candidate_order=label",
-           "program.params.ranker_hint=true"], 0.5)]
+           "program.params.ranker_hint=true"], 0.5),
+         ("BANKING77 (10 nearest labels + the ranker's guess)", ["dataset.name=banking77", *HINTED], 0.5),
+         ("BANKING77 (5 nearest labels + the ranker's guess)",
+          ["dataset.name=banking77", *HINTED, "program.params.candidates=5"], 0.5)]
 
 
 def training_pairs(spec, program, examples: list) -> list:
@@ -53,6 +63,7 @@ def measure(overrides: list[str], modes: list, batches: int, batch_size: int) ->
     from peft import get_peft_model
 
     import workbench
+    from workbench.finetune.lowp import bfloat16_steps
     from workbench.finetune.train import TrainConfig, _shared_prefix, encode, load_base, lora_config, step_loss
     from workbench.lm.models import resolve_model_path
     from workbench.runner import prepare
@@ -73,15 +84,16 @@ def measure(overrides: list[str], modes: list, batches: int, batch_size: int) ->
     for b in range(batches + 1):  # the first batch warms up and is not counted
         rows = encoded[b * batch_size:(b + 1) * batch_size]
         shared.append(_shared_prefix(rows))
-        for name, share, low, layers in modes:
+        for name, share, low, layers, fast in modes:
             model = models[layers]
-            start = time.perf_counter()
-            loss, _ = step_loss(model, rows, tokenizer.pad_token_id or 0, bfloat16=low, share=share)
-            loss.backward()
-            model.zero_grad(set_to_none=True)
-            if b:
-                seconds[name] += time.perf_counter() - start
-                losses[name].append(loss.item())
+            with bfloat16_steps(model, fast):  # its casts of the weights are once per training, not timed here
+                start = time.perf_counter()
+                loss, _ = step_loss(model, rows, tokenizer.pad_token_id or 0, bfloat16=low, share=share)
+                loss.backward()
+                model.zero_grad(set_to_none=True)
+                if b:
+                    seconds[name] += time.perf_counter() - start
+                    losses[name].append(loss.item())
     whole = losses[modes[0][0]]
     return {"seconds": {k: v / batches for k, v in seconds.items()},
             "loss_gap": {k: max(abs(a - w) / w for a, w in zip(v, whole)) for k, v in losses.items()},
@@ -116,7 +128,9 @@ def report(results: list[tuple[str, dict]], label: str = "") -> str:
               f"bfloat16 where this CPU {'has' if native else 'lacks'} native bfloat16 products"
               f"{'' if native else ' (rows in bfloat16 only with --all-modes: emulated, they are ~20x slower)'}. "
               f"{notes}. The shared "
-              "prefix gives the same loss (the gap is rounding); bfloat16 products give a slightly different one; "
+              "prefix gives the same loss (the gap is rounding); bfloat16 products give a slightly different one "
+              "(frozen weights kept in bfloat16 give the same as autocast's rounding of them; plain attention "
+              "differs by rounding); "
               "a fresh LoRA starts at the base model's loss wherever it sits. "
               "The prompts are the spec's (`lm.adapter: compact_json`): up to 20 allowed labels follow the message "
               "in the user turn (a narrowed list may change per query), so CLINC150's 10 domains are not shared; "
