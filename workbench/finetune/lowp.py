@@ -18,8 +18,8 @@ from typing import Any
 
 
 def _frozen_linears(model: Any) -> list[Any]:
-    """The frozen linear layers inside the transformer blocks (not the vocabulary projection, which
-    shares its weight with the embeddings and runs in float32 on a handful of positions)."""
+    """The frozen linear layers inside the transformer blocks (not the vocabulary projection: its weight
+    is the embeddings' too, and a bfloat16 copy would put the residual stream in bfloat16)."""
     import torch
 
     return [module for name, module in model.named_modules()
