@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from workbench.errors import UserError
+from workbench.paths import fill_once, models_dir
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,6 @@ DONE = "source.json"  # written last: a folder without it is not a copy
 
 def copy_dir(gguf_path: Path) -> Path:
     from workbench.finetune.gguf_lora import sha256_file
-    from workbench.paths import models_dir
 
     return models_dir() / f"base-{sha256_file(gguf_path)[:16]}"
 
@@ -80,8 +80,6 @@ def _read_gguf(gguf_path: Path):
 
 def _save(folder: Path, gguf_path: Path, tokenizer, model) -> None:
     """Write the copy (beside `folder`, renamed in: `fill_once`); a failure only logs."""
-    from workbench.paths import fill_once
-
     def fill(tmp: Path) -> None:
         from safetensors.torch import save_model
 
