@@ -2,9 +2,12 @@
 in float32 (the loop before the shared prefix), the rows' common prompt prefix run once (float32),
 that with bfloat16 products (`precision: bfloat16`; under autocast alone, then as `train` runs it: the
 frozen weights kept in bfloat16 and plain attention), and LoRA in the top 10 of the 30 blocks only
-(`layers: 10`: the backward pass stops below them). The same batches of the router's real training
-prompts go through each in turn, in one process, so all see the same machine load; the loss of each
-batch is compared too (the shared prefix must not change it; fewer LoRA blocks start from the same loss).
+(`layers: 10`: the backward pass stops below them), and batches of prompts of similar length
+(`group_by_length`). The same batches of the router's real training prompts, drawn as a run draws them
+(a seeded sample of the train split, in `train`'s order), go through each in turn, in one process, so all
+see the same machine load; the loss of each batch is compared too (the shared prefix must not change it;
+fewer LoRA blocks start from the same loss). The grouped way takes its batches from the same pairs cut by
+length (one window of 50 batches), so its losses are of other batches and not compared.
 
     python benchmarks/training_speed.py                 # CLINC150 domains, BANKING77 and the hinted tasks
     python benchmarks/training_speed.py --batches 4
@@ -14,6 +17,7 @@ batch is compared too (the shared prefix must not change it; fewer LoRA blocks s
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from pathlib import Path
@@ -23,13 +27,17 @@ sys.path.insert(0, str(ROOT))
 
 SPEC = "experiments/routing_clinc150_finetune.yaml"
 # (name, shared prefix, bfloat16 products, LoRA blocks from the top: None = all, frozen weights kept in bfloat16
-# and plain attention: what `train` runs in bfloat16 since 3c984e3)
-MODES = [("whole rows, float32", False, False, None, False), ("shared prefix, float32", True, False, None, False),
-         ("shared prefix, bfloat16 products", True, True, None, False),
-         ("shared prefix, bfloat16, no weight casts, plain attention", True, True, None, True),
-         ("shared prefix, float32, LoRA in the top 10 blocks", True, False, 10, False),
-         ("shared prefix, bfloat16, LoRA in the top 10 blocks", True, True, 10, False),
-         ("shared prefix, bfloat16, no weight casts, plain attention, top 10 blocks", True, True, 10, True)]
+# and plain attention: what `train` runs in bfloat16 since 3c984e3, batches of similar length)
+MODES = [("whole rows, float32", False, False, None, False, False),
+         ("shared prefix, float32", True, False, None, False, False),
+         ("shared prefix, float32, batches of similar length", True, False, None, False, True),
+         ("shared prefix, bfloat16 products", True, True, None, False, False),
+         ("shared prefix, bfloat16, no weight casts, plain attention", True, True, None, True, False),
+         ("shared prefix, bfloat16, no weight casts, plain attention, batches of similar length",
+          True, True, None, True, True),
+         ("shared prefix, float32, LoRA in the top 10 blocks", True, False, 10, False, False),
+         ("shared prefix, bfloat16, LoRA in the top 10 blocks", True, True, 10, False, False),
+         ("shared prefix, bfloat16, no weight casts, plain attention, top 10 blocks", True, True, 10, True, False)]
 # the BANKING77 rows' prompts: label order, the guess shown from p = 0.5 on (hidden from 80% of training prompts)
 HINTED = ["program.params.candidates=10", "program.params.candidate_order=label", "program.params.ranker_hint=true",
           "program.params.hint_from=0.5", "program.params.hint_dropout=0.8"]
@@ -64,13 +72,16 @@ def measure(overrides: list[str], modes: list, batches: int, batch_size: int) ->
 
     import workbench
     from workbench.finetune.lowp import bfloat16_steps
-    from workbench.finetune.train import TrainConfig, _shared_prefix, encode, load_base, lora_config, step_loss
+    from workbench.finetune.train import (GROUP_WINDOW, TrainConfig, _batches, _collate, _shared_prefix, encode, load_base,
+                                          lora_config, step_loss)
     from workbench.lm.models import resolve_model_path
     from workbench.runner import prepare
 
     spec = workbench.load_spec(ROOT / SPEC, overrides)
     prepared = prepare(spec)
-    pairs = training_pairs(spec, prepared.program, prepared.trainset[:(batches + 1) * batch_size])
+    # a run's batches, not the split's first examples (BANKING77's are shorter than its average: 150 vs 157 tokens)
+    examples = random.Random(0).sample(list(prepared.trainset), GROUP_WINDOW * batch_size)
+    pairs = training_pairs(spec, prepared.program, examples)
     tokenizer, base = load_base(resolve_model_path(spec.lm.model))
     models = {}
     for layers in sorted({m[3] for m in modes}, key=lambda n: n or 0):  # one LoRA model per block count
@@ -78,13 +89,20 @@ def measure(overrides: list[str], modes: list, batches: int, batch_size: int) ->
         config = lora_config(TrainConfig(layers=layers), base.config.num_hidden_layers)
         models[layers] = get_peft_model(copy.deepcopy(base), config).train()
     encoded = [encode(tokenizer, p) for p in pairs]
+    lengths = [len(ids) for ids, _ in encoded]
+    drawn = {False: _batches(len(encoded), batch_size, 0, GROUP_WINDOW)[:batches + 1],
+             True: _batches(len(encoded), batch_size, 0, GROUP_WINDOW, lengths=lengths)[:batches + 1]}
+    padding = {}  # of the tokens a step computes after the shared prefix, the share that is padding
+    for grouped, drawn_batches in drawn.items():
+        masks = [_collate([encoded[i] for i in b], 0)[1] for b in drawn_batches]
+        padding[grouped] = 1 - sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)
     seconds = {name: 0.0 for name, *_ in modes}
     losses: dict[str, list[float]] = {name: [] for name, *_ in modes}
     shared = []
     for b in range(batches + 1):  # the first batch warms up and is not counted
-        rows = encoded[b * batch_size:(b + 1) * batch_size]
-        shared.append(_shared_prefix(rows))
-        for name, share, low, layers, fast in modes:
+        shared.append(_shared_prefix([encoded[i] for i in drawn[False][b]]))
+        for name, share, low, layers, fast, grouped in modes:
+            rows = [encoded[i] for i in drawn[grouped][b]]
             model = models[layers]
             with bfloat16_steps(model, fast):  # its casts of the weights are once per training, not timed here
                 start = time.perf_counter()
@@ -95,8 +113,11 @@ def measure(overrides: list[str], modes: list, batches: int, batch_size: int) ->
                     seconds[name] += time.perf_counter() - start
                     losses[name].append(loss.item())
     whole = losses[modes[0][0]]
+    grouped = {name for name, *_, g in modes if g}
     return {"seconds": {k: v / batches for k, v in seconds.items()},
-            "loss_gap": {k: max(abs(a - w) / w for a, w in zip(v, whole)) for k, v in losses.items()},
+            "loss_gap": {k: None if k in grouped else max(abs(a - w) / w for a, w in zip(v, whole))
+                         for k, v in losses.items()},
+            "padding": padding,
             "prompt": sum(start for _, start in encoded) / len(encoded), "shared": sum(shared) / len(shared),
             "n": batches, "batch_size": batch_size}
 
@@ -111,9 +132,10 @@ def report(results: list[tuple[str, dict]], label: str = "") -> str:
     for task, r in results:
         base = r["seconds"].get(MODES[0][0])
         for name, s in r["seconds"].items():
-            rows.append([task, name, f"{s:.2f}", f"{base / s:.2f}" if base else "–", f"{r['loss_gap'][name]:.1e}"])
+            rows.append([task, name, f"{s:.2f}", f"{base / s:.2f}" if base else "–", f"{r['loss_gap'][name]:.1e}" if r["loss_gap"][name] is not None else "– (other batches)"])
     notes = "; ".join(f"{task}: prompts of {r['prompt']:.0f} tokens on average, {r['shared']:.0f} shared by a batch's "
-                      f"rows, n = {r['n']} batches of {r['batch_size']}" for task, r in results)
+                      f"rows, padding {r['padding'][False]:.0%} of a batch's tokens ({r['padding'][True]:.0%} "
+                      f"grouped by length), n = {r['n']} batches of {r['batch_size']}" for task, r in results)
     from benchmarks.finetune import cpu
 
     heading = f"Finetune-speed-{label}" if label else "Finetune-speed"

@@ -227,6 +227,34 @@ def test_a_weighted_schedule_shows_every_pair_once_a_pass_and_the_heavy_ones_fir
     assert _batches(1000, 10, 3, 150, [1.0] * 1000) == _batches(1000, 10, 3, 150) != schedule
 
 
+
+def test_batches_grouped_by_length_keep_each_window_s_pairs_and_cut_the_padding():
+    """`group_by_length`: each window of 50 batches holds the same pairs as without it (so a pass still
+    shows every pair once and weighted pairs still come early), cut anew from the pairs sorted by length
+    and shown in a seeded random order; a batch's longest row is then close to its others."""
+    import random
+
+    from workbench.finetune.train import GROUP_WINDOW, _batches
+
+    rng = random.Random(5)
+    lengths = [rng.randint(20, 300) for _ in range(1000)]
+    plain = _batches(1000, 8, seed=3, steps=260)
+    grouped = _batches(1000, 8, seed=3, steps=260, lengths=lengths)
+    assert grouped == _batches(1000, 8, seed=3, steps=260, lengths=lengths) and len(grouped) == 260
+    assert all(len(batch) == 8 for batch in grouped)
+    for w in range(0, 260, GROUP_WINDOW):
+        window = slice(w, w + GROUP_WINDOW)
+        assert sorted(i for b in grouped[window] for i in b) == sorted(i for b in plain[window] for i in b)
+
+    def padding(batches):
+        return sum(8 * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in batches) / sum(
+            8 * max(lengths[i] for i in b) for b in batches)
+
+    assert padding(plain) > 0.25 and padding(grouped) < 0.05, (padding(plain), padding(grouped))
+    # the windows' batches are shuffled, not served shortest first
+    first_window = [max(lengths[i] for i in b) for b in grouped[:GROUP_WINDOW]]
+    assert first_window != sorted(first_window)
+
 def client_order(plain_prompt, steps: dict, ranked: list[str]) -> list[str]:
     """The exported client's ordering step on a ranker whose scores fall in `ranked`'s order (its
     TF-IDF fit is tested in tests/export)."""

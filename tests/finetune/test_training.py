@@ -92,11 +92,11 @@ def test_a_batch_whose_prompts_barely_overlap_is_not_split(tokenizer):
 
 
 def _train(tokenizer, tmp_path, steps=12, every=4, status=None, name="ckpt", minutes=None, precision="float32",
-           layers=None):
+           layers=None, group_by_length=False):
     from workbench.finetune.train import TrainConfig, train
 
     config = TrainConfig(rank=4, alpha=8, max_steps=steps, batch_size=4, learning_rate=0.05, checkpoint_every=every,
-                         max_minutes=minutes, precision=precision, layers=layers)
+                         max_minutes=minutes, precision=precision, layers=layers, group_by_length=group_by_length)
     return train(PAIRS, None, config, tmp_path / name, "fingerprint", status=status, base=(tokenizer, tiny_model(tokenizer)))
 
 
@@ -157,6 +157,23 @@ def test_layers_puts_lora_in_the_top_blocks_only_and_the_backward_pass_stops_bel
         _train(tokenizer, tmp_path, name="many", layers=3)
     # adapters trained before `layers` existed keep their cache keys
     assert "layers" not in describe(TrainConfig()) and '"layers": 4' in describe(TrainConfig(layers=4))
+
+
+def test_group_by_length_trains_seeded_other_batches_and_keys_its_adapters_apart(tokenizer, tmp_path):
+    from workbench.finetune.train import TrainConfig, answer_loss, describe
+
+    before = answer_loss(tiny_model(tokenizer), tokenizer, PAIRS)
+    grouped = _train(tokenizer, tmp_path, name="g", group_by_length=True)
+    again = _weights(_train(tokenizer, tmp_path, name="g2", group_by_length=True))
+    plain = _weights(_train(tokenizer, tmp_path, name="p"))
+    weights = _weights(grouped)
+    assert all(torch.equal(weights[k], again[k]) for k in weights)
+    assert any(not torch.equal(weights[k], plain[k]) for k in weights)  # other batches, other updates
+    assert answer_loss(grouped.model, tokenizer, PAIRS) < before - 0.1
+    assert "group_by_length" not in describe(TrainConfig())
+    assert '"group_by_length": true' in describe(TrainConfig(group_by_length=True))
+    with pytest.raises(UserError, match="group_by_length must be true or false, got 'yes'"):
+        TrainConfig(group_by_length="yes").check(100)
 
 
 def test_a_time_budget_the_plan_fits_in_leaves_training_seeded(tokenizer, tmp_path):

@@ -61,6 +61,8 @@ class TrainConfig:
     precision: str = "auto"
     # LoRA in the top `layers` transformer blocks only (None: all): the backward pass stops below them
     layers: int | None = None
+    # batches of prompts of similar length (less padding: see _batches)
+    group_by_length: bool = False
 
     def check(self, n_pairs: int, *, source: str = "<spec>") -> int:
         """Bad parameters as one line each; returns the number of optimizer steps planned."""
@@ -83,6 +85,8 @@ class TrainConfig:
             raise bad("max_minutes", f"max_minutes must be a positive number, got {self.max_minutes!r}")
         if self.precision not in PRECISIONS:
             raise bad("precision", f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not isinstance(self.group_by_length, bool):
+            raise bad("group_by_length", f"group_by_length must be true or false, got {self.group_by_length!r}")
         unknown = sorted(set(self.target_modules) - set(TARGETS))
         if unknown or not self.target_modules:
             raise bad("target_modules", f"unknown target modules {unknown} (known: {', '.join(TARGETS)})")
@@ -123,11 +127,19 @@ def encode(tokenizer, pair: Pair) -> tuple[list[int], int]:
     return list(prompt) + list(answer), len(prompt)
 
 
-def _batches(n: int, batch_size: int, seed: int, steps: int, weights: list[float] | None = None) -> list[list[int]]:
+GROUP_WINDOW = 50  # batches whose pairs are regrouped by length together
+
+
+def _batches(n: int, batch_size: int, seed: int, steps: int, weights: list[float] | None = None,
+             lengths: list[int] | None = None) -> list[list[int]]:
     """The whole schedule of batches, fixed by the seed (so a resumed run sees the same ones). Every
     pass shows every pair once; with `weights`, a pass is a weighted random order (each pair's key is
     u ** (1 / weight), largest first), so a pair of weight 4 tends to come early and a training run
-    stopped by its time budget part-way through its first pass has seen more heavy pairs than their share."""
+    stopped by its time budget part-way through its first pass has seen more heavy pairs than their share.
+    With `lengths` (tokens per pair), each run of GROUP_WINDOW batches in that order is cut anew from
+    its pairs sorted by length and shown in a random order: rows of a batch are padded to its longest,
+    so similar lengths waste less (a random BANKING77 batch is ~19% padding); the order stays random
+    at the scale of a window."""
     rng = random.Random(seed)
     order: list[int] = []
     weighted = weights is not None and any(w != 1.0 for w in weights)
@@ -139,7 +151,16 @@ def _batches(n: int, batch_size: int, seed: int, steps: int, weights: list[float
         else:
             rng.shuffle(epoch)
         order.extend(epoch)
-    return [order[i * batch_size:(i + 1) * batch_size] for i in range(steps)]
+    batches = [order[i * batch_size:(i + 1) * batch_size] for i in range(steps)]
+    if lengths is None:
+        return batches
+    grouped: list[list[int]] = []
+    for w in range(0, steps, GROUP_WINDOW):
+        window = sorted((i for batch in batches[w:w + GROUP_WINDOW] for i in batch), key=lambda i: lengths[i])
+        cut = [window[b:b + batch_size] for b in range(0, len(window), batch_size)]
+        rng.shuffle(cut)
+        grouped.extend(cut)
+    return grouped
 
 
 def _shared_prefix(encoded: list[tuple[list[int], int]]) -> int:
@@ -254,7 +275,8 @@ def train(pairs: list[Pair], gguf_path: Path | None, config: TrainConfig, checkp
     budget_s = config.max_minutes * 60 if config.max_minutes is not None else None
     low_precision = resolve_precision(config.precision) == "bfloat16"
     encoded = [encode(tokenizer, p) for p in pairs]
-    batches = _batches(len(encoded), config.batch_size, config.seed, planned, [p.weight for p in pairs])
+    batches = _batches(len(encoded), config.batch_size, config.seed, planned, [p.weight for p in pairs],
+                       [len(ids) for ids, _ in encoded] if config.group_by_length else None)
     start_step, spent = 0, 0.0
     ckpt = checkpoint_dir / "finetune.pt" if checkpoint_dir is not None else None
     if ckpt is not None and ckpt.is_file():
@@ -363,9 +385,10 @@ def _save(path: Path, state: dict) -> None:
 
 
 def describe(config: TrainConfig) -> str:
-    """The parameters as they key an adapter (`layers` only when set, so adapters trained before it
-    existed keep their keys)."""
+    """The parameters as they key an adapter (`layers` and `group_by_length` only when set, so adapters
+    trained before they existed keep their keys)."""
     described = asdict(config)
-    if described["layers"] is None:
-        del described["layers"]
+    for name, unset in (("layers", None), ("group_by_length", False)):
+        if described[name] == unset:
+            del described[name]
     return json.dumps(described, sort_keys=True)

@@ -41,7 +41,7 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
              learning_rate: float = 1e-3, epochs: float | None = None, max_steps: int | None = None,
              batch_size: int = 16, max_examples: int | None = None, max_minutes: float | None = None,
              source: str = "gold", checkpoint_every: int = 25, seed: int | None = None, precision: str = "auto",
-             layers: int | None = None):
+             layers: int | None = None, group_by_length: bool = False):
     """Fine-tune the embedded LM (LoRA, CPU) on the program's own prompts and gold answers.
 
     `source`: gold (the examples' output fields; no LM calls) or bootstrap (the LM's answers that the
@@ -49,6 +49,8 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
     training between steps after this long (the adapter is what was learnt by then). `precision`:
     auto (bfloat16 products where the CPU has them natively), float32 or bfloat16. `layers`: LoRA in the
     top N transformer blocks only (default all); the backward pass stops below them, so steps are faster.
+    `group_by_length`: batches of prompts of similar length (less padding, so faster steps where
+    lengths vary; the order is random only between windows of 50 batches).
     """
     from workbench.finetune.gguf_lora import sha256_file, write_adapter
     from workbench.finetune.pairs import build_pairs, pairs_digest
@@ -65,7 +67,8 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
     config = TrainConfig(rank=rank, alpha=alpha, target_modules=list(target_modules or TARGETS),
                          learning_rate=learning_rate, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                          max_minutes=max_minutes, seed=ctx.seed if seed is None else seed,
-                         checkpoint_every=checkpoint_every, precision=precision, layers=layers)
+                         checkpoint_every=checkpoint_every, precision=precision, layers=layers,
+                         group_by_length=group_by_length)
     examples = list(ctx.trainset)
     if max_examples is not None:
         if not isinstance(max_examples, int) or isinstance(max_examples, bool) or max_examples < 1:
