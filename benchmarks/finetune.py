@@ -198,6 +198,13 @@ ROWS = [
     # stopped (2026-12-07, 5c1e4a7): it ran only 472 steps in the 30 minutes (3.8 s each; training_speed.py put such a
     # step at 2.36 s on the same machine an hour later) and scored 0.868 on the first 946 test items, where the
     # 0.885 row had 0.891 and its ranker alone 0.897: 5 candidates read worse, and the steps did not come
+    # padding, not the prompt, was a fifth of a step's tokens (a random batch of these prompts is ~19% padding):
+    # the 0.885 recipe with batches of similar length (`group_by_length`: 1.25x a step of these prompts in training_speed.py, n = 3 batches), on a
+    # 1,500-item sample of the test split (an hour less of evaluation; paired with the rows above on those items)
+    ("banking77-hint-from-0.5-grouped", FT, ["dataset.name=banking77", "dataset.test=1500", *HINT_FROM_ALL_BLOCKS,
+                                             "optimizer.params.group_by_length=true"],
+     "BANKING77, the 0.885 recipe with batches of similar length, 30 minutes, 1,500 test items", None,
+     "tfidf_logreg", ["banking77-hint-from-0.5-allblocks", "banking77-hint-from-0.5-allblocks-60min"]),
     ("bfcl-simple", "experiments/tools_bfcl_simple.yaml", BFCL_FT, "BFCL simple_python (AST)", 0.60, "rules_ast", []),
     # the same recipe on 2.5x the training calls: the exec categories' 150 items (none repeats a simple_python
     # request) besides `multiple`'s 80

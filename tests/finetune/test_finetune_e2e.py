@@ -178,10 +178,12 @@ def test_a_finetune_run_logs_exports_and_serves_its_adapter_and_refuses_a_change
 
 
 def test_a_run_killed_mid_training_resumes_from_its_checkpoint(tmp_path):
+    """(With batches grouped by length: the resumed run must cut the same schedule.)"""
     store = Store(tmp_path / "mlruns")
     env = {**os.environ, "WORKBENCH_CACHE": str(tmp_path / "cache")}
+    tiny = [*TINY, "optimizer.params.group_by_length=true"]
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "run", str(SPEC), "--quiet",
-                             *_sets(TINY + store.overrides)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             *_sets(tiny + store.overrides)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     checkpoint, deadline = None, time.time() + 600
     while time.time() < deadline and proc.poll() is None and checkpoint is None:
@@ -194,7 +196,7 @@ def test_a_run_killed_mid_training_resumes_from_its_checkpoint(tmp_path):
     proc.communicate()
     [killed] = [r for r in store.runs() if r["status"] == "RUNNING"]
 
-    resumed = run_cli("run", str(SPEC), "--quiet", "--resume", killed["run_id"], *_sets(TINY + store.overrides),
+    resumed = run_cli("run", str(SPEC), "--quiet", "--resume", killed["run_id"], *_sets(tiny + store.overrides),
                       env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     data = store.client().get_run(killed["run_id"]).data
