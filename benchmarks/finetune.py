@@ -199,8 +199,9 @@ ROWS = [
     # step at 2.36 s on the same machine an hour later) and scored 0.868 on the first 946 test items, where the
     # 0.885 row had 0.891 and its ranker alone 0.897: 5 candidates read worse, and the steps did not come
     # padding, not the prompt, was a fifth of a step's tokens (a random batch of these prompts is ~19% padding):
-    # the 0.885 recipe with batches of similar length (`group_by_length`: 1.25x a step of these prompts in training_speed.py, n = 3 batches), on a
-    # 1,500-item sample of the test split (an hour less of evaluation; paired with the rows above on those items)
+    # the 0.885 recipe with batches of similar length (`group_by_length`: 1.25x a step of these prompts in
+    # training_speed.py, n = 3 batches), on a 1,500-item sample of the test split (less evaluation; paired with the
+    # rows above on those items)
     ("banking77-hint-from-0.5-grouped", FT, ["dataset.name=banking77", "dataset.test=1500", *HINT_FROM_ALL_BLOCKS,
                                              "optimizer.params.group_by_length=true"],
      "BANKING77, the 0.885 recipe with batches of similar length, 30 minutes, 1,500 test items", None,
