@@ -147,9 +147,9 @@ def report(results: list[tuple[str, dict]], label: str = "") -> str:
                     rows)
             + f"\n\nForward and backward of one step (LoRA r=16 on every linear layer of every block, or of the top "
               f"10 of 30; the embedded model's weights in float32), each way in turn on the same batches of "
-              "a run's random order (the grouped ways on batches cut by length from the same pairs), one process; a "
-              "batch just computed another way runs faster than a new one, so a run's steps take longer (BANKING77 "
-              "hint prompts: ~3.2 s in a loop of new batches): compare ways, not runs; "
+              "a run's random order (the grouped ways on batches cut by length from the same pairs), one process; a run "
+              "computes each batch once and its steps take longer (BANKING77 hint prompts: ~3.2 s a step in a loop "
+              "of new batches): compare ways, not seconds with a run's; "
               f"bfloat16 where this CPU {'has' if native else 'lacks'} native bfloat16 products"
               f"{'' if native else ' (rows in bfloat16 only with --all-modes: emulated, they are ~20x slower)'}. "
               f"{notes}. The shared "

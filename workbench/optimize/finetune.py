@@ -50,7 +50,7 @@ def finetune(ctx: CompileContext, *, rank: int = 16, alpha: float = 32.0, target
     auto (bfloat16 products where the CPU has them natively), float32 or bfloat16. `layers`: LoRA in the
     top N transformer blocks only (default all); the backward pass stops below them, so steps are faster.
     `group_by_length`: batches of prompts of similar length (less padding, so faster steps where
-    lengths vary; the order is random only between windows of 50 batches).
+    lengths vary): each window of 50 batches is cut anew from its pairs sorted by length, in random order.
     """
     from workbench.finetune.gguf_lora import sha256_file, write_adapter
     from workbench.finetune.pairs import build_pairs, pairs_digest
