@@ -127,7 +127,8 @@ def test_entities_round_trip_through_mlflow():
 @pytest.mark.parametrize("hold", [False, True], ids=["as_they_come", "held_to_the_end"])
 def test_writer_writes_links_and_counts(tmp_path, hold):
     """More traces than a batch, in both modes: a held writer (an in-process LM's) must still
-    write them all at close, in batches, and promptly."""
+    write them all at close, in batches, within close's timeout (past it, close reports an error: a
+    wall-clock bound here failed under a loaded CPU, 56 s for the store's first write)."""
     store = Store(tmp_path / "mlruns")
     client = store.client()
     experiment = client.create_experiment("traces")
@@ -135,10 +136,9 @@ def test_writer_writes_links_and_counts(tmp_path, hold):
     writer = TraceWriter(store.uri, experiment, run.info.run_id, batch_size=4, interval=0.05, hold=hold)
     for i in range(10):
         writer.submit(_record(i))
-    start = time.perf_counter()
     stats = writer.close(timeout=60)
     assert (stats.submitted, stats.written, stats.lost) == (10, 10, 0), stats.last_error
-    assert time.perf_counter() - start < 30 and not stats.last_error
+    assert not stats.last_error
     import mlflow
 
     mlflow.set_tracking_uri(store.uri)
@@ -149,6 +149,28 @@ def test_writer_writes_links_and_counts(tmp_path, hold):
     assert feedback.value == 1.0 and feedback.rationale == "why"
     assert len(by_id["3"].data.spans) == 2
 
+
+
+@pytest.mark.parametrize("hold", [False, True], ids=["as_they_come", "held"])
+def test_only_a_writer_beside_the_evaluation_lowers_its_priority(tmp_path, monkeypatch, capsys, hold):
+    """A held writer writes after the evaluation: at nice 19 beside other busy processes (a second run,
+    a test suite) it got no CPU for over a minute and the run lost every trace. So it keeps its
+    priority, and opens no MLflow store while it only reads its pipe (here: no traces at all)."""
+    import io
+    import os
+    import types
+
+    from workbench.traces import process
+
+    niced: list[int] = []
+    monkeypatch.setattr(os, "nice", niced.append)
+    monkeypatch.setattr(process.sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(b"")))
+    config = {"uri": f"sqlite:///{tmp_path / 'traces.db'}", "experiment_id": "1", "run_id": None, "model_id": None,
+              "batch_size": 4, "interval": 0.05, "hold": hold, "grace": 1.0}
+    process.main([json.dumps(config)])
+    stats = json.loads(capsys.readouterr().out.split(process.STATS_PREFIX)[1])
+    assert niced == ([] if hold else [19]) and stats == {"written": 0, "seconds": 0, "last_error": ""}
+    assert not (tmp_path / "traces.db").exists()  # the store was never opened
 
 def test_a_dead_store_loses_traces_counted_never_raising():
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens here

@@ -3,7 +3,7 @@
 Writing a trace costs MLflow's SQLAlchemy store tens of milliseconds of Python; in the
 evaluating process that time competes for the GIL with the LM's own Python (the embedded
 backend samples every token in Python), which measured +5.5% on a 300-item embedded run.
-So `TraceWriter` starts `python -m workbench.traces.process` at low CPU priority, hands it
+So `TraceWriter` starts `python -m workbench.traces.process` (at low CPU priority unless it holds), hands it
 each finished trace (pickled, over its stdin, from a feeder thread: `submit()` never blocks)
 and at `close()` reads back what was written. The child runs `StoreWriter` (writer.py):
 batches, the backlog and backoff of a failing store, a bounded grace at the end.
@@ -126,11 +126,15 @@ def main(argv: list[str]) -> int:
     from workbench.traces.writer import StoreWriter
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # MLflow prices LM spans: never fetch tables
-    try:
-        os.nice(19)  # the evaluation comes first; traces are written in its idle moments
-    except OSError:
-        pass
     config = json.loads(argv[0])
+    if not config["hold"]:
+        try:
+            os.nice(19)  # the evaluation comes first; traces are written in its idle moments
+        except OSError:
+            pass
+    # a held writer only reads its pipe until the evaluation ends (MLflow is imported at its first write),
+    # then writes at normal priority: at nice 19 beside other busy processes (a second run, a test
+    # suite) it got no CPU for over a minute and the run's close timeout lost every trace
     writer = StoreWriter(config["uri"], config["experiment_id"], config["run_id"], model_id=config["model_id"],
                          batch_size=config["batch_size"], interval=config["interval"], hold=config["hold"],
                          grace=config["grace"])

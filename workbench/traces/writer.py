@@ -150,19 +150,27 @@ class StoreWriter:
         return self.stats
 
     def _work(self) -> None:
-        from mlflow.tracing.client import TracingClient
+        clients: tuple = ()  # opened at the first write: a held writer imports MLflow after the evaluation
 
-        from workbench.tracking import client as bound_client
+        def opened() -> tuple:
+            nonlocal clients
+            if not clients:
+                from mlflow.tracing.client import TracingClient
 
-        tracing, client = TracingClient(self.uri), bound_client(self.uri)
+                from workbench.tracking import client as bound_client
+
+                clients = (TracingClient(self.uri), bound_client(self.uri))
+            return clients
+
         while True:
             self._collect()
             if self._closing:
-                self._drain(tracing, client)
+                if self._backlog:
+                    self._drain(*opened())
                 return
             if self._backlog and time.monotonic() >= self._retry_at and \
                     (not self.hold or len(self._backlog) >= HOLD_LIMIT):
-                self._write(tracing, client)  # a full batch, or what came within `interval`
+                self._write(*opened())  # a full batch, or what came within `interval`
 
     def _drain(self, tracing, client) -> None:
         """No more traces come: write the backlog now; a failing store is tried again on the
