@@ -206,6 +206,8 @@ ROWS = [
                                              "optimizer.params.group_by_length=true"],
      "BANKING77, the 0.885 recipe with batches of similar length, 30 minutes, 1,500 test items", None,
      "tfidf_logreg", ["banking77-hint-from-0.5-allblocks", "banking77-hint-from-0.5-allblocks-60min"]),
+    # measured (2026-12-07, 7855a57, 2-core AMD EPYC with AVX512-BF16): 612 steps in the 30 minutes (the 0.885 row 511
+    # on the Xeon), 0.879 on the 1,500 items, where the 0.885 row had 0.887 (p = 0.27): more steps, no gain
     ("bfcl-simple", "experiments/tools_bfcl_simple.yaml", BFCL_FT, "BFCL simple_python (AST)", 0.60, "rules_ast", []),
     # the same recipe on 2.5x the training calls: the exec categories' 150 items (none repeats a simple_python
     # request) besides `multiple`'s 80
