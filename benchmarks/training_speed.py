@@ -72,8 +72,8 @@ def measure(overrides: list[str], modes: list, batches: int, batch_size: int) ->
 
     import workbench
     from workbench.finetune.lowp import bfloat16_steps
-    from workbench.finetune.train import (GROUP_WINDOW, TrainConfig, _batches, _collate, _shared_prefix, encode, load_base,
-                                          lora_config, step_loss)
+    from workbench.finetune.train import (GROUP_WINDOW, TrainConfig, _batches, _collate, _shared_prefix, encode,
+                                          load_base, lora_config, step_loss)
     from workbench.lm.models import resolve_model_path
     from workbench.runner import prepare
 
@@ -93,16 +93,16 @@ def measure(overrides: list[str], modes: list, batches: int, batch_size: int) ->
     drawn = {False: _batches(len(encoded), batch_size, 0, GROUP_WINDOW)[:batches + 1],
              True: _batches(len(encoded), batch_size, 0, GROUP_WINDOW, lengths=lengths)[:batches + 1]}
     padding = {}  # of the tokens a step computes after the shared prefix, the share that is padding
-    for grouped, drawn_batches in drawn.items():
+    for by_length, drawn_batches in drawn.items():
         masks = [_collate([encoded[i] for i in b], 0)[1] for b in drawn_batches]
-        padding[grouped] = 1 - sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)
+        padding[by_length] = 1 - sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)
     seconds = {name: 0.0 for name, *_ in modes}
     losses: dict[str, list[float]] = {name: [] for name, *_ in modes}
     shared = []
     for b in range(batches + 1):  # the first batch warms up and is not counted
         shared.append(_shared_prefix([encoded[i] for i in drawn[False][b]]))
-        for name, share, low, layers, fast, grouped in modes:
-            rows = [encoded[i] for i in drawn[grouped][b]]
+        for name, share, low, layers, fast, by_length in modes:
+            rows = [encoded[i] for i in drawn[by_length][b]]
             model = models[layers]
             with bfloat16_steps(model, fast):  # its casts of the weights are once per training, not timed here
                 start = time.perf_counter()
@@ -132,7 +132,9 @@ def report(results: list[tuple[str, dict]], label: str = "") -> str:
     for task, r in results:
         base = r["seconds"].get(MODES[0][0])
         for name, s in r["seconds"].items():
-            rows.append([task, name, f"{s:.2f}", f"{base / s:.2f}" if base else "–", f"{r['loss_gap'][name]:.1e}" if r["loss_gap"][name] is not None else "– (other batches)"])
+            gap = r["loss_gap"][name]
+            rows.append([task, name, f"{s:.2f}", f"{base / s:.2f}" if base else "–",
+                         f"{gap:.1e}" if gap is not None else "– (other batches)"])
     notes = "; ".join(f"{task}: prompts of {r['prompt']:.0f} tokens on average, {r['shared']:.0f} shared by a batch's "
                       f"rows, padding {r['padding'][False]:.0%} of a batch's tokens ({r['padding'][True]:.0%} "
                       f"grouped by length), n = {r['n']} batches of {r['batch_size']}" for task, r in results)
@@ -147,9 +149,9 @@ def report(results: list[tuple[str, dict]], label: str = "") -> str:
                     rows)
             + f"\n\nForward and backward of one step (LoRA r=16 on every linear layer of every block, or of the top "
               f"10 of 30; the embedded model's weights in float32), each way in turn on the same batches of "
-              "a run's random order (the grouped ways on batches cut by length from the same pairs), one process; a run "
-              "computes each batch once and its steps take longer (BANKING77 hint prompts: ~3.2 s a step in a loop "
-              "of new batches): compare ways, not seconds with a run's; "
+              "a run's random order (the grouped ways on batches cut by length from the same pairs), one process; "
+              "a run computes each batch once and its steps take longer (BANKING77 hint prompts: ~3.2 s a step in "
+              "a loop of new batches): compare ways, not seconds with a run's; "
               f"bfloat16 where this CPU {'has' if native else 'lacks'} native bfloat16 products"
               f"{'' if native else ' (rows in bfloat16 only with --all-modes: emulated, they are ~20x slower)'}. "
               f"{notes}. The shared "
