@@ -219,3 +219,35 @@ def test_a_store_failing_as_the_run_ends_gets_its_traces_within_the_grace(tmp_pa
         assert failures[1] - failures[0] >= 0.9  # retried on the backoff, not in a tight loop
     else:
         assert (stats.written, stats.lost) == (0, 6) and len(failures) == 1
+
+
+@pytest.mark.parametrize("opens_after", [2, None], ids=["opens_on_the_third_try", "never_opens"])
+def test_a_store_that_cannot_be_opened_is_retried_and_reported(tmp_path, monkeypatch, opens_after):
+    """The clients are opened at the first write. Opening them failing (a store not reachable yet, an
+    unwritable folder) used to end the writer's thread: every trace lost and no reason given. It now
+    fails that write like any other: retried on the backoff within the grace, and its error reported."""
+    from mlflow.tracing.client import TracingClient
+
+    store = Store(tmp_path / "mlruns")
+    client = store.client()
+    experiment = client.create_experiment("traces")
+    run = client.create_run(experiment)
+    real, tries = TracingClient.__init__, []
+
+    def opening(self, *args, **kwargs):
+        tries.append(time.monotonic())
+        if opens_after is None or len(tries) <= opens_after:
+            raise PermissionError("the store's folder is not writable")
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(TracingClient, "__init__", opening)
+    writer = StoreWriter(store.uri, experiment, run.info.run_id, batch_size=4, interval=0.05, hold=True, grace=4.0)
+    for i in range(6):
+        writer.submit(_record(i))
+    stats = writer.close(timeout=60)
+    if opens_after:
+        assert (stats.written, stats.lost) == (6, 0), stats.last_error
+        assert tries[2] - tries[0] >= 2.5  # retried on the backoff (1 s, then 2 s), not in a tight loop
+    else:
+        assert (stats.written, stats.lost) == (0, 6) and len(tries) >= 2
+        assert stats.last_error == "PermissionError: the store's folder is not writable"

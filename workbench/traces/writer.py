@@ -129,6 +129,7 @@ class StoreWriter:
         self._failures = 0  # failed writes in a row
         self._retry_at = 0.0
         self._closing = False
+        self._clients: tuple = ()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="workbench-trace-writer", daemon=True)
         self._thread.start()
@@ -150,29 +151,29 @@ class StoreWriter:
         return self.stats
 
     def _work(self) -> None:
-        clients: tuple = ()  # opened at the first write: a held writer imports MLflow after the evaluation
-
-        def opened() -> tuple:
-            nonlocal clients
-            if not clients:
-                from mlflow.tracing.client import TracingClient
-
-                from workbench.tracking import client as bound_client
-
-                clients = (TracingClient(self.uri), bound_client(self.uri))
-            return clients
-
         while True:
             self._collect()
             if self._closing:
                 if self._backlog:
-                    self._drain(*opened())
+                    self._drain()
                 return
             if self._backlog and time.monotonic() >= self._retry_at and \
                     (not self.hold or len(self._backlog) >= HOLD_LIMIT):
-                self._write(*opened())  # a full batch, or what came within `interval`
+                self._write()  # a full batch, or what came within `interval`
 
-    def _drain(self, tracing, client) -> None:
+    def _opened(self) -> tuple:
+        """The store's clients, opened at the first write (a held writer imports MLflow after the
+        evaluation); a store that cannot be opened fails that write like any other, so it is retried
+        and its error reported."""
+        if not self._clients:
+            from mlflow.tracing.client import TracingClient
+
+            from workbench.tracking import client as bound_client
+
+            self._clients = (TracingClient(self.uri), bound_client(self.uri))
+        return self._clients
+
+    def _drain(self) -> None:
         """No more traces come: write the backlog now; a failing store is tried again on the
         usual backoff until `grace` seconds have passed, the first try at once."""
         give_up = time.monotonic() + self.grace
@@ -183,7 +184,7 @@ class StoreWriter:
                 if time.monotonic() + wait > give_up:
                     return
                 time.sleep(wait)
-            self._write(tracing, client)
+            self._write()
 
     def _due(self) -> bool:
         """A full batch is waiting and may be written now (held traces: only past HOLD_LIMIT)."""
@@ -208,13 +209,14 @@ class StoreWriter:
             if time.monotonic() >= deadline:
                 return
 
-    def _write(self, tracing, client) -> bool:
+    def _write(self) -> bool:
         """Write up to a batch from the backlog; a trace counts as written once its info (with its
         assessments) and its spans are in, so a store failing mid-batch keeps the rest for later.
         Returns False when the store failed (it is then left alone for a while, longer each time)."""
         start = time.perf_counter()
         written: list[str] = []
         try:
+            tracing, client = self._opened()
             while self._backlog and len(written) < self.batch_size:
                 record = self._backlog[0]
                 info, spans = to_entities(record, self.experiment_id, self.run_id, self.model_id)
