@@ -209,7 +209,7 @@ ROWS = [
     # measured (2026-12-07, 7855a57, 2-core AMD EPYC with AVX512-BF16): 612 steps in the 30 minutes (the 0.885 row 511
     # on the Xeon), 0.879 on the 1,500 items, where the 0.885 row had 0.887 (p = 0.27): more steps, no gain
     # the 60-minute row (776 steps of 8, 0.898) leaves open whether updates or messages seen are short at 30 minutes:
-    # the 0.885 recipe in batches of 4, so the 30 minutes make about twice the updates from a few fewer messages
+    # the 0.885 recipe in batches of 4, so the 30 minutes make about twice the updates from about as many messages
     ("banking77-hint-from-0.5-batch4", FT, ["dataset.name=banking77", "dataset.test=null", *HINT_FROM_ALL_BLOCKS,
                                             "optimizer.params.batch_size=4"],
      "BANKING77, the 0.885 recipe in batches of 4 (about twice the updates), 30 minutes", 0.90, "tfidf_logreg",
