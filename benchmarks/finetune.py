@@ -216,7 +216,7 @@ ROWS = [
      ["banking77-hint-from-0.5-allblocks", "banking77-hint-from-0.5-allblocks-60min"]),
     # measured (2026-12-07, 640a727, AMD EPYC, bfloat16): 1,032 steps of 4 (4,128 messages, the 0.885 row 4,088 in
     # 511 steps of 8): 0.883, -0.003 vs the 0.885 row (p = 0.53), -0.016 vs the 60-minute row (p = 0.0004). Twice
-    # the updates bought nothing: what the 60 minutes add is messages seen
+    # the updates bought nothing (nor did the grouped row's 4,896 messages in 612 steps of 8)
     ("bfcl-simple", "experiments/tools_bfcl_simple.yaml", BFCL_FT, "BFCL simple_python (AST)", 0.60, "rules_ast", []),
     # the same recipe on 2.5x the training calls: the exec categories' 150 items (none repeats a simple_python
     # request) besides `multiple`'s 80
