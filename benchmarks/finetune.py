@@ -217,6 +217,12 @@ ROWS = [
     # measured (2026-12-07, 640a727, AMD EPYC, bfloat16): 1,032 steps of 4 (4,128 messages, the 0.885 row 4,088 in
     # 511 steps of 8): 0.883, -0.003 vs the 0.885 row (p = 0.53), -0.016 vs the 60-minute row (p = 0.0004). Twice
     # the updates bought nothing (nor did the grouped row's 4,896 messages in 612 steps of 8)
+    # the learning rate was never tuned for a schedule cut at ~500 steps: the 0.885 recipe at lr 0.004 (twice the spec's),
+    # on the 1,500-item sample of the test split (paired with the rows above on those items)
+    ("banking77-hint-from-0.5-lr4e-3", FT, ["dataset.name=banking77", "dataset.test=1500", *HINT_FROM_ALL_BLOCKS,
+                                            "optimizer.params.learning_rate=0.004"],
+     "BANKING77, the 0.885 recipe at learning rate 0.004 (twice the spec's), 30 minutes, 1,500 test items", None,
+     "tfidf_logreg", ["banking77-hint-from-0.5-allblocks", "banking77-hint-from-0.5-allblocks-60min"]),
     ("bfcl-simple", "experiments/tools_bfcl_simple.yaml", BFCL_FT, "BFCL simple_python (AST)", 0.60, "rules_ast", []),
     # the same recipe on 2.5x the training calls: the exec categories' 150 items (none repeats a simple_python
     # request) besides `multiple`'s 80
