@@ -223,6 +223,8 @@ ROWS = [
                                             "optimizer.params.learning_rate=0.004"],
      "BANKING77, the 0.885 recipe at learning rate 0.004 (twice the spec's), 30 minutes, 1,500 test items", None,
      "tfidf_logreg", ["banking77-hint-from-0.5-allblocks", "banking77-hint-from-0.5-allblocks-60min"]),
+    # measured (2026-12-07, 1bc66c4, AMD EPYC, bfloat16): 587 steps, 0.861 on the 1,500 items, -0.026 vs the 0.885
+    # row on them (p = 0.0001): twice the rate is worse; 0.002 stays
     ("bfcl-simple", "experiments/tools_bfcl_simple.yaml", BFCL_FT, "BFCL simple_python (AST)", 0.60, "rules_ast", []),
     # the same recipe on 2.5x the training calls: the exec categories' 150 items (none repeats a simple_python
     # request) besides `multiple`'s 80
