@@ -50,6 +50,8 @@ THEN_DEMOS = ["optimizer.name=sequence", "optimizer.params=" + json.dumps({"step
     {"name": "finetune", "params": {**yaml.safe_load((ROOT / FT).read_text())["optimizer"]["params"],
                                     "max_examples": 3200}},
     {"name": "retrieval_demos", "params": {"k": 5}}]})]
+# the rows a BANKING77 variant of the 0.885 recipe is paired against: that row and its 60-minute run
+B77_PAIRED = ["banking77-hint-from-0.5-allblocks", "banking77-hint-from-0.5-allblocks-60min"]
 ROWS = [
     ("clinc-domains", FT, ["dataset.test=null", AT_3200], "CLINC150 domains, 3,200 training messages", 0.97,
      "tfidf_logreg", []),
@@ -186,7 +188,7 @@ ROWS = [
     ("banking77-hint-from-0.5-top10blocks", FT, ["dataset.name=banking77", "dataset.test=null", *HINT_FROM_ALL_BLOCKS,
                                                  "optimizer.params.layers=10"],
      "BANKING77, the 0.885 recipe with LoRA in the top 10 blocks only, 30 minutes", 0.90, "tfidf_logreg",
-     ["banking77-hint-from-0.5-allblocks", "banking77-hint-from-0.5-allblocks-60min"]),
+     B77_PAIRED),
     # that row ran on a 2-core AVX2 EPYC in float32 (341 steps): fewer blocks learnt less. Back to all blocks, with
     # more steps in the 30 minutes two ways: bfloat16 steps without their casts and with plain attention (1.29x,
     # 3c984e3) and the 5 nearest labels instead of 10 (prompts of ~112 tokens instead of ~148; the ranker's top 5
@@ -194,7 +196,7 @@ ROWS = [
     ("banking77-hint-from-0.5-top5", FT, ["dataset.name=banking77", "dataset.test=null", *HINT_FROM_ALL_BLOCKS,
                                           "program.params.candidates=5"],
      "BANKING77, the 0.885 recipe with the 5 nearest labels and faster bfloat16 steps, 30 minutes", 0.90,
-     "tfidf_logreg", ["banking77-hint-from-0.5-allblocks", "banking77-hint-from-0.5-allblocks-60min"]),
+     "tfidf_logreg", B77_PAIRED),
     # stopped (2026-12-07, 5c1e4a7): it ran only 472 steps in the 30 minutes (3.8 s each; training_speed.py put such a
     # step at 2.36 s on the same machine an hour later) and scored 0.868 on the first 946 test items, where the
     # 0.885 row had 0.891 and its ranker alone 0.897: 5 candidates read worse, and the steps did not come
@@ -205,7 +207,7 @@ ROWS = [
     ("banking77-hint-from-0.5-grouped", FT, ["dataset.name=banking77", "dataset.test=1500", *HINT_FROM_ALL_BLOCKS,
                                              "optimizer.params.group_by_length=true"],
      "BANKING77, the 0.885 recipe with batches of similar length, 30 minutes, 1,500 test items", None,
-     "tfidf_logreg", ["banking77-hint-from-0.5-allblocks", "banking77-hint-from-0.5-allblocks-60min"]),
+     "tfidf_logreg", B77_PAIRED),
     # measured (2026-12-07, 7855a57, 2-core AMD EPYC with AVX512-BF16): 612 steps in the 30 minutes (the 0.885 row 511
     # on the Xeon), 0.879 on the 1,500 items, where the 0.885 row had 0.887 (p = 0.27): more steps, no gain
     # the 60-minute row (776 steps of 8, 0.898) leaves open whether updates or messages seen are short at 30 minutes:
@@ -213,16 +215,17 @@ ROWS = [
     ("banking77-hint-from-0.5-batch4", FT, ["dataset.name=banking77", "dataset.test=null", *HINT_FROM_ALL_BLOCKS,
                                             "optimizer.params.batch_size=4"],
      "BANKING77, the 0.885 recipe in batches of 4 (about twice the updates), 30 minutes", 0.90, "tfidf_logreg",
-     ["banking77-hint-from-0.5-allblocks", "banking77-hint-from-0.5-allblocks-60min"]),
+     B77_PAIRED),
     # measured (2026-12-07, 640a727, AMD EPYC, bfloat16): 1,032 steps of 4 (4,128 messages, the 0.885 row 4,088 in
     # 511 steps of 8): 0.883, -0.003 vs the 0.885 row (p = 0.53), -0.016 vs the 60-minute row (p = 0.0004). Twice
     # the updates bought nothing (nor did the grouped row's 4,896 messages in 612 steps of 8)
-    # the learning rate was never tuned for a schedule cut at ~500 steps: the 0.885 recipe at lr 0.004 (twice the spec's),
+    # the learning rate was never tuned for a schedule cut at ~500 steps: the 0.885 recipe at lr 0.004 (twice the
+    # spec's),
     # on the 1,500-item sample of the test split (paired with the rows above on those items)
     ("banking77-hint-from-0.5-lr4e-3", FT, ["dataset.name=banking77", "dataset.test=1500", *HINT_FROM_ALL_BLOCKS,
                                             "optimizer.params.learning_rate=0.004"],
      "BANKING77, the 0.885 recipe at learning rate 0.004 (twice the spec's), 30 minutes, 1,500 test items", None,
-     "tfidf_logreg", ["banking77-hint-from-0.5-allblocks", "banking77-hint-from-0.5-allblocks-60min"]),
+     "tfidf_logreg", B77_PAIRED),
     # measured (2026-12-07, 1bc66c4, AMD EPYC, bfloat16): 587 steps, 0.861 on the 1,500 items, -0.026 vs the 0.885
     # row on them (p = 0.0001): twice the rate is worse; 0.002 stays
     ("bfcl-simple", "experiments/tools_bfcl_simple.yaml", BFCL_FT, "BFCL simple_python (AST)", 0.60, "rules_ast", []),
