@@ -220,8 +220,7 @@ ROWS = [
     # 511 steps of 8): 0.883, -0.003 vs the 0.885 row (p = 0.53), -0.016 vs the 60-minute row (p = 0.0004). Twice
     # the updates bought nothing (nor did the grouped row's 4,896 messages in 612 steps of 8)
     # the learning rate was never tuned for a schedule cut at ~500 steps: the 0.885 recipe at lr 0.004 (twice the
-    # spec's),
-    # on the 1,500-item sample of the test split (paired with the rows above on those items)
+    # spec's), on the 1,500-item sample of the test split (paired with the rows above on those items)
     ("banking77-hint-from-0.5-lr4e-3", FT, ["dataset.name=banking77", "dataset.test=1500", *HINT_FROM_ALL_BLOCKS,
                                             "optimizer.params.learning_rate=0.004"],
      "BANKING77, the 0.885 recipe at learning rate 0.004 (twice the spec's), 30 minutes, 1,500 test items", None,
