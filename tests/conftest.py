@@ -29,12 +29,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "experiments" / "routing_clinc150.yaml"
 # The deterministic LM of the fast tier (workbench/lm/recorded.py), as spec overrides.
 FAST_LM = ["lm.backend=recorded", "lm.model=synthetic"]
-_SESSION_CACHE = tempfile.mkdtemp(prefix="workbench-test-cache-")
+if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("WORKBENCH_TEST_SESSION_CACHE"):
+    # a pytest-xdist worker shares the controller's folder (inherited through the environment): the base
+    # model's float32 copy and the built indexes are made once per session, not once per worker, and two
+    # processes filling one cache is what the cache is built for; the controller removes it at its exit
+    _SESSION_CACHE = os.environ["WORKBENCH_TEST_SESSION_CACHE"]
+else:
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="workbench-test-cache-")
+    os.environ["WORKBENCH_TEST_SESSION_CACHE"] = _SESSION_CACHE
+    atexit.register(shutil.rmtree, _SESSION_CACHE, True)  # half a gigabyte once a base model is saved
 os.environ["WORKBENCH_CACHE"] = _SESSION_CACHE
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")  # names this process's own files in the shared folder
 # models converted or unpacked once (fine-tuning's float32 base, the dense encoder): shared by the
 # session's tests, also those that point WORKBENCH_CACHE at a folder of their own
 os.environ["WORKBENCH_MODELS"] = str(Path(_SESSION_CACHE) / "models")
-atexit.register(shutil.rmtree, _SESSION_CACHE, True)  # half a gigabyte once a base model is saved
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -49,7 +57,7 @@ def _migrated_store() -> Path:
 
         from mlflow.tracking import MlflowClient
 
-        path = Path(_SESSION_CACHE) / "template-mlflow.db"
+        path = Path(_SESSION_CACHE) / f"template-mlflow-{_WORKER}.db"
         quiet = logging.getLogger("mlflow")
         level, quiet.level = quiet.level, logging.WARNING  # its migration notes are not the test's output
         try:
@@ -221,7 +229,7 @@ def llama_server():
 
     port = free_port()
     model = resolve_model_path("smollm2-135m-instruct")
-    log = open(Path(_SESSION_CACHE) / "llama_server.log", "w")
+    log = open(Path(_SESSION_CACHE) / f"llama_server-{_WORKER}.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
                              "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2"],
                             stdout=log, stderr=subprocess.STDOUT)
