@@ -13,10 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
-from tests.conftest import ROOT, Store, free_port, run_cli
+from tests.conftest import ROOT, Store, free_port, run_cli, stop, wait_for_http
 
 pytestmark = pytest.mark.slow
 SPEC = ROOT / "experiments" / "routing_clinc150_finetune.yaml"
@@ -168,7 +169,22 @@ def test_a_finetune_run_logs_exports_and_serves_its_adapter_and_refuses_a_change
 
     loaded = load(bundle)
     assert loaded.lm.model.endswith(f"+lora-{sha[:12]}")
-    assert loaded(text="how do i get to the airport by train")["label"] in loaded.program.labels
+    question = "how do i get to the airport by train"
+    answer = loaded(text=question)["label"]
+    assert answer in loaded.program.labels
+
+    port = free_port()  # the bundle served over real HTTP answers as the loaded program does, adapter and all
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", str(bundle), "--port", str(port)],
+                            cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base_url}/health", proc, seconds=120, what="workbench serve", log=lambda: proc.stdout.read())
+        predicted = httpx.post(f"{base_url}/predict", json={"text": question}, timeout=60)
+        assert predicted.status_code == 200 and predicted.json()["label"] == answer, predicted.text
+        assert httpx.get(f"{base_url}/metadata", timeout=30).json()["lm"]["model"].endswith(f"+lora-{sha[:12]}")
+    finally:
+        stop(proc)
 
     raw = bytearray((bundle / "lora.gguf").read_bytes())
     raw[len(raw) // 2] ^= 0xFF
