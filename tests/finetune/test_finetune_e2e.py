@@ -184,7 +184,7 @@ def test_a_finetune_run_logs_exports_and_serves_its_adapter_and_refuses_a_change
         assert predicted.status_code == 200 and predicted.json()["label"] == answer, predicted.text
         assert httpx.get(f"{base_url}/metadata", timeout=30).json()["lm"]["model"].endswith(f"+lora-{sha[:12]}")
     finally:
-        stop(proc)
+        stop(proc, proc.stdout)  # its piped output closed with it
 
     raw = bytearray((bundle / "lora.gguf").read_bytes())
     raw[len(raw) // 2] ^= 0xFF
